@@ -1,0 +1,137 @@
+//! The normalised event: one per CloudTrail record or gateway session event.
+
+use serde::{Deserialize, Serialize};
+
+/// Where an event came from. Kept small on purpose: it is a partition of the
+/// data that rules, metrics and the lake all group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// AWS CloudTrail: management, data (S3) and Insights events.
+    #[default]
+    Cloudtrail,
+    /// A privileged-access gateway: session and keystroke logs.
+    Session,
+}
+
+impl Source {
+    /// The lower-case name used in the `source` column and in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cloudtrail => "cloudtrail",
+            Source::Session => "session",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One normalised event. Every source is mapped onto these fields once, at
+/// ingest; nothing downstream looks at the original JSON except through
+/// `request`, `response` and `extra`.
+///
+/// Times are microseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Event {
+    // when and what
+    /// When the event happened (CloudTrail `eventTime`, session event time).
+    pub event_time: i64,
+    /// When trailhound read it.
+    pub ingest_time: i64,
+    /// CloudTrail or session.
+    pub source: Source,
+    /// CloudTrail `eventID`; for session events `<session id>:<sequence>`.
+    pub event_id: String,
+    /// CloudTrail `eventSource` (`iam.amazonaws.com`); for sessions the gateway kind (`teleport`).
+    pub event_source: String,
+    /// CloudTrail `eventName`; for sessions `session.start`, `session.command`, ...
+    pub event_name: String,
+    /// `Management`, `Data`, `Insight` or `Session`.
+    pub event_category: String,
+    /// CloudTrail `readOnly`, when known.
+    pub read_only: Option<bool>,
+    /// CloudTrail `errorCode` (`AccessDenied`, ...).
+    pub error_code: Option<String>,
+    /// CloudTrail `errorMessage`.
+    pub error_message: Option<String>,
+
+    // who
+    /// The account the call was made in (`recipientAccountId`, else the identity's account).
+    pub account_id: Option<String>,
+    /// The stable key of the actor: user ARN, role ARN for assumed roles, root ARN,
+    /// `gateway:<user>` for gateway users. Baselines and Kafka partitioning use it.
+    pub principal: String,
+    /// `Root`, `IAMUser`, `AssumedRole`, `FederatedUser`, `AWSService`, `AWSAccount`,
+    /// `IdentityCenterUser`, `GatewayUser`, or whatever CloudTrail sent.
+    pub principal_type: String,
+    /// The full ARN as CloudTrail gave it (for assumed roles, the session ARN).
+    pub principal_arn: Option<String>,
+    /// The short name: IAM user name, role name, gateway login.
+    pub user_name: Option<String>,
+    /// The role session name for assumed roles.
+    pub session_name: Option<String>,
+    /// The access key used (`AKIA...` long-term, `ASIA...` temporary).
+    pub access_key_id: Option<String>,
+    /// `sourceIdentity` set on role assumption.
+    pub source_identity: Option<String>,
+    /// Whether MFA was used, when CloudTrail says.
+    pub mfa: Option<bool>,
+
+    // from where
+    /// The AWS region of the call.
+    pub region: Option<String>,
+    /// `sourceIPAddress` (an IP, or a service name such as `ec2.amazonaws.com`).
+    pub source_ip: Option<String>,
+    /// The caller's user agent.
+    pub user_agent: Option<String>,
+
+    // on what
+    /// ARNs of the resources touched.
+    pub resources: Vec<String>,
+    /// S3 bucket, for S3 calls.
+    pub bucket: Option<String>,
+    /// S3 object key, for S3 object calls.
+    pub object_key: Option<String>,
+    /// Bytes received by AWS (uploads).
+    pub bytes_in: Option<i64>,
+    /// Bytes sent by AWS (downloads).
+    pub bytes_out: Option<i64>,
+
+    // sessions
+    /// Gateway session id.
+    pub session_id: Option<String>,
+    /// The host or resource the session is connected to.
+    pub target: Option<String>,
+    /// A command run in the session.
+    pub command: Option<String>,
+    /// Keystrokes typed, with secrets redacted.
+    pub input: Option<String>,
+    /// Number of keystrokes behind `input`/`command`.
+    pub keystrokes: Option<i64>,
+    /// Mean time between keystrokes, in milliseconds.
+    pub keystroke_interval_ms_mean: Option<f64>,
+    /// Standard deviation of the time between keystrokes, in milliseconds.
+    pub keystroke_interval_ms_stddev: Option<f64>,
+
+    // the rest
+    /// CloudTrail `requestParameters` as JSON text.
+    pub request: Option<String>,
+    /// CloudTrail `responseElements` as JSON text.
+    pub response: Option<String>,
+    /// Everything else of the original record that no column lifts, as a JSON
+    /// object (`additionalEventData`, `userIdentity`, unknown fields, ...).
+    pub extra: Option<String>,
+}
+
+impl Event {
+    /// True for principals trailhound must alert on but never act on: the
+    /// account root user and AWS service principals.
+    pub fn is_protected_principal(&self) -> bool {
+        matches!(self.principal_type.as_str(), "Root" | "AWSService")
+    }
+}

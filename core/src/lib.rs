@@ -1,0 +1,24 @@
+//! # trailhound-core
+//!
+//! The vocabulary every other crate shares: the normalised [`Event`], its Arrow
+//! schema and batch builder ([`schema`]), the [`Alert`] a rule raises, and time
+//! helpers.
+//!
+//! The one design decision to know: every source (CloudTrail, S3 data events,
+//! gateway session logs) is mapped onto one flat event model *once*, at ingest,
+//! and from then on events travel as Arrow `RecordBatch`es of
+//! [`schema::event_schema`]. Rules, baselines, the lake and the benchmarks all
+//! see the same columns. Fields the model does not lift stay reachable as JSON
+//! text in `request`, `response` and `extra`.
+
+pub mod alert;
+pub mod deadletter;
+pub mod event;
+pub mod id;
+pub mod schema;
+pub mod time;
+
+pub use alert::{Alert, Severity};
+pub use deadletter::{DeadLetter, Position};
+pub use event::{Event, Source};
+pub use schema::{EventBatchBuilder, event_schema, events_to_batch};

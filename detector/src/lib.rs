@@ -1,0 +1,23 @@
+//! # trailhound-detector
+//!
+//! The streaming engine. Events arrive, are gathered into Arrow batches
+//! ([`batcher`]), every compiled rule runs on every batch ([`engine`]), and
+//! matches become deduplicated alerts ([`dedup`]) handed to the sinks. The
+//! embedded [`pipeline`] wires parsers to the engine through a bounded
+//! in-process channel, so `trailhound detect <files>` needs no server.
+//!
+//! The one design decision to know: the engine only ever sees `RecordBatch`es
+//! of the event schema; where they come from (files, stdin, Kafka later) is
+//! the pipeline's business, so every deployment runs the same engine.
+//!
+//! Where a match becomes an alert (and where, later, a revocation is decided
+//! from it): [`engine::Engine::process`].
+
+pub mod batcher;
+pub mod dedup;
+pub mod engine;
+pub mod pipeline;
+
+pub use batcher::BatchPolicy;
+pub use engine::Engine;
+pub use pipeline::{Input, PipelineConfig, Progress, Summary, run};

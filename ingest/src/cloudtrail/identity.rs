@@ -1,0 +1,246 @@
+//! `userIdentity`: who made the call, mapped onto the principal columns.
+//!
+//! `principal` is the stable key baselines and partitioning use, so it names
+//! the long-lived identity rather than the session:
+//!
+//! | `type` | `principal` | `user_name` |
+//! |---|---|---|
+//! | `IAMUser` | the user ARN | `userName` |
+//! | `AssumedRole` | the role ARN: `sessionIssuer.arn` (keeps the role path), else derived from `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` | `sessionIssuer.userName`, else the role name |
+//! | `Root` | `arn`, else `arn:aws:iam::ACCT:root` | `root` |
+//! | `FederatedUser` | `arn` | the federated user name from the ARN, else `userName` |
+//! | `AWSService` | `invokedBy` (`lambda.amazonaws.com`) | `userName` if any |
+//! | `AWSAccount` | `account:` + `accountId` (else `principalId`) | `userName` if any |
+//! | `IdentityCenterUser` | `identitycenter:` + `onBehalfOf.userId` (else `principalId`) | `userName` if any |
+//! | `SAMLUser`, `WebIdentityUser`, anything else or absent | `arn`, else `userName`, else `principalId`, else `unknown` | `userName` |
+//!
+//! Whenever the specific rule finds nothing, the last row's chain applies.
+//! `principal_type` is `type` verbatim (`Unknown` when absent).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::json::{Lenient, Text, parse_bool, parse_lenient};
+
+/// The parts of `userIdentity` the event model reads; everything else stays
+/// in `extra` through the raw `userIdentity` text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct UserIdentity<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Text<'a>,
+    #[serde(rename = "principalId", borrow)]
+    principal_id: Text<'a>,
+    #[serde(borrow)]
+    arn: Text<'a>,
+    #[serde(rename = "accountId", borrow)]
+    account_id: Text<'a>,
+    #[serde(rename = "accessKeyId", borrow)]
+    access_key_id: Text<'a>,
+    #[serde(rename = "userName", borrow)]
+    user_name: Text<'a>,
+    #[serde(rename = "invokedBy", borrow)]
+    invoked_by: Text<'a>,
+    #[serde(rename = "sessionContext", borrow)]
+    session_context: Lenient<SessionContext<'a>>,
+    #[serde(rename = "onBehalfOf", borrow)]
+    on_behalf_of: Lenient<OnBehalfOf<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SessionContext<'a> {
+    #[serde(rename = "sessionIssuer", borrow)]
+    session_issuer: Lenient<SessionIssuer<'a>>,
+    #[serde(borrow)]
+    attributes: Lenient<Attributes<'a>>,
+    #[serde(rename = "sourceIdentity", borrow)]
+    source_identity: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SessionIssuer<'a> {
+    #[serde(borrow)]
+    arn: Text<'a>,
+    #[serde(rename = "userName", borrow)]
+    user_name: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Attributes<'a> {
+    #[serde(rename = "mfaAuthenticated", borrow)]
+    mfa_authenticated: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OnBehalfOf<'a> {
+    #[serde(rename = "userId", borrow)]
+    user_id: Text<'a>,
+}
+
+/// The principal columns of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Who {
+    /// The stable key of the actor.
+    pub principal: String,
+    /// `userIdentity.type` verbatim, `Unknown` when absent.
+    pub principal_type: String,
+    /// `userIdentity.arn` as given.
+    pub principal_arn: Option<String>,
+    /// The short name: user name, role name, `root`.
+    pub user_name: Option<String>,
+    /// The role session name, for assumed roles.
+    pub session_name: Option<String>,
+    /// `accessKeyId`, unless empty.
+    pub access_key_id: Option<String>,
+    /// `sessionContext.sourceIdentity`.
+    pub source_identity: Option<String>,
+    /// `sessionContext.attributes.mfaAuthenticated`.
+    pub mfa: Option<bool>,
+    /// The identity's own account (`accountId`).
+    pub account_id: Option<String>,
+}
+
+/// Maps a raw `userIdentity` value (absent, null or malformed included)
+/// onto the principal columns.
+pub fn who(raw: Option<&RawValue>) -> Who {
+    let id: UserIdentity<'_> = raw.and_then(parse_lenient).unwrap_or_default();
+    let session = id.session_context.0.unwrap_or_default();
+    let issuer = session.session_issuer.0.unwrap_or_default();
+    let attributes = session.attributes.0.unwrap_or_default();
+
+    let kind = id.kind.get().unwrap_or("Unknown");
+    let arn = id.arn.get();
+    let account = id.account_id.get();
+    let mut user_name = id.user_name.get().map(str::to_owned);
+    let mut session_name = None;
+
+    let principal: Option<String> = match kind {
+        "IAMUser" => arn.map(str::to_owned),
+        "AssumedRole" => {
+            let assumed = arn.and_then(parse_assumed_role);
+            if let Some(a) = &assumed {
+                session_name = a.session.map(str::to_owned);
+            }
+            user_name = issuer
+                .user_name
+                .get()
+                .or(assumed.as_ref().map(|a| a.role))
+                .map(str::to_owned);
+            issuer
+                .arn
+                .get()
+                .map(str::to_owned)
+                .or_else(|| assumed.as_ref().map(AssumedRole::role_arn))
+        }
+        "Root" => {
+            user_name = Some("root".to_owned());
+            arn.map(str::to_owned)
+                .or_else(|| account.map(|a| format!("arn:aws:iam::{a}:root")))
+        }
+        "FederatedUser" => {
+            if let Some(name) = arn
+                .and_then(|a| a.split_once(":federated-user/"))
+                .map(|(_, name)| name)
+                .filter(|n| !n.is_empty())
+            {
+                user_name = Some(name.to_owned());
+            }
+            arn.map(str::to_owned)
+        }
+        "AWSService" => id.invoked_by.get().map(str::to_owned),
+        "AWSAccount" => account
+            .or(id.principal_id.get())
+            .map(|a| format!("account:{a}")),
+        "IdentityCenterUser" => id
+            .on_behalf_of
+            .0
+            .as_ref()
+            .and_then(|o| o.user_id.get())
+            .or(id.principal_id.get())
+            .map(|u| format!("identitycenter:{u}")),
+        _ => None,
+    };
+    let principal = principal
+        .or_else(|| arn.map(str::to_owned))
+        .or_else(|| id.user_name.get().map(str::to_owned))
+        .or_else(|| id.principal_id.get().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+
+    Who {
+        principal,
+        principal_type: kind.to_owned(),
+        principal_arn: arn.map(str::to_owned),
+        user_name,
+        session_name,
+        access_key_id: id.access_key_id.get().map(str::to_owned),
+        source_identity: session.source_identity.get().map(str::to_owned),
+        mfa: attributes.mfa_authenticated.get().and_then(parse_bool),
+        account_id: account.map(str::to_owned),
+    }
+}
+
+/// The parts of `arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+#[derive(Debug, PartialEq, Eq)]
+struct AssumedRole<'a> {
+    partition: &'a str,
+    account: &'a str,
+    role: &'a str,
+    session: Option<&'a str>,
+}
+
+impl AssumedRole<'_> {
+    /// The IAM role ARN (without a role path: the session ARN does not carry it).
+    fn role_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            self.partition, self.account, self.role
+        )
+    }
+}
+
+fn parse_assumed_role(arn: &str) -> Option<AssumedRole<'_>> {
+    let mut parts = arn.splitn(6, ':');
+    let (scheme, partition, service, _region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if scheme != "arn" || service != "sts" {
+        return None;
+    }
+    let rest = resource.strip_prefix("assumed-role/")?;
+    let (role, session) = match rest.split_once('/') {
+        Some((role, session)) => (role, Some(session).filter(|s| !s.is_empty())),
+        None => (rest, None),
+    };
+    if role.is_empty() {
+        return None;
+    }
+    Some(AssumedRole {
+        partition,
+        account,
+        role,
+        session,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assumed_role_arns_split_into_role_and_session() {
+        let a = parse_assumed_role("arn:aws-cn:sts::123:assumed-role/Admin/alice@x").unwrap();
+        assert_eq!(a.role_arn(), "arn:aws-cn:iam::123:role/Admin");
+        assert_eq!(a.session, Some("alice@x"));
+        assert_eq!(parse_assumed_role("arn:aws:iam::123:user/bob"), None);
+        assert_eq!(parse_assumed_role("garbage"), None);
+    }
+}

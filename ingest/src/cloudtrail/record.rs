@@ -1,0 +1,777 @@
+//! One CloudTrail record into one event.
+//!
+//! A record is read in one pass into its top-level fields, each kept as the
+//! raw JSON text it has in the input ([`RawValue`]); no `serde_json::Value`
+//! is built. The lifted fields are then read from that text: plain strings
+//! are borrowed, `requestParameters` and `responseElements` are copied as
+//! they are (whitespace outside strings dropped), and every field no column
+//! lifts is copied into `extra` the same way. Only the small objects the event
+//! model looks inside (`userIdentity`, `additionalEventData`, `resources`,
+//! `insightDetails`, S3 `requestParameters`) are parsed a second time, into
+//! borrowed typed structs.
+//!
+//! Field by field:
+//! - `event_time`: `eventTime`, else Logstash's `@timestamp` (RFC 3339, also
+//!   `YYYY-MM-DD HH:MM:SS[.fff]` taken as UTC, or epoch seconds/ms/µs/ns);
+//! - `event_id`: `eventID`, else a stable hash of the record text
+//!   ([`trailhound_core::id::stable_id`]), so a replayed file gives the same ids;
+//! - `event_category`: `eventCategory`; else `Insight` for `eventType`
+//!   `AwsCloudTrailInsight`, `Data` when `managementEvent` is `false`, else
+//!   `Management`;
+//! - Insights events carry their event name and source in `insightDetails`;
+//! - `read_only`: `readOnly` as a boolean or the string `"true"`/`"false"`;
+//! - principal columns: see [`super::identity`]; `mfa` is overridden for
+//!   `ConsoleLogin` by `additionalEventData.MFAUsed` (`Yes`/`No`);
+//! - S3: `bucket`/`object_key` from `requestParameters.bucketName`/`key`,
+//!   `bytes_in`/`bytes_out` from `additionalEventData.bytesTransferredIn`/`Out`,
+//!   `resources` from `resources[].ARN`;
+//! - an EventBridge envelope (`{"detail-type": ..., "detail": {...}}`) is
+//!   unwrapped and its `detail` read as the record.
+//!
+//! A record without `eventTime` (or `@timestamp`) or `eventName` is refused
+//! with [`RecordError::MissingField`]; unknown fields are never an error.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use trailhound_core::{Event, Source};
+
+use super::identity::{Who, who};
+use super::json::{
+    Lenient, Scalar, Text, kind_of, parse_bool, parse_count, parse_lenient, push_compact, push_key,
+    scalar,
+};
+use crate::emit::ParseContext;
+
+/// Why a record could not become an event.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The text is not valid JSON.
+    InvalidJson(serde_json::Error),
+    /// Valid JSON, but not a record object; says what it is instead.
+    NotARecord(&'static str),
+    /// A field every record needs is absent, null or empty.
+    MissingField(&'static str),
+    /// A field is present but unusable.
+    InvalidField {
+        /// The field's JSON name.
+        field: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl RecordError {
+    /// The short reason used as the dead letter's `reason` and metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RecordError::InvalidJson(_) => "invalid_json",
+            RecordError::NotARecord(_) => "not_a_record",
+            RecordError::MissingField(_) => "missing_field",
+            RecordError::InvalidField { .. } => "invalid_field",
+        }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::InvalidJson(e) => write!(f, "not valid JSON: {e}"),
+            RecordError::NotARecord(what) => {
+                write!(f, "valid JSON but not a CloudTrail record: {what}")
+            }
+            RecordError::MissingField("eventTime") => {
+                f.write_str("the record has no eventTime (nor @timestamp)")
+            }
+            RecordError::MissingField(field) => write!(f, "the record has no {field}"),
+            RecordError::InvalidField { field, detail } => write!(f, "{field}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecordError::InvalidJson(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one record from its JSON text into an event.
+///
+/// `text` is one record object (an EventBridge envelope is unwrapped). A
+/// `{"Records":[...]}` file holds many records and is refused here; use
+/// [`super::parse`] for whole inputs.
+pub fn to_event(text: &str, ctx: &ParseContext) -> Result<Event, RecordError> {
+    match read_object(text, None)? {
+        Object::Record(fields) => fields.into_event(text, ctx),
+        Object::Records(_) => Err(RecordError::NotARecord(
+            "a Records list holding many records",
+        )),
+    }
+}
+
+/// What a top-level JSON object turned out to be.
+// `Fields` is large but short-lived on the stack; boxing it would cost an
+// allocation per record.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Object<'a> {
+    /// A record (or something that should be one), field by field.
+    Record(Fields<'a>),
+    /// A `{"Records": [...]}` wrapper whose records were handed one by one
+    /// to the callback.
+    Records(RecordsList),
+}
+
+/// What was found under a wrapper's `Records` key.
+pub(crate) struct RecordsList {
+    /// When `Records` is not a list: what it is instead.
+    pub(crate) not_a_list: Option<&'static str>,
+}
+
+/// Receives each raw record of a streamed list, in order.
+pub(crate) type OnRecord<'f, 'a> = &'f mut dyn FnMut(&'a RawValue);
+
+/// Reads a JSON object. With `on_record`, a `Records` key is streamed: each
+/// element goes to the callback as soon as it is read, so a list that breaks
+/// off still delivers the records before the break (the error follows).
+pub(crate) fn read_object<'a>(
+    text: &'a str,
+    on_record: Option<OnRecord<'_, 'a>>,
+) -> Result<Object<'a>, RecordError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => RecordError::NotARecord(kind_of(text)),
+            Err(e) => RecordError::InvalidJson(e),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let object = de
+        .deserialize_map(ObjectVisitor { on_record })
+        .map_err(RecordError::InvalidJson)?;
+    de.end().map_err(RecordError::InvalidJson)?;
+    Ok(object)
+}
+
+/// Streams a JSON array, handing each element to `on_record` as soon as it is
+/// read.
+pub(crate) fn read_list<'a>(
+    text: &'a str,
+    on_record: OnRecord<'_, 'a>,
+) -> Result<RecordsList, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let list = ListSeed { on_record }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(list)
+}
+
+struct ObjectVisitor<'f, 'a> {
+    on_record: Option<OnRecord<'f, 'a>>,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
+    type Value = Object<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CloudTrail record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key {
+                Key::Known(Known::Records) => match self.on_record.take() {
+                    Some(on_record) => {
+                        let list = map.next_value_seed(ListSeed { on_record })?;
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        return Ok(Object::Records(list));
+                    }
+                    None => {
+                        let value: &'de RawValue = map.next_value()?;
+                        fields.set(Known::Records, value);
+                    }
+                },
+                Key::Known(known) => {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.set(known, value);
+                }
+                Key::Other(name) => {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.extra.push((name, value));
+                }
+            }
+        }
+        Ok(Object::Record(fields))
+    }
+}
+
+/// Streams the elements of a list to a callback; null is an empty list.
+struct ListSeed<'f, 'a> {
+    on_record: OnRecord<'f, 'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_, 'de> {
+    type Value = RecordsList;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RecordsList, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_, 'de> {
+    type Value = RecordsList;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of CloudTrail records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordsList, A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            (self.on_record)(raw);
+        }
+        Ok(RecordsList { not_a_list: None })
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<RecordsList, E> {
+        Ok(RecordsList { not_a_list: None })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordsList, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(not_a_list("an object"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<RecordsList, E> {
+        Ok(not_a_list("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<RecordsList, E> {
+        Ok(not_a_list("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<RecordsList, E> {
+        Ok(not_a_list("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<RecordsList, E> {
+        Ok(not_a_list("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<RecordsList, E> {
+        Ok(not_a_list("a string"))
+    }
+}
+
+fn not_a_list(what: &'static str) -> RecordsList {
+    RecordsList {
+        not_a_list: Some(what),
+    }
+}
+
+/// A top-level key: one the parser reads, or any other (kept in `extra`).
+enum Key<'a> {
+    Known(Known),
+    Other(Cow<'a, str>),
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Known::from_key(v).map_or(Key::Other(Cow::Borrowed(v)), Key::Known))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Known::from_key(v).map_or_else(|| Key::Other(Cow::Owned(v.to_owned())), Key::Known))
+    }
+}
+
+/// The top-level fields the parser reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    EventTime,
+    Timestamp,
+    EventId,
+    EventSource,
+    EventName,
+    EventCategory,
+    ReadOnly,
+    ErrorCode,
+    ErrorMessage,
+    RecipientAccountId,
+    AwsRegion,
+    SourceIp,
+    UserAgent,
+    RequestParameters,
+    ResponseElements,
+    // read, and kept in `extra` as well
+    EventType,
+    UserIdentity,
+    AdditionalEventData,
+    Resources,
+    ManagementEvent,
+    InsightDetails,
+    Detail,
+    DetailType,
+    // a wrapper's list
+    Records,
+}
+
+const KNOWN_COUNT: usize = Known::Records as usize + 1;
+
+impl Known {
+    fn from_key(key: &str) -> Option<Known> {
+        Some(match key {
+            "eventTime" => Known::EventTime,
+            "@timestamp" => Known::Timestamp,
+            "eventID" => Known::EventId,
+            "eventSource" => Known::EventSource,
+            "eventName" => Known::EventName,
+            "eventCategory" => Known::EventCategory,
+            "readOnly" => Known::ReadOnly,
+            "errorCode" => Known::ErrorCode,
+            "errorMessage" => Known::ErrorMessage,
+            "recipientAccountId" => Known::RecipientAccountId,
+            "awsRegion" => Known::AwsRegion,
+            "sourceIPAddress" => Known::SourceIp,
+            "userAgent" => Known::UserAgent,
+            "requestParameters" => Known::RequestParameters,
+            "responseElements" => Known::ResponseElements,
+            "eventType" => Known::EventType,
+            "userIdentity" => Known::UserIdentity,
+            "additionalEventData" => Known::AdditionalEventData,
+            "resources" => Known::Resources,
+            "managementEvent" => Known::ManagementEvent,
+            "insightDetails" => Known::InsightDetails,
+            "detail" => Known::Detail,
+            "detail-type" => Known::DetailType,
+            "Records" => Known::Records,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Known::EventTime => "eventTime",
+            Known::Timestamp => "@timestamp",
+            Known::EventId => "eventID",
+            Known::EventSource => "eventSource",
+            Known::EventName => "eventName",
+            Known::EventCategory => "eventCategory",
+            Known::ReadOnly => "readOnly",
+            Known::ErrorCode => "errorCode",
+            Known::ErrorMessage => "errorMessage",
+            Known::RecipientAccountId => "recipientAccountId",
+            Known::AwsRegion => "awsRegion",
+            Known::SourceIp => "sourceIPAddress",
+            Known::UserAgent => "userAgent",
+            Known::RequestParameters => "requestParameters",
+            Known::ResponseElements => "responseElements",
+            Known::EventType => "eventType",
+            Known::UserIdentity => "userIdentity",
+            Known::AdditionalEventData => "additionalEventData",
+            Known::Resources => "resources",
+            Known::ManagementEvent => "managementEvent",
+            Known::InsightDetails => "insightDetails",
+            Known::Detail => "detail",
+            Known::DetailType => "detail-type",
+            Known::Records => "Records",
+        }
+    }
+
+    /// Fields only partly lifted into columns, kept whole in `extra` too.
+    fn kept_in_extra(self) -> bool {
+        matches!(
+            self,
+            Known::EventType
+                | Known::UserIdentity
+                | Known::AdditionalEventData
+                | Known::Resources
+                | Known::ManagementEvent
+                | Known::InsightDetails
+                | Known::Detail
+                | Known::DetailType
+                | Known::Records
+        )
+    }
+}
+
+/// A record's top-level fields as raw JSON text, read in one pass.
+#[derive(Default)]
+pub(crate) struct Fields<'a> {
+    known: [Option<&'a RawValue>; KNOWN_COUNT],
+    /// Fields for `extra`, in input order.
+    extra: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AdditionalEventData<'a> {
+    #[serde(rename = "bytesTransferredIn", borrow)]
+    bytes_in: Text<'a>,
+    #[serde(rename = "bytesTransferredOut", borrow)]
+    bytes_out: Text<'a>,
+    #[serde(rename = "MFAUsed", borrow)]
+    mfa_used: Text<'a>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct S3Request<'a> {
+    #[serde(rename = "bucketName", borrow)]
+    bucket: Text<'a>,
+    #[serde(borrow)]
+    key: Text<'a>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Resource<'a> {
+    #[serde(rename = "ARN", alias = "arn", borrow)]
+    arn: Text<'a>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct InsightDetails<'a> {
+    #[serde(rename = "eventName", borrow)]
+    event_name: Text<'a>,
+    #[serde(rename = "eventSource", borrow)]
+    event_source: Text<'a>,
+}
+
+impl<'a> Fields<'a> {
+    fn set(&mut self, known: Known, value: &'a RawValue) {
+        if let Some(slot) = self.known.get_mut(known as usize) {
+            *slot = Some(value);
+        }
+        if known.kept_in_extra() {
+            self.extra.push((Cow::Borrowed(known.name()), value));
+        }
+    }
+
+    fn get(&self, known: Known) -> Option<&'a RawValue> {
+        self.known.get(known as usize).copied().flatten()
+    }
+
+    /// A lifted scalar field, unless absent, null or empty. An object or
+    /// array where a scalar belongs is kept in `extra` instead.
+    fn text(&mut self, known: Known) -> Option<Cow<'a, str>> {
+        let raw = self.get(known)?;
+        match scalar(raw) {
+            Scalar::Text(t) if !t.is_empty() => Some(t),
+            Scalar::Text(_) | Scalar::Null => None,
+            Scalar::Complex => {
+                if !known.kept_in_extra() {
+                    self.extra.push((Cow::Borrowed(known.name()), raw));
+                }
+                None
+            }
+        }
+    }
+
+    /// A lifted JSON field as compact text; `None` when absent or null.
+    fn json(&self, known: Known) -> Option<String> {
+        let raw = self.get(known)?;
+        if raw.get() == "null" {
+            return None;
+        }
+        let mut out = String::with_capacity(raw.get().len());
+        push_compact(&mut out, raw.get());
+        Some(out)
+    }
+
+    /// True for a `{"Records": [...]}` wrapper read without a callback.
+    pub(crate) fn records_list(&self) -> Option<&'a RawValue> {
+        let records = self.get(Known::Records)?;
+        let is_record =
+            self.get(Known::EventName).is_some() || self.get(Known::EventTime).is_some();
+        (!is_record).then_some(records)
+    }
+
+    /// The `detail` of an EventBridge envelope, when this is one.
+    fn eventbridge_detail(&self) -> Option<&'a str> {
+        let detail = self.get(Known::Detail)?.get();
+        let envelope =
+            self.get(Known::DetailType).is_some() || self.get(Known::EventName).is_none();
+        (envelope && detail.starts_with('{')).then_some(detail)
+    }
+
+    /// Maps the fields onto an event. `text` is the record's JSON text, hashed
+    /// into the event id when the record has no `eventID`.
+    pub(crate) fn into_event(self, text: &str, ctx: &ParseContext) -> Result<Event, RecordError> {
+        if let Some(detail) = self.eventbridge_detail() {
+            return match read_object(detail, None)? {
+                Object::Record(inner) if inner.eventbridge_detail().is_none() => {
+                    inner.build(detail, ctx)
+                }
+                _ => Err(RecordError::NotARecord(
+                    "an EventBridge envelope whose detail is not a CloudTrail record",
+                )),
+            };
+        }
+        if self.records_list().is_some() {
+            return Err(RecordError::NotARecord(
+                "a Records list holding many records",
+            ));
+        }
+        self.build(text, ctx)
+    }
+
+    fn build(mut self, text: &str, ctx: &ParseContext) -> Result<Event, RecordError> {
+        let event_type = self.text(Known::EventType);
+        let is_insight = event_type.as_deref() == Some("AwsCloudTrailInsight");
+        let insight = if is_insight {
+            self.get(Known::InsightDetails)
+                .and_then(parse_lenient::<InsightDetails<'_>>)
+        } else {
+            None
+        };
+
+        let event_name = match self.text(Known::EventName) {
+            Some(name) => name.into_owned(),
+            None => insight
+                .as_ref()
+                .and_then(|i| i.event_name.get())
+                .map(str::to_owned)
+                .ok_or(RecordError::MissingField("eventName"))?,
+        };
+        let event_time = self.event_time()?;
+
+        let event_source = match self.text(Known::EventSource) {
+            Some(source) => source.into_owned(),
+            None => insight
+                .as_ref()
+                .and_then(|i| i.event_source.get())
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let event_id = match self.text(Known::EventId) {
+            Some(id) => id.into_owned(),
+            None => trailhound_core::id::stable_id([text]),
+        };
+        let event_category = match self.text(Known::EventCategory) {
+            Some(c) => c.into_owned(),
+            None if is_insight => "Insight".to_owned(),
+            None if self
+                .text(Known::ManagementEvent)
+                .as_deref()
+                .and_then(parse_bool)
+                == Some(false) =>
+            {
+                "Data".to_owned()
+            }
+            None => "Management".to_owned(),
+        };
+        let read_only = self.text(Known::ReadOnly).as_deref().and_then(parse_bool);
+
+        let Who {
+            principal,
+            principal_type,
+            principal_arn,
+            user_name,
+            session_name,
+            access_key_id,
+            source_identity,
+            mut mfa,
+            account_id: identity_account,
+        } = who(self.get(Known::UserIdentity));
+
+        let additional = self
+            .get(Known::AdditionalEventData)
+            .and_then(parse_lenient::<AdditionalEventData<'_>>)
+            .unwrap_or_default();
+        if event_name == "ConsoleLogin" {
+            match additional.mfa_used.get() {
+                Some(v) if v.eq_ignore_ascii_case("yes") => mfa = Some(true),
+                Some(v) if v.eq_ignore_ascii_case("no") => mfa = Some(false),
+                _ => {}
+            }
+        }
+
+        let (bucket, object_key) = match self.get(Known::RequestParameters) {
+            Some(raw) if raw.get().contains("\"bucketName\"") => {
+                let s3 = parse_lenient::<S3Request<'_>>(raw).unwrap_or_default();
+                (
+                    s3.bucket.get().map(str::to_owned),
+                    s3.key.get().map(str::to_owned),
+                )
+            }
+            _ => (None, None),
+        };
+        let resources = self
+            .get(Known::Resources)
+            .and_then(parse_lenient::<Vec<Lenient<Resource<'_>>>>)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
+            .collect();
+
+        let account_id = self
+            .text(Known::RecipientAccountId)
+            .map(Cow::into_owned)
+            .or(identity_account);
+        let event = Event {
+            event_time,
+            ingest_time: ctx.ingest_time,
+            source: Source::Cloudtrail,
+            event_id,
+            event_source,
+            event_name,
+            event_category,
+            read_only,
+            error_code: self.owned(Known::ErrorCode),
+            error_message: self.owned(Known::ErrorMessage),
+            account_id,
+            principal,
+            principal_type,
+            principal_arn,
+            user_name,
+            session_name,
+            access_key_id,
+            source_identity,
+            mfa,
+            region: self.owned(Known::AwsRegion),
+            source_ip: self.owned(Known::SourceIp),
+            user_agent: self.owned(Known::UserAgent),
+            resources,
+            bucket,
+            object_key,
+            bytes_in: additional.bytes_in.get().and_then(parse_count),
+            bytes_out: additional.bytes_out.get().and_then(parse_count),
+            request: self.json(Known::RequestParameters),
+            response: self.json(Known::ResponseElements),
+            extra: None,
+            ..Event::default()
+        };
+        Ok(Event {
+            extra: self.extra_json(),
+            ..event
+        })
+    }
+
+    fn owned(&mut self, known: Known) -> Option<String> {
+        self.text(known).map(Cow::into_owned)
+    }
+
+    /// `eventTime`, else `@timestamp`; the one not used goes to `extra`.
+    fn event_time(&mut self) -> Result<i64, RecordError> {
+        let (field, raw) = match (self.get(Known::EventTime), self.get(Known::Timestamp)) {
+            (Some(t), stamp) if raw_is_present(t) => {
+                if let Some(stamp) = stamp {
+                    self.extra.push((Cow::Borrowed("@timestamp"), stamp));
+                }
+                ("eventTime", t)
+            }
+            (time, Some(stamp)) if raw_is_present(stamp) => {
+                if let Some(time) = time {
+                    self.extra.push((Cow::Borrowed("eventTime"), time));
+                }
+                ("@timestamp", stamp)
+            }
+            _ => return Err(RecordError::MissingField("eventTime")),
+        };
+        parse_time(raw).ok_or_else(|| RecordError::InvalidField {
+            field,
+            detail: format!(
+                "{} is not a timestamp this parser reads (RFC 3339 expected)",
+                excerpt(raw.get())
+            ),
+        })
+    }
+
+    /// The `extra` object as compact JSON text; `None` when empty.
+    fn extra_json(&self) -> Option<String> {
+        if self.extra.is_empty() {
+            return None;
+        }
+        let size: usize = self
+            .extra
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
+        let mut out = String::with_capacity(size + 2);
+        out.push('{');
+        for (i, (key, value)) in self.extra.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_key(&mut out, key);
+            out.push(':');
+            push_compact(&mut out, value.get());
+        }
+        out.push('}');
+        Some(out)
+    }
+}
+
+fn raw_is_present(raw: &RawValue) -> bool {
+    !matches!(raw.get(), "null" | "\"\"")
+}
+
+fn excerpt(s: &str) -> String {
+    let cut: String = s.chars().take(64).collect();
+    if cut.len() < s.len() {
+        format!("{cut}...")
+    } else {
+        cut
+    }
+}
+
+/// Reads a timestamp: RFC 3339, `YYYY-MM-DD[T ]HH:MM:SS[.fff]` without zone
+/// (taken as UTC), or a number of seconds, milliseconds, microseconds or
+/// nanoseconds since the epoch (told apart by magnitude).
+fn parse_time(raw: &RawValue) -> Option<i64> {
+    let text = match scalar(raw) {
+        Scalar::Text(t) => t,
+        Scalar::Null | Scalar::Complex => return None,
+    };
+    let text = text.trim();
+    if let Some(micros) = trailhound_core::time::parse_rfc3339_micros(text) {
+        return Some(micros);
+    }
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        let n = text.parse::<f64>().ok().filter(|n| n.is_finite())?;
+        let micros = match n.abs() {
+            a if a < 1e11 => n * 1e6,
+            a if a < 1e14 => n * 1e3,
+            a if a < 1e17 => n,
+            _ => n / 1e3,
+        };
+        return (micros.abs() < 9.0e18).then_some(micros.round() as i64);
+    }
+    let plain = text.trim_end_matches('Z');
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(plain, f).ok())
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(s: &str) -> Option<i64> {
+        parse_time(serde_json::from_str::<&RawValue>(s).unwrap())
+    }
+
+    #[test]
+    fn times_in_the_shapes_exports_use() {
+        let t = Some(1_600_044_263_000_000);
+        assert_eq!(time(r#""2020-09-14T00:44:23Z""#), t);
+        assert_eq!(time(r#""2020-09-14T00:44:23.000Z""#), t);
+        assert_eq!(time(r#""2020-09-14 00:44:23""#), t);
+        assert_eq!(time("1600044263"), t);
+        assert_eq!(time("1600044263000"), t);
+        assert_eq!(time(r#""1600044263000""#), t);
+        assert_eq!(time(r#""yesterday""#), None);
+        assert_eq!(time("{}"), None);
+    }
+}

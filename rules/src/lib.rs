@@ -1,0 +1,189 @@
+//! # trailhound-rules
+//!
+//! The rule language and its compiler. A rule is a YAML file ([`rule::RuleSpec`])
+//! whose `where` is a SQL boolean expression over the event model; the built-in
+//! pack lives in `rules/pack/` and is embedded in the binary.
+//!
+//! The one design decision to know: each rule is compiled **once**, through
+//! DataFusion's SQL parser, type coercion and physical planner
+//! ([`compile::Compiler`]), into a `PhysicalExpr` that is then evaluated on
+//! every Arrow batch ([`compile::CompiledRule::evaluate`]). Nothing is planned
+//! per batch. A rule that does not compile is refused at load time with its
+//! id, file and DataFusion's reason; a run never starts with a rule missing.
+
+pub mod compile;
+pub mod error;
+pub mod pack;
+pub mod rule;
+pub mod template;
+pub mod testing;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use compile::{CompiledRule, Compiler};
+pub use error::RuleError;
+pub use rule::RuleSpec;
+
+/// Which rules to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Leave out the built-in pack (`--rules DIR --no-builtin`).
+    pub no_builtin: bool,
+    /// Folders (searched recursively for `*.yaml`/`*.yml`) and files of user rules.
+    /// A user rule with the id of a built-in one replaces it.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Every error found while loading, so that a user fixes them all at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{} rule error(s):\n{}", .errors.len(), .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct LoadError {
+    /// The individual errors.
+    pub errors: Vec<RuleError>,
+}
+
+/// The compiled rules a detector runs.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<CompiledRule>,
+}
+
+impl RuleSet {
+    /// The built-in pack only.
+    pub fn builtin() -> Result<Self, LoadError> {
+        Self::load(&LoadOptions::default())
+    }
+
+    /// Loads and compiles rules as the options say. Disabled rules are left out.
+    pub fn load(options: &LoadOptions) -> Result<Self, LoadError> {
+        let compiler = Compiler::new().map_err(|e| LoadError { errors: vec![e] })?;
+        let mut errors = Vec::new();
+        let mut specs: Vec<(RuleSpec, Option<PathBuf>)> = Vec::new();
+        if !options.no_builtin {
+            for (name, text) in pack::FILES {
+                match serde_yaml::from_str::<RuleSpec>(text) {
+                    Ok(spec) => specs.push((spec, None)),
+                    Err(e) => errors.push(RuleError::Yaml {
+                        file: format!("built-in {name}"),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+        let builtin_count = specs.len();
+        let mut files = Vec::new();
+        for p in &options.paths {
+            if let Err(e) = collect_rule_files(p, &mut files) {
+                errors.push(RuleError::Io {
+                    file: p.clone(),
+                    source: e,
+                });
+            }
+        }
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match serde_yaml::from_str::<RuleSpec>(&text) {
+                    Ok(spec) => specs.push((spec, Some(file))),
+                    Err(e) => errors.push(RuleError::Yaml {
+                        file: file.display().to_string(),
+                        reason: e.to_string(),
+                    }),
+                },
+                Err(source) => errors.push(RuleError::Io { file, source }),
+            }
+        }
+
+        // User rules replace built-in rules of the same id; duplicates among
+        // user rules (or among built-ins) are errors.
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut chosen: Vec<Option<(RuleSpec, Option<PathBuf>)>> = Vec::new();
+        for (i, (spec, file)) in specs.into_iter().enumerate() {
+            let place = |f: &Option<PathBuf>| {
+                f.as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "built-in pack".into())
+            };
+            if let Some(&prev) = by_id.get(&spec.id) {
+                let prev_is_builtin = prev < builtin_count;
+                if prev_is_builtin && i >= builtin_count {
+                    tracing::info!(id = %spec.id, "User rule replaces the built-in rule of the same id.");
+                    chosen[prev] = None;
+                } else {
+                    let first = chosen[prev]
+                        .as_ref()
+                        .map(|(_, f)| place(f))
+                        .unwrap_or_default();
+                    errors.push(RuleError::Duplicate {
+                        id: spec.id.clone(),
+                        first,
+                        second: place(&file),
+                    });
+                    chosen.push(None);
+                    continue;
+                }
+            }
+            by_id.insert(spec.id.clone(), chosen.len());
+            chosen.push(Some((spec, file)));
+        }
+
+        let mut rules = Vec::new();
+        for (spec, file) in chosen.into_iter().flatten() {
+            if !spec.enabled {
+                continue;
+            }
+            match compiler.compile(spec, file.as_deref()) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { rules })
+        } else {
+            Err(LoadError { errors })
+        }
+    }
+
+    /// The rules, in load order.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Runs every inline test of every rule.
+    pub fn run_tests(&self) -> Vec<testing::TestOutcome> {
+        self.rules
+            .iter()
+            .flat_map(testing::run_rule_tests)
+            .collect()
+    }
+}
+
+fn collect_rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect_rule_files(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! # trailhound-sinks
+//!
+//! Where alerts go. Today: readable text and JSON lines on any writer (stdout
+//! by default). Slack, PagerDuty, webhooks, Kafka, the Parquet audit lake and
+//! the responders land here too, behind the same [`AlertSink`] trait.
+//!
+//! The one design decision to know: a sink acknowledges an alert only once it
+//! is durably delivered (`send` returns `Ok` after the write, `flush` after
+//! the data left the process), so the engine can account for every alert.
+
+pub mod deadletter;
+pub mod memory;
+pub mod text;
+
+use trailhound_core::Alert;
+
+pub use deadletter::DeadLetterFile;
+pub use memory::MemorySink;
+pub use text::{JsonLinesSink, TextSink};
+
+/// Errors delivering alerts.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing failed. Retrying may help if the cause was transient (a full pipe, a full disk freed later).
+    #[error("alert sink {sink} failed to write: {source}")]
+    Io {
+        /// The sink's name.
+        sink: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The alert could not be encoded. Retrying does not help.
+    #[error("alert sink {sink} could not encode an alert: {reason}")]
+    Encode {
+        /// The sink's name.
+        sink: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Something that takes alerts.
+pub trait AlertSink: Send {
+    /// The sink's name, for logs and metrics.
+    fn name(&self) -> &'static str;
+    /// Delivers one alert.
+    fn send(&mut self, alert: &Alert) -> Result<(), SinkError>;
+    /// Pushes out anything buffered.
+    fn flush(&mut self) -> Result<(), SinkError>;
+}

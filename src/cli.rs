@@ -1,0 +1,126 @@
+//! The command line, as clap structs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Catch and stop the misuse of privileged access in AWS as it happens.
+#[derive(Debug, Parser)]
+#[command(name = "trailhound", version, about)]
+pub struct Cli {
+    /// Log more (also: TRAILHOUND_LOG=debug).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Detect attacks in CloudTrail and session logs (files, folders, globs, or - for stdin).
+    Detect(DetectArgs),
+    /// List or test rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Write a simulated organisation's CloudTrail and session logs, with labelled attacks.
+    Generate(GenerateArgs),
+}
+
+/// How alerts are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlertFormat {
+    /// A short readable block per alert.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where rules come from.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// A folder or file of rule YAML, added to the built-in pack (a rule with a built-in id replaces it). Repeatable.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Leave the built-in pack out: only --rules.
+    #[arg(long)]
+    pub no_builtin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Inputs: files, folders (read recursively), globs, or - for standard input.
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<String>,
+    /// Generate a small organisation with attacks in memory and detect them.
+    #[arg(long, conflicts_with = "paths")]
+    pub demo: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Alert output format on standard output.
+    #[arg(long, value_enum, default_value_t = AlertFormat::Text)]
+    pub format: AlertFormat,
+    /// Where records that cannot be parsed are written (JSON lines; created only when needed).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "trailhound.deadletter.jsonl"
+    )]
+    pub dead_letters: PathBuf,
+    /// Reader threads (default: one per core, at most 8).
+    #[arg(long)]
+    pub readers: Option<usize>,
+    /// Close a batch at this many events.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_rows: usize,
+    /// Close a batch when its oldest event waited this many milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub batch_ms: u64,
+    /// No summary and no progress bar on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules that would run.
+    List {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Run every rule's inline tests.
+    Test {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Folder to write into (created if missing).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Random seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Number of principals (people, roles, services) in the organisation.
+    #[arg(long, default_value_t = 20)]
+    pub principals: usize,
+    /// Days of activity.
+    #[arg(long, default_value_t = 1)]
+    pub days: u32,
+    /// Average CloudTrail events per principal per day.
+    #[arg(long, default_value_t = 150)]
+    pub events_per_principal_per_day: u32,
+    /// First day, as YYYY-MM-DD (UTC).
+    #[arg(long, default_value = "2026-11-02")]
+    pub start: String,
+    /// Attack scenarios to inject: `all`, `none`, or a comma-separated list of ids.
+    #[arg(long, default_value = "all")]
+    pub attacks: String,
+    /// No gateway session logs.
+    #[arg(long)]
+    pub no_sessions: bool,
+    /// Write CloudTrail files uncompressed.
+    #[arg(long)]
+    pub no_gzip: bool,
+}

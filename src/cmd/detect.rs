@@ -1,0 +1,171 @@
+//! `trailhound detect PATHS`: the embedded pipeline over files or stdin.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use trailhound_detector::{BatchPolicy, Engine, Input, PipelineConfig, Progress, Summary};
+use trailhound_sinks::{AlertSink, JsonLinesSink, TextSink};
+
+use crate::cli::{AlertFormat, DetectArgs};
+
+pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
+    if args.paths.is_empty() {
+        bail!("nothing to read: give files, folders, globs or - for standard input (or --demo)");
+    }
+    let mut inputs = Vec::new();
+    let mut named = Vec::new();
+    for p in &args.paths {
+        if p == "-" {
+            inputs.push(Input::Stdin);
+        } else {
+            named.push(p.clone());
+        }
+    }
+    let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
+    inputs.extend(files.into_iter().map(Input::Path));
+    let rules = super::load_rules(&args.rules)?;
+    let mut sinks: Vec<Box<dyn AlertSink>> = vec![stdout_sink(args.format)];
+    let summary = run_pipeline(inputs, rules, &mut sinks, args)?;
+    if !args.quiet {
+        print_summary(&summary);
+    }
+    Ok(if summary.input_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn stdout_sink(format: AlertFormat) -> Box<dyn AlertSink> {
+    match format {
+        AlertFormat::Text => Box::new(TextSink::new(std::io::stdout())),
+        AlertFormat::Json => Box::new(JsonLinesSink::new(std::io::stdout())),
+    }
+}
+
+pub fn pipeline_config(args: &DetectArgs) -> PipelineConfig {
+    let mut config = PipelineConfig {
+        batch: BatchPolicy {
+            max_rows: args.batch_rows.max(1),
+            max_wait: Duration::from_millis(args.batch_ms),
+        },
+        dead_letter_path: Some(args.dead_letters.clone()),
+        ..PipelineConfig::default()
+    };
+    if let Some(n) = args.readers {
+        config.readers = n.max(1);
+    }
+    config
+}
+
+/// Runs the pipeline with a progress bar when standard error is a terminal.
+pub fn run_pipeline(
+    inputs: Vec<Input>,
+    rules: trailhound_rules::RuleSet,
+    sinks: &mut [Box<dyn AlertSink>],
+    args: &DetectArgs,
+) -> anyhow::Result<Summary> {
+    let config = pipeline_config(args);
+    let mut engine = Engine::new(rules);
+    let progress = Arc::new(Progress::default());
+    let show_bar = !args.quiet && std::io::stderr().is_terminal() && inputs.len() > 1;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bar_thread = show_bar.then(|| {
+        let progress = Arc::clone(&progress);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || progress_bar(&progress, &done))
+    });
+    let result = trailhound_detector::run(inputs, &mut engine, sinks, &config, Some(progress));
+    done.store(true, Ordering::Relaxed);
+    if let Some(t) = bar_thread {
+        let _ = t.join();
+    }
+    Ok(result?)
+}
+
+fn progress_bar(progress: &Progress, done: &std::sync::atomic::AtomicBool) {
+    let bar = indicatif::ProgressBar::new(progress.inputs_total.load(Ordering::Relaxed));
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} inputs  {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    while !done.load(Ordering::Relaxed) {
+        bar.set_length(progress.inputs_total.load(Ordering::Relaxed));
+        bar.set_position(progress.inputs_done.load(Ordering::Relaxed));
+        bar.set_message(format!(
+            "{} events, {} alerts",
+            progress.events.load(Ordering::Relaxed),
+            progress.alerts.load(Ordering::Relaxed)
+        ));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+}
+
+pub fn print_summary(s: &Summary) {
+    let mut out = String::from("\n== trailhound summary ==\n");
+    let by_source: Vec<String> = s
+        .events_by_source
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    out.push_str(&format!(
+        "events read:   {} ({})\n",
+        s.events(),
+        if by_source.is_empty() {
+            "none".into()
+        } else {
+            by_source.join(", ")
+        }
+    ));
+    let formats: Vec<String> = s
+        .inputs_by_format
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    out.push_str(&format!(
+        "inputs:        {} ({}), {} skipped (digests), {} unreadable\n",
+        s.inputs_by_format.values().sum::<u64>(),
+        formats.join(", "),
+        s.inputs_skipped,
+        s.input_errors.len()
+    ));
+    for e in &s.input_errors {
+        out.push_str(&format!("  unreadable: {e}\n"));
+    }
+    out.push_str(&format!("dead letters:  {}", s.dead_letters()));
+    if s.dead_letters() > 0 {
+        let reasons: Vec<String> = s
+            .dead_letters_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&format!(" ({})", reasons.join(", ")));
+        if let Some(f) = &s.dead_letter_file {
+            out.push_str(&format!(", written to {}", f.display()));
+        }
+    }
+    out.push('\n');
+    out.push_str(&format!("alerts:        {}\n", s.alerts()));
+    let mut by_rule: Vec<_> = s.alerts_by_rule.iter().collect();
+    by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (rule, n) in by_rule {
+        out.push_str(&format!("  {n:>6}  {rule}\n"));
+    }
+    if s.rule_errors > 0 {
+        out.push_str(&format!("rule errors:   {} (see the log)\n", s.rule_errors));
+    }
+    out.push_str(&format!(
+        "throughput:    {:.0} events/s ({} events in {:.3} s, {} batches)\n",
+        s.events_per_second(),
+        s.events(),
+        s.elapsed.as_secs_f64(),
+        s.batches
+    ));
+    eprint!("{out}");
+}

@@ -1,0 +1,28 @@
+//! One module per subcommand.
+
+mod demo;
+mod detect;
+mod generate;
+mod rules;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, RuleArgs};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Detect(args) if args.demo => demo::run(&args),
+        Command::Detect(args) => detect::run(&args),
+        Command::Rules(cmd) => rules::run(cmd),
+        Command::Generate(args) => generate::run(&args),
+    }
+}
+
+/// Loads the rules the arguments ask for.
+pub fn load_rules(args: &RuleArgs) -> anyhow::Result<trailhound_rules::RuleSet> {
+    let options = trailhound_rules::LoadOptions {
+        no_builtin: args.no_builtin,
+        paths: args.rules.clone(),
+    };
+    Ok(trailhound_rules::RuleSet::load(&options)?)
+}
