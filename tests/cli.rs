@@ -217,4 +217,9 @@ fn generate_writes_files_and_labels_that_detect_finds() {
         "{stdout}"
     );
     assert!(stdout.contains("session-reverse-shell"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("dead letters:  0"),
+        "{}",
+        text(&out.stderr)
+    );
 }

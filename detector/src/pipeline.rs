@@ -115,6 +115,10 @@ pub struct Summary {
     pub rule_errors: u64,
     /// Batches evaluated.
     pub batches: u64,
+    /// Rule matches, before dedup.
+    pub matches: u64,
+    /// Matches folded into an alert raised earlier (dedup).
+    pub suppressed: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -364,6 +368,8 @@ fn consume(
         }
     }
     summary.batches = engine.stats().batches;
+    summary.matches = engine.stats().matches.values().sum();
+    summary.suppressed = engine.stats().suppressed;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -15,6 +15,8 @@ pub enum Format {
     Cowrie,
     /// trailhound's own session JSON-lines format (`docs/session-jsonl.md`).
     SessionJsonl,
+    /// The generator's `labels.json` (ground truth, not a log): recognised and skipped.
+    GeneratorLabels,
     /// Nothing recognisable.
     Unknown,
 }
@@ -29,6 +31,7 @@ impl Format {
             Format::Teleport => "teleport",
             Format::Cowrie => "cowrie",
             Format::SessionJsonl => "session_jsonl",
+            Format::GeneratorLabels => "generator_labels",
             Format::Unknown => "unknown",
         }
     }
@@ -46,6 +49,13 @@ pub fn sniff(name: &str, bytes: &[u8]) -> Format {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let first_line = trimmed.lines().next().unwrap_or("");
+        if trimmed.starts_with('[')
+            && has_key(trimmed, "scenario")
+            && has_key(trimmed, "rule_id")
+            && has_key(trimmed, "event_ids")
+        {
+            return Format::GeneratorLabels;
+        }
         if has_key(trimmed, "digestPublicKeyFingerprint") || has_key(trimmed, "digestStartTime") {
             return Format::CloudTrailDigest;
         }
@@ -145,6 +155,13 @@ mod tests {
         assert_eq!(
             sniff("g.jsonl", br#"{"trailhound":"session/v1","type":"start"}"#),
             Format::SessionJsonl
+        );
+        assert_eq!(
+            sniff(
+                "labels.json",
+                br#"[{"scenario":"stop-logging","rule_id":"r","principal":"p","event_ids":[]}]"#
+            ),
+            Format::GeneratorLabels
         );
         assert_eq!(sniff("x.bin", b"\x00\x01garbage"), Format::Unknown);
     }

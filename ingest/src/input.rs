@@ -37,7 +37,7 @@ pub enum InputError {
 pub struct InputSummary {
     /// The format it was read as.
     pub format: Format,
-    /// True when the input was recognised and deliberately skipped (digest files).
+    /// True when the input was recognised and deliberately skipped (digest files, generator labels).
     pub skipped: bool,
 }
 
@@ -104,7 +104,7 @@ pub fn parse_input(raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) -> InputS
     let mut skipped = false;
     match format {
         Format::CloudTrail => cloudtrail::parse(&bytes, ctx, out),
-        Format::CloudTrailDigest => skipped = true,
+        Format::CloudTrailDigest | Format::GeneratorLabels => skipped = true,
         Format::Asciinema => session::asciinema::parse(&bytes, ctx, out),
         Format::Teleport => session::teleport::parse(&bytes, ctx, out),
         Format::Cowrie => session::cowrie::parse(&bytes, ctx, out),

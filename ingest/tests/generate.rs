@@ -363,25 +363,3 @@ fn write_to_writes_every_file_and_the_labels() {
             .expect("labels parse");
     assert_eq!(labels, g.labels);
 }
-
-/// Run with `cargo test --release -p trailhound-ingest --test generate -- --ignored`.
-#[test]
-#[ignore]
-fn generates_a_million_records_in_well_under_a_minute() {
-    let started = std::time::Instant::now();
-    let g = generate(&GenerateConfig {
-        principals: 1000,
-        days: 7,
-        ..GenerateConfig::default()
-    });
-    let took = started.elapsed();
-    let bytes: usize = g.files.iter().map(|f| f.bytes.len()).sum();
-    println!(
-        "{} records, {} session events, {} files, {bytes} bytes in {took:?}",
-        g.cloudtrail_records,
-        g.session_events,
-        g.files.len()
-    );
-    assert!(g.cloudtrail_records >= 900_000);
-    assert!(took.as_secs() < 40, "took {took:?}");
-}

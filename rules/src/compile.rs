@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::common::DFSchema;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use trailhound_core::{Severity, event_schema};
@@ -153,6 +155,17 @@ impl Compiler {
             .ctx
             .parse_sql_expr(&spec.predicate, &self.schema)
             .map_err(|e| compile_err(e.to_string()))?;
+        // Coerce and simplify before planning: some functions (COALESCE,
+        // NVL2, ...) exist only as rewrites and have no physical form.
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(Arc::new(self.schema.clone()))
+                .build(),
+        );
+        let expr = simplifier
+            .coerce(expr, &self.schema)
+            .and_then(|e| simplifier.simplify(e))
+            .map_err(|e| compile_err(e.to_string()))?;
         let predicate = self
             .ctx
             .create_physical_expr(expr, &self.schema)
@@ -259,6 +272,16 @@ mod tests {
             hits("array_has(resources, 'arn:aws:s3:::vault')", &events),
             [true, true]
         );
+    }
+
+    #[test]
+    fn coalesce_and_friends_are_planned() {
+        let events = [ev("a", None, Some("ls")), ev("b", None, None)];
+        assert_eq!(
+            hits("COALESCE(command, 'none') = 'none'", &events),
+            [false, true]
+        );
+        assert_eq!(hits("nvl2(command, 1, 0) = 1", &events), [true, false]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     let generated = generate(&config);
     if !args.quiet {
         eprintln!(
-            "demo: a simulated organisation of {} principals over {} day(s): {} CloudTrail records and {} session events in {} files, with {} attack scenarios injected",
+            "demo: a simulated organisation of {} principals over {} day(s): {} CloudTrail records and {} session log records in {} files, with {} attack scenarios injected",
             config.principals,
             config.days,
             generated.cloudtrail_records,

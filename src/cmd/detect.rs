@@ -129,7 +129,7 @@ pub fn print_summary(s: &Summary) {
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     out.push_str(&format!(
-        "inputs:        {} ({}), {} skipped (digests), {} unreadable\n",
+        "inputs:        {} ({}), {} skipped (digests, labels), {} unreadable\n",
         s.inputs_by_format.values().sum::<u64>(),
         formats.join(", "),
         s.inputs_skipped,
@@ -151,7 +151,12 @@ pub fn print_summary(s: &Summary) {
         }
     }
     out.push('\n');
-    out.push_str(&format!("alerts:        {}\n", s.alerts()));
+    out.push_str(&format!(
+        "alerts:        {} ({} rule matches, {} folded into earlier alerts by dedup)\n",
+        s.alerts(),
+        s.matches,
+        s.suppressed
+    ));
     let mut by_rule: Vec<_> = s.alerts_by_rule.iter().collect();
     by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (rule, n) in by_rule {
