@@ -1,11 +1,16 @@
 //! Embeds every `pack/*.yaml` rule file into the binary.
+//!
+//! The generated file holds the rules' text itself (not `include_str!` of
+//! absolute paths) and change tracking uses paths relative to this crate, so
+//! a build cache shared by two checkouts never serves one checkout's pack to
+//! the other.
 
 use std::fmt::Write as _;
 
 fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pack");
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
+    println!("cargo:rerun-if-changed=pack");
+    let dir = std::path::Path::new("pack");
+    let mut names: Vec<_> = std::fs::read_dir(dir)
         .map(|it| {
             it.filter_map(Result::ok)
                 .map(|e| e.path())
@@ -18,11 +23,11 @@ fn main() {
     for p in names {
         println!("cargo:rerun-if-changed={}", p.display());
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "    ({name:?}, include_str!({:?})),",
-            p.display().to_string()
-        );
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => panic!("cannot read built-in rule {}: {e}", p.display()),
+        };
+        let _ = writeln!(out, "    ({name:?}, {text:?}),");
     }
     out.push(']');
     let target =

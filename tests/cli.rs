@@ -223,3 +223,35 @@ fn generate_writes_files_and_labels_that_detect_finds() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn sigmahq_cloudtrail_rules_load_as_they_are_and_alert_on_the_recordings() {
+    let Some(data) = shared_data() else { return };
+    let sigma = data.join("../sigma/cloudtrail");
+    if !sigma.is_dir() {
+        eprintln!("SKIPPED: {} is absent", sigma.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = trailhound(
+        &[
+            "detect",
+            "--rules",
+            sigma.to_str().unwrap(),
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let sigma_rules: BTreeSet<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|a| a["rule_id"].as_str().map(str::to_string))
+        .filter(|id| id.starts_with("sigma-"))
+        .collect();
+    eprintln!("{} Sigma rules alerted: {sigma_rules:?}", sigma_rules.len());
+    assert!(sigma_rules.len() >= 5, "{sigma_rules:?}\n{stderr}");
+}

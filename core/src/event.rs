@@ -40,6 +40,8 @@ impl std::fmt::Display for Source {
 pub struct Event {
     // when and what
     /// When the event happened (CloudTrail `eventTime`, session event time).
+    /// Deserialises from microseconds or an RFC 3339 string.
+    #[serde(deserialize_with = "micros_or_rfc3339")]
     pub event_time: i64,
     /// When trailhound read it.
     pub ingest_time: i64,
@@ -128,10 +130,46 @@ pub struct Event {
     pub extra: Option<String>,
 }
 
+/// Accepts microseconds since the epoch or an RFC 3339 timestamp.
+fn micros_or_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Micros;
+    impl serde::de::Visitor<'_> for Micros {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("microseconds since the epoch or an RFC 3339 timestamp")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("event_time is too large"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            crate::time::parse_rfc3339_micros(v)
+                .ok_or_else(|| E::custom(format!("event_time {v:?} is not an RFC 3339 timestamp")))
+        }
+    }
+    d.deserialize_any(Micros)
+}
+
 impl Event {
     /// True for principals trailhound must alert on but never act on: the
     /// account root user and AWS service principals.
     pub fn is_protected_principal(&self) -> bool {
         matches!(self.principal_type.as_str(), "Root" | "AWSService")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+
+    #[test]
+    fn event_time_reads_micros_or_rfc3339() {
+        let a: Event = serde_json::from_str(r#"{"event_time": 1704164645000000}"#).unwrap();
+        let b: Event = serde_json::from_str(r#"{"event_time": "2024-01-02T03:04:05Z"}"#).unwrap();
+        assert_eq!(a.event_time, 1_704_164_645_000_000);
+        assert_eq!(b.event_time, a.event_time);
+        assert!(serde_json::from_str::<Event>(r#"{"event_time": "noon"}"#).is_err());
     }
 }

@@ -1,19 +1,36 @@
 //! Where rules run: every compiled rule on every batch, matches folded into
 //! alerts by dedup key and period.
+//!
+//! Each rule's `where` is evaluated once per batch. Rows that pass it and are
+//! not suppressed (the engine's global suppress list first, then the rule's)
+//! either become alerts directly, or feed the rule's window
+//! ([`crate::window`]) or sequence ([`crate::sequence`]) state. Stateful rules
+//! alert when a window closes or a sequence completes; time there is event
+//! time, driven by a watermark: the newest event time seen minus the allowed
+//! lateness ([`DEFAULT_LATENESS_MICROS`], see [`Engine::with_lateness`]).
+//! [`Engine::flush`] closes everything at the end of input. Every alert then
+//! goes through dedup.
 
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
 use trailhound_core::schema::columns;
 use trailhound_core::time::now_micros;
 use trailhound_core::{Alert, event_schema, id::stable_id};
-use trailhound_rules::{CompiledRule, RuleError, RuleSet};
+use trailhound_rules::compile::Stateful;
+use trailhound_rules::{CompiledRule, RuleError, RuleSet, Suppress};
 
 use crate::dedup::{Dedup, Verdict};
+use crate::sequence::{SequenceState, StartMeta};
+use crate::window::{GroupMeta, RowInfo, WindowState};
 
 /// Most event ids an alert carries; `event_count` has the full number.
 pub const MAX_EVENT_IDS: usize = 20;
+
+/// How far behind the newest event time seen an event may be and still
+/// count in a window or sequence: 20 minutes.
+pub const DEFAULT_LATENESS_MICROS: i64 = 20 * 60 * 1_000_000;
 
 /// Counters the engine keeps about itself.
 #[derive(Debug, Default, Clone)]
@@ -22,21 +39,49 @@ pub struct EngineStats {
     pub batches: u64,
     /// Rows evaluated.
     pub rows: u64,
-    /// Matches per rule id (before dedup).
+    /// Matches per rule id (before dedup). For window and sequence rules,
+    /// the windows and sequences that fired.
     pub matches: HashMap<String, u64>,
     /// Matches folded into an alert already raised.
     pub suppressed: u64,
+    /// Matching rows left out by a suppress list (global or the rule's).
+    pub suppressed_by_list: u64,
+}
+
+/// An alert-to-be from a window or sequence, before dedup.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub rule_id: String,
+    /// Group or join key values (part of the alert id).
+    pub key: Vec<String>,
+    /// Window start or first step time (part of the alert id).
+    pub id_time: i64,
+    pub principal: String,
+    pub account: Option<String>,
+    pub dedup_key: Vec<String>,
+    pub first_event_time: i64,
+    pub last_event_time: i64,
+    pub event_ids: Vec<String>,
+    pub event_count: u64,
+    pub evidence: String,
 }
 
 /// Runs a rule set on batches.
 pub struct Engine {
     rules: RuleSet,
+    /// Global suppress list, applied before every rule's own.
+    pub suppress: Suppress,
     dedup: Dedup,
     stats: EngineStats,
+    lateness_micros: i64,
+    newest: Option<i64>,
+    windows: Vec<Option<WindowState>>,
+    sequences: Vec<Option<SequenceState>>,
     idx_event_time: usize,
     idx_event_id: usize,
     idx_principal: usize,
     idx_account: usize,
+    idx_source_ip: usize,
 }
 
 struct Pending {
@@ -48,15 +93,45 @@ impl Engine {
     pub fn new(rules: RuleSet) -> Self {
         let schema = event_schema();
         let idx = |n: &str| schema.index_of(n).unwrap_or(usize::MAX);
+        let windows = rules
+            .rules()
+            .iter()
+            .map(|r| r.window().map(|_| WindowState::default()))
+            .collect();
+        let sequences = rules
+            .rules()
+            .iter()
+            .map(|r| r.sequence().map(|_| SequenceState::default()))
+            .collect();
         Self {
             rules,
+            suppress: Suppress::default(),
             dedup: Dedup::default(),
             stats: EngineStats::default(),
+            lateness_micros: DEFAULT_LATENESS_MICROS,
+            newest: None,
+            windows,
+            sequences,
             idx_event_time: idx(columns::EVENT_TIME),
             idx_event_id: idx(columns::EVENT_ID),
             idx_principal: idx(columns::PRINCIPAL),
             idx_account: idx(columns::ACCOUNT_ID),
+            idx_source_ip: idx(columns::SOURCE_IP),
         }
+    }
+
+    /// Sets the global suppress list: events from these principals, accounts
+    /// and source networks never alert, whatever the rule.
+    pub fn with_suppress(mut self, suppress: Suppress) -> Self {
+        self.suppress = suppress;
+        self
+    }
+
+    /// Sets how late (behind the newest event time seen) an event may be and
+    /// still count in windows and sequences. Negative values count as zero.
+    pub fn with_lateness(mut self, micros: i64) -> Self {
+        self.lateness_micros = micros.max(0);
+        self
     }
 
     /// The rules this engine runs.
@@ -69,6 +144,37 @@ impl Engine {
         &self.stats
     }
 
+    /// The watermark: the newest event time seen minus the allowed lateness.
+    /// Windows ending at or before it are closed. `None` before any event.
+    pub fn watermark(&self) -> Option<i64> {
+        self.newest.map(|n| n.saturating_sub(self.lateness_micros))
+    }
+
+    /// Groups and keys held in window and sequence state (for tests and metrics).
+    pub fn state_size(&self) -> usize {
+        self.windows
+            .iter()
+            .flatten()
+            .map(WindowState::groups)
+            .sum::<usize>()
+            + self
+                .sequences
+                .iter()
+                .flatten()
+                .map(SequenceState::keys)
+                .sum::<usize>()
+    }
+
+    /// Rows left out of windows because every window they belonged to had
+    /// already closed (later than the allowed lateness).
+    pub fn late_dropped(&self) -> u64 {
+        self.windows
+            .iter()
+            .flatten()
+            .map(WindowState::late_dropped)
+            .sum()
+    }
+
     /// Evaluates every rule on the batch and returns the new alerts.
     pub fn process(&mut self, batch: &RecordBatch) -> Result<Vec<Alert>, RuleError> {
         self.stats.batches += 1;
@@ -79,56 +185,295 @@ impl Engine {
         let times = batch
             .column(self.idx_event_time)
             .as_primitive::<TimestampMicrosecondType>();
+        let batch_newest = times.values().iter().copied().max();
         let mut alerts = Vec::new();
-        for rule in self.rules.rules() {
-            let hits = rule.evaluate(batch)?;
-            if hits.true_count() == 0 {
-                continue;
-            }
-            *self.stats.matches.entry(rule.id.clone()).or_default() += hits.true_count() as u64;
-            // Alerts opened by this batch for this rule, by dedup key.
-            let mut open: HashMap<Vec<String>, Pending> = HashMap::new();
-            for row in (0..batch.num_rows()).filter(|&r| hits.value(r)) {
-                let key = rule.dedup_key(batch, row);
-                let event_time = times.value(row);
-                let event_id = cell(batch, self.idx_event_id, row);
-                if let Some(p) = open.get_mut(&key) {
-                    extend(&mut p.alert, event_time, event_id);
+        let mut candidates = Vec::new();
+        let rules = std::mem::take(&mut self.rules);
+        let result = (|| {
+            for (ri, rule) in rules.rules().iter().enumerate() {
+                let hits = rule.evaluate(batch)?;
+                if hits.true_count() == 0 {
                     continue;
                 }
-                match self
-                    .dedup
-                    .check(&rule.id, &key, event_time, rule.dedup_period_micros)
-                {
-                    Verdict::Suppressed => self.stats.suppressed += 1,
-                    Verdict::New { window_start } => {
-                        let alert = self.new_alert(
-                            rule,
-                            batch,
-                            row,
-                            &key,
-                            window_start,
-                            event_time,
-                            event_id,
-                        );
-                        open.insert(key, Pending { alert });
+                let rows = self.passing_rows(rule, batch, &hits);
+                if rows.is_empty() {
+                    continue;
+                }
+                match &rule.stateful {
+                    Stateful::None => alerts.extend(self.plain_alerts(rule, batch, &rows)),
+                    Stateful::Window(_) => self.feed_window(ri, rule, batch, &rows),
+                    Stateful::Sequence(_) => {
+                        candidates.extend(self.feed_sequence(ri, rule, batch, &rows)?)
                     }
                 }
             }
-            let mut new: Vec<Alert> = open.into_values().map(|p| p.alert).collect();
-            new.sort_by(|a, b| {
-                a.first_event_time
-                    .cmp(&b.first_event_time)
-                    .then(a.alert_id.cmp(&b.alert_id))
-            });
-            alerts.extend(new);
+            Ok::<(), RuleError>(())
+        })();
+        self.rules = rules;
+        result?;
+        if let Some(n) = batch_newest {
+            self.newest = Some(self.newest.map_or(n, |o| o.max(n)));
         }
+        if let Some(watermark) = self.watermark() {
+            candidates.extend(self.close(Some(watermark))?);
+        }
+        alerts.extend(self.finish(candidates));
         Ok(alerts)
+    }
+
+    /// Closes every window and ends every sequence wait: call at the end of
+    /// input. Returns the alerts they raise.
+    pub fn flush(&mut self) -> Result<Vec<Alert>, RuleError> {
+        let candidates = self.close(None)?;
+        Ok(self.finish(candidates))
     }
 
     /// Forgets dedup state older than `horizon_micros` before the newest event seen.
     pub fn expire(&mut self, horizon_micros: i64) {
         self.dedup.expire(horizon_micros);
+    }
+
+    /// Rows where `hits` is true and no suppress list applies.
+    fn passing_rows(
+        &mut self,
+        rule: &CompiledRule,
+        batch: &RecordBatch,
+        hits: &arrow::array::BooleanArray,
+    ) -> Vec<usize> {
+        let check = !self.suppress.is_empty() || !rule.suppress.is_empty();
+        let mut rows = Vec::with_capacity(hits.true_count());
+        let principal = batch.columns().get(self.idx_principal);
+        let account = batch.columns().get(self.idx_account);
+        let source_ip = batch.columns().get(self.idx_source_ip);
+        for row in (0..batch.num_rows()).filter(|&r| hits.value(r)) {
+            if check {
+                let p = principal.and_then(|c| str_at(c.as_ref(), row));
+                let a = account.and_then(|c| str_at(c.as_ref(), row));
+                let ip = source_ip.and_then(|c| str_at(c.as_ref(), row));
+                if self.suppress.suppresses(p, a, ip) || rule.suppress.suppresses(p, a, ip) {
+                    self.stats.suppressed_by_list += 1;
+                    continue;
+                }
+            }
+            rows.push(row);
+        }
+        rows
+    }
+
+    fn plain_alerts(
+        &mut self,
+        rule: &CompiledRule,
+        batch: &RecordBatch,
+        rows: &[usize],
+    ) -> Vec<Alert> {
+        let times = batch
+            .column(self.idx_event_time)
+            .as_primitive::<TimestampMicrosecondType>();
+        *self.stats.matches.entry(rule.id.clone()).or_default() += rows.len() as u64;
+        // Alerts opened by this batch for this rule, by dedup key.
+        let mut open: HashMap<Vec<String>, Pending> = HashMap::new();
+        for &row in rows {
+            let key = rule.dedup_key(batch, row);
+            let event_time = times.value(row);
+            let event_id = cell(batch, self.idx_event_id, row);
+            if let Some(p) = open.get_mut(&key) {
+                extend(&mut p.alert, event_time, event_id);
+                continue;
+            }
+            match self
+                .dedup
+                .check(&rule.id, &key, event_time, rule.dedup_period_micros)
+            {
+                Verdict::Suppressed => self.stats.suppressed += 1,
+                Verdict::New { window_start } => {
+                    let alert =
+                        self.new_alert(rule, batch, row, &key, window_start, event_time, event_id);
+                    open.insert(key, Pending { alert });
+                }
+            }
+        }
+        let mut new: Vec<Alert> = open.into_values().map(|p| p.alert).collect();
+        new.sort_by(|a, b| {
+            a.first_event_time
+                .cmp(&b.first_event_time)
+                .then(a.alert_id.cmp(&b.alert_id))
+        });
+        new
+    }
+
+    fn feed_window(&mut self, ri: usize, rule: &CompiledRule, batch: &RecordBatch, rows: &[usize]) {
+        let Some(window) = rule.window() else { return };
+        let Some(Some(state)) = self.windows.get_mut(ri) else {
+            return;
+        };
+        let times = batch
+            .column(self.idx_event_time)
+            .as_primitive::<TimestampMicrosecondType>();
+        let event_ids = batch.columns().get(self.idx_event_id);
+        let (idx_principal, idx_account) = (self.idx_principal, self.idx_account);
+        for &row in rows {
+            let Some(key) = key_of(batch, &window.group_by, row) else {
+                continue;
+            };
+            let info = RowInfo {
+                batch,
+                row,
+                time: times.value(row),
+            };
+            let event_id = event_ids.and_then(|c| str_at(c.as_ref(), row));
+            state.add(
+                window,
+                key,
+                &info,
+                event_id,
+                || GroupMeta {
+                    principal: cell(batch, idx_principal, row),
+                    account: account_of(batch, idx_account, row),
+                    dedup_key: rule.dedup_key(batch, row),
+                },
+                || {
+                    rule.has_evidence_template()
+                        .then(|| rule.evidence(batch, row))
+                },
+            );
+        }
+    }
+
+    fn feed_sequence(
+        &mut self,
+        ri: usize,
+        rule: &CompiledRule,
+        batch: &RecordBatch,
+        rows: &[usize],
+    ) -> Result<Vec<Candidate>, RuleError> {
+        let Some(seq) = rule.sequence() else {
+            return Ok(Vec::new());
+        };
+        // Each step's condition once per batch.
+        let steps = seq
+            .steps
+            .iter()
+            .map(|s| s.evaluate(batch))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| rule.eval_error(e))?;
+        let absent = seq
+            .absent
+            .as_ref()
+            .map(|s| s.evaluate(batch))
+            .transpose()
+            .map_err(|e| rule.eval_error(e))?;
+        let times = batch
+            .column(self.idx_event_time)
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut marked: Vec<(i64, usize, u64, bool)> = rows
+            .iter()
+            .filter_map(|&row| {
+                let mut mask = 0u64;
+                for (i, s) in steps.iter().enumerate() {
+                    if s.value(row) {
+                        mask |= 1 << i;
+                    }
+                }
+                let gone = absent.as_ref().is_some_and(|a| a.value(row));
+                (mask != 0 || gone).then(|| (times.value(row), row, mask, gone))
+            })
+            .collect();
+        marked.sort_unstable_by_key(|&(t, row, _, _)| (t, row));
+        let Some(Some(state)) = self.sequences.get_mut(ri) else {
+            return Ok(Vec::new());
+        };
+        let event_ids = batch.columns().get(self.idx_event_id);
+        let (idx_principal, idx_account) = (self.idx_principal, self.idx_account);
+        let mut out = Vec::new();
+        for (time, row, mask, gone) in marked {
+            let Some(key) = key_of(batch, &seq.by, row) else {
+                continue;
+            };
+            let event_id = event_ids
+                .and_then(|c| str_at(c.as_ref(), row))
+                .unwrap_or("-");
+            out.extend(
+                state.on_row(&rule.id, seq, key, time, event_id, mask, gone, || {
+                    StartMeta {
+                        principal: cell(batch, idx_principal, row),
+                        account: account_of(batch, idx_account, row),
+                        dedup_key: rule.dedup_key(batch, row),
+                        evidence: rule
+                            .has_evidence_template()
+                            .then(|| rule.evidence(batch, row)),
+                    }
+                }),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Closes windows and absence waits up to `watermark` (`None`: all).
+    fn close(&mut self, watermark: Option<i64>) -> Result<Vec<Candidate>, RuleError> {
+        let mut out = Vec::new();
+        for (ri, rule) in self.rules.rules().iter().enumerate() {
+            if let (Some(w), Some(Some(state))) = (rule.window(), self.windows.get_mut(ri)) {
+                out.extend(
+                    state
+                        .close(&rule.id, w, watermark)
+                        .map_err(|e| rule.eval_error(e))?,
+                );
+            }
+            if let (Some(s), Some(Some(state))) = (rule.sequence(), self.sequences.get_mut(ri)) {
+                out.extend(state.advance(&rule.id, s, watermark));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dedups candidates and turns the new ones into alerts.
+    fn finish(&mut self, mut candidates: Vec<Candidate>) -> Vec<Alert> {
+        candidates.sort_by(|a, b| {
+            a.first_event_time
+                .cmp(&b.first_event_time)
+                .then(a.rule_id.cmp(&b.rule_id))
+                .then(a.id_time.cmp(&b.id_time))
+                .then(a.key.cmp(&b.key))
+        });
+        let mut alerts = Vec::new();
+        for c in candidates {
+            let Some(rule) = self.rules.rules().iter().find(|r| r.id == c.rule_id) else {
+                continue;
+            };
+            *self.stats.matches.entry(c.rule_id.clone()).or_default() += 1;
+            match self.dedup.check(
+                &c.rule_id,
+                &c.dedup_key,
+                c.first_event_time,
+                rule.dedup_period_micros,
+            ) {
+                Verdict::Suppressed => {
+                    self.stats.suppressed += 1;
+                    continue;
+                }
+                Verdict::New { .. } => {}
+            }
+            let id_time = c.id_time.to_string();
+            let parts = std::iter::once(c.rule_id.as_str())
+                .chain(c.key.iter().map(String::as_str))
+                .chain(std::iter::once(id_time.as_str()));
+            alerts.push(Alert {
+                alert_id: stable_id(parts),
+                rule_id: c.rule_id,
+                title: rule.title.clone(),
+                severity: rule.severity,
+                principal: c.principal,
+                account_id: c.account,
+                first_event_time: c.first_event_time,
+                last_event_time: c.last_event_time,
+                detected_at: now_micros(),
+                event_ids: c.event_ids,
+                event_count: c.event_count,
+                evidence: c.evidence,
+                tags: rule.tags.clone(),
+            });
+        }
+        alerts
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -146,14 +491,13 @@ impl Engine {
         let parts = std::iter::once(rule.id.as_str())
             .chain(key.iter().map(String::as_str))
             .chain(std::iter::once(start.as_str()));
-        let account = cell(batch, self.idx_account, row);
         Alert {
             alert_id: stable_id(parts),
             rule_id: rule.id.clone(),
             title: rule.title.clone(),
             severity: rule.severity,
             principal: cell(batch, self.idx_principal, row),
-            account_id: (account != "-").then_some(account),
+            account_id: account_of(batch, self.idx_account, row),
             first_event_time: event_time,
             last_event_time: event_time,
             detected_at: now_micros(),
@@ -178,5 +522,133 @@ fn cell(batch: &RecordBatch, column: usize, row: usize) -> String {
     match batch.columns().get(column) {
         Some(c) if !c.is_null(row) => trailhound_rules::template::cell_text(c.as_ref(), row),
         _ => "-".to_string(),
+    }
+}
+
+fn account_of(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
+    let account = cell(batch, column, row);
+    (account != "-").then_some(account)
+}
+
+/// The values of the key columns of one row; `None` when any is NULL (such
+/// rows join no group or sequence).
+fn key_of(batch: &RecordBatch, key_columns: &[usize], row: usize) -> Option<Vec<String>> {
+    let mut key = Vec::with_capacity(key_columns.len());
+    for &c in key_columns {
+        let column = batch.columns().get(c)?;
+        if column.is_null(row) {
+            return None;
+        }
+        key.push(match str_at(column.as_ref(), row) {
+            Some(s) => s.to_string(),
+            None => trailhound_rules::template::cell_text(column.as_ref(), row),
+        });
+    }
+    Some(key)
+}
+
+/// A string cell without allocating: `Utf8` and `Dictionary<Int32, Utf8>`
+/// columns; `None` for NULL, out-of-range rows and other types.
+pub(crate) fn str_at(array: &dyn Array, row: usize) -> Option<&str> {
+    if row >= array.len() || array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+            let dict = array.as_dictionary::<Int32Type>();
+            let key = usize::try_from(dict.keys().value(row)).ok()?;
+            let values = dict.values().as_string::<i32>();
+            (key < values.len() && values.is_valid(key)).then(|| values.value(key))
+        }
+        _ => None,
+    }
+}
+
+/// Helpers for the window and sequence unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use trailhound_core::time::parse_rfc3339_micros;
+    use trailhound_core::{Alert, Event, events_to_batch};
+    use trailhound_rules::{Compiler, RuleSet, RuleSpec};
+
+    use super::Engine;
+
+    pub const MIN: i64 = 60_000_000;
+
+    /// 2026-11-02T10:00:00Z plus `minutes`.
+    pub fn at(minutes: f64) -> i64 {
+        parse_rfc3339_micros("2026-11-02T10:00:00Z").unwrap_or_default()
+            + (minutes * MIN as f64) as i64
+    }
+
+    pub fn rules(yaml: &str) -> RuleSet {
+        let spec: RuleSpec = serde_yaml::from_str(yaml).unwrap();
+        let rule = Compiler::new().unwrap().compile(spec, None).unwrap();
+        RuleSet::from_rules(vec![rule])
+    }
+
+    pub fn ev(minutes: f64, id: &str, name: &str, principal: &str) -> Event {
+        Event {
+            event_time: at(minutes),
+            event_id: id.into(),
+            event_source: "s3.amazonaws.com".into(),
+            event_name: name.into(),
+            principal: principal.into(),
+            principal_type: "IAMUser".into(),
+            account_id: Some("111122223333".into()),
+            source_ip: Some("203.0.113.7".into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn process(engine: &mut Engine, events: &[Event]) -> Vec<Alert> {
+        engine.process(&events_to_batch(events)).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{ev, process, rules};
+    use super::*;
+    use trailhound_rules::rule::SuppressSpec;
+
+    const PLAIN: &str = "id: r\ntitle: R\nseverity: high\nwhere: \"event_name = 'GetObject'\"\n";
+
+    fn global(principals: &[&str], networks: &[&str]) -> Suppress {
+        Suppress::from_spec(&SuppressSpec {
+            principals: principals.iter().map(|s| s.to_string()).collect(),
+            accounts: Vec::new(),
+            source_networks: networks.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_global_suppress_list_applies_with_wildcards_and_networks() {
+        let breakglass = "arn:aws:iam::111122223333:role/BreakGlassAdmin";
+        let mut e = Engine::new(rules(PLAIN))
+            .with_suppress(global(&["arn:aws:iam::*:role/BreakGlass*"], &[]));
+        assert!(process(&mut e, &[ev(1.0, "a", "GetObject", breakglass)]).is_empty());
+        assert_eq!(
+            process(&mut e, &[ev(1.0, "b", "GetObject", "other")]).len(),
+            1
+        );
+        assert_eq!(e.stats().suppressed_by_list, 1);
+
+        let mut e = Engine::new(rules(PLAIN)).with_suppress(global(&[], &["203.0.113.0/24"]));
+        assert!(process(&mut e, &[ev(1.0, "a", "GetObject", "p")]).is_empty());
+        let mut e = Engine::new(rules(PLAIN)).with_suppress(global(&[], &["2001:db8::/32"]));
+        assert_eq!(process(&mut e, &[ev(1.0, "a", "GetObject", "p")]).len(), 1);
+    }
+
+    #[test]
+    fn a_rules_own_suppress_list_applies_to_it() {
+        let yaml = format!("{PLAIN}suppress:\n  accounts: [\"111122223333\"]\n");
+        let mut e = Engine::new(rules(&yaml));
+        assert!(process(&mut e, &[ev(1.0, "a", "GetObject", "p")]).is_empty());
+        let yaml = format!("{PLAIN}suppress:\n  source_networks: [\"10.0.0.0/8\"]\n");
+        let mut e = Engine::new(rules(&yaml));
+        assert_eq!(process(&mut e, &[ev(1.0, "a", "GetObject", "p")]).len(), 1);
     }
 }

@@ -10,6 +10,12 @@
 //! of the event schema; where they come from (files, stdin, Kafka later) is
 //! the pipeline's business, so every deployment runs the same engine.
 //!
+//! Window and sequence rules keep state per rule and key ([`window`],
+//! [`sequence`]) in event time, closed by a watermark (newest event time minus
+//! the allowed lateness) and by [`engine::Engine::flush`] at the end of input.
+//! [`testing::all_tests`] runs every rule's inline tests, the stateful ones
+//! through a fresh engine.
+//!
 //! Where a match becomes an alert (and where, later, a revocation is decided
 //! from it): [`engine::Engine::process`].
 
@@ -17,6 +23,9 @@ pub mod batcher;
 pub mod dedup;
 pub mod engine;
 pub mod pipeline;
+pub mod sequence;
+pub mod testing;
+pub mod window;
 
 pub use batcher::BatchPolicy;
 pub use engine::Engine;

@@ -358,6 +358,14 @@ fn consume(
     if let Some(batch) = batcher.flush() {
         evaluate(&batch, engine, sinks, &mut summary, progress)?;
     }
+    // End of input: close every window and end every sequence wait.
+    match engine.flush() {
+        Ok(alerts) => send(&alerts, sinks, &mut summary, progress)?,
+        Err(e) => {
+            tracing::error!(error = %e, "Closing windows at the end of input failed.");
+            summary.rule_errors += 1;
+        }
+    }
     for s in sinks.iter_mut() {
         s.flush()?;
     }
@@ -389,7 +397,16 @@ fn evaluate(
             return Ok(());
         }
     };
-    for alert in &alerts {
+    send(&alerts, sinks, summary, progress)
+}
+
+fn send(
+    alerts: &[Alert],
+    sinks: &mut [Box<dyn AlertSink>],
+    summary: &mut Summary,
+    progress: &Progress,
+) -> Result<(), PipelineError> {
+    for alert in alerts {
         *summary
             .alerts_by_rule
             .entry(alert.rule_id.clone())

@@ -1,6 +1,8 @@
 //! Where a rule is compiled: the `where` SQL goes through DataFusion's parser,
 //! type coercion and physical planner exactly once, and the resulting
-//! physical expression is evaluated on every batch.
+//! physical expression is evaluated on every batch. Window and sequence
+//! blocks are compiled here too ([`crate::window`], [`crate::sequence`]), and
+//! so is the rule's suppress list ([`crate::suppress`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,10 +17,24 @@ use trailhound_core::{Severity, event_schema};
 
 use crate::error::RuleError;
 use crate::rule::{RuleSpec, RuleTestSpec, parse_period_micros};
+use crate::sequence::{CompiledSequence, compile_sequence};
+use crate::suppress::Suppress;
 use crate::template::Template;
+use crate::window::{CompiledWindow, compile_window};
+
+/// What kind of state a rule needs in the detector.
+#[derive(Debug, Clone)]
+pub enum Stateful {
+    /// Every matching row is an alert candidate (dedup only).
+    None,
+    /// Rows are aggregated per group and window.
+    Window(Box<CompiledWindow>),
+    /// Rows advance ordered sequences per key.
+    Sequence(Box<CompiledSequence>),
+}
 
 /// A rule ready to run: metadata plus the compiled predicate.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CompiledRule {
     /// Unique id.
     pub id: String,
@@ -38,8 +54,15 @@ pub struct CompiledRule {
     pub dedup_period_micros: i64,
     /// Inline tests.
     pub tests: Vec<RuleTestSpec>,
+    /// Suggested responses.
+    pub respond: Vec<crate::rule::ResponseName>,
+    /// The compiled window or sequence, if the rule has one.
+    pub stateful: Stateful,
+    /// The rule's own suppress list (empty when it has none).
+    pub suppress: Suppress,
     predicate: Arc<dyn PhysicalExpr>,
     evidence: Template,
+    evidence_explicit: bool,
     dedup_key: Vec<usize>,
 }
 
@@ -47,23 +70,37 @@ impl CompiledRule {
     /// Evaluates the predicate on a batch of [`event_schema`]. Rows where the
     /// predicate is NULL count as no match.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, RuleError> {
-        let value = self
-            .predicate
-            .evaluate(batch)
-            .map_err(|e| self.eval_error(e.to_string()))?;
-        let array = value
-            .into_array(batch.num_rows())
-            .map_err(|e| self.eval_error(e.to_string()))?;
-        let bools = array
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| self.eval_error(format!("predicate gave {}", array.data_type())))?;
-        Ok(if bools.null_count() == 0 {
-            bools.clone()
-        } else {
-            // NULL means "unknown", which for a detection means "no".
-            bools.iter().map(|v| Some(v == Some(true))).collect()
-        })
+        eval_bool(&self.predicate, batch).map_err(|e| self.eval_error(e))
+    }
+
+    /// The compiled window, for window rules.
+    pub fn window(&self) -> Option<&CompiledWindow> {
+        match &self.stateful {
+            Stateful::Window(w) => Some(w.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The compiled sequence, for sequence rules.
+    pub fn sequence(&self) -> Option<&CompiledSequence> {
+        match &self.stateful {
+            Stateful::Sequence(s) => Some(s.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// True when the rule wrote its own `evidence` template.
+    pub fn has_evidence_template(&self) -> bool {
+        self.evidence_explicit
+    }
+
+    /// Wraps an evaluation failure of a part of this rule (a window's
+    /// `having`, a sequence step) as an error naming the rule.
+    pub fn eval_error(&self, reason: String) -> RuleError {
+        RuleError::Evaluate {
+            id: self.id.clone(),
+            reason,
+        }
     }
 
     /// The plain-words evidence for one matching row.
@@ -78,13 +115,49 @@ impl CompiledRule {
             .map(|&c| crate::template::cell_text(batch.column(c).as_ref(), row))
             .collect()
     }
+}
 
-    fn eval_error(&self, reason: String) -> RuleError {
-        RuleError::Evaluate {
-            id: self.id.clone(),
-            reason,
-        }
-    }
+/// Evaluates a boolean physical expression on a batch; NULL becomes false.
+pub(crate) fn eval_bool(
+    expr: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> Result<BooleanArray, String> {
+    let value = expr.evaluate(batch).map_err(|e| e.to_string())?;
+    let array = value
+        .into_array(batch.num_rows())
+        .map_err(|e| e.to_string())?;
+    let bools = array
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| format!("predicate gave {}", array.data_type()))?;
+    Ok(if bools.null_count() == 0 {
+        bools.clone()
+    } else {
+        // NULL means "unknown", which for a detection means "no".
+        bools.iter().map(|v| Some(v == Some(true))).collect()
+    })
+}
+
+/// Parses, coerces, simplifies and plans one SQL expression against `schema`.
+pub(crate) fn plan_expr(
+    ctx: &SessionContext,
+    sql: &str,
+    schema: &DFSchema,
+) -> Result<Arc<dyn PhysicalExpr>, String> {
+    let expr = ctx.parse_sql_expr(sql, schema).map_err(|e| e.to_string())?;
+    // Coerce and simplify before planning: some functions (COALESCE,
+    // NVL2, ...) exist only as rewrites and have no physical form.
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .build(),
+    );
+    let expr = simplifier
+        .coerce(expr, schema)
+        .and_then(|e| simplifier.simplify(e))
+        .map_err(|e| e.to_string())?;
+    ctx.create_physical_expr(expr, schema)
+        .map_err(|e| e.to_string())
 }
 
 /// Compiles rule specs against the event schema. Holds one DataFusion session
@@ -107,6 +180,7 @@ impl Compiler {
         datafusion_functions_json::register_all(&mut ctx).map_err(|e| RuleError::Engine {
             reason: e.to_string(),
         })?;
+        crate::sigma::register(&mut ctx);
         let schema =
             DFSchema::try_from(event_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
                 reason: e.to_string(),
@@ -151,25 +225,8 @@ impl Compiler {
             file: file.map(Path::to_path_buf),
             reason,
         };
-        let expr = self
-            .ctx
-            .parse_sql_expr(&spec.predicate, &self.schema)
-            .map_err(|e| compile_err(e.to_string()))?;
-        // Coerce and simplify before planning: some functions (COALESCE,
-        // NVL2, ...) exist only as rewrites and have no physical form.
-        let simplifier = ExprSimplifier::new(
-            SimplifyContext::builder()
-                .with_schema(Arc::new(self.schema.clone()))
-                .build(),
-        );
-        let expr = simplifier
-            .coerce(expr, &self.schema)
-            .and_then(|e| simplifier.simplify(e))
-            .map_err(|e| compile_err(e.to_string()))?;
-        let predicate = self
-            .ctx
-            .create_physical_expr(expr, &self.schema)
-            .map_err(|e| compile_err(e.to_string()))?;
+        let predicate =
+            plan_expr(&self.ctx, &spec.predicate, &self.schema).map_err(&compile_err)?;
         let data_type = predicate
             .data_type(&arrow_schema)
             .map_err(|e| compile_err(e.to_string()))?;
@@ -177,6 +234,32 @@ impl Compiler {
             return Err(compile_err(format!(
                 "`where` must be a boolean condition, but it gives {data_type}"
             )));
+        }
+        let stateful = match (&spec.window, &spec.sequence) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "a rule has either `window` or `sequence`, not both".into(),
+                ));
+            }
+            (Some(w), None) => Stateful::Window(Box::new(
+                compile_window(&self.ctx, w).map_err(&compile_err)?,
+            )),
+            (None, Some(s)) => Stateful::Sequence(Box::new(
+                compile_sequence(&self.ctx, &self.schema, s).map_err(&compile_err)?,
+            )),
+            (None, None) => Stateful::None,
+        };
+        let suppress = match &spec.suppress {
+            Some(s) => Suppress::from_spec(s).map_err(&invalid)?,
+            None => Suppress::default(),
+        };
+        for t in &spec.tests {
+            if t.alerts.is_some() && (t.events.is_empty() || t.event.is_some()) {
+                return Err(invalid(format!(
+                    "test {:?}: `alerts` goes with `events`",
+                    t.name
+                )));
+            }
         }
         Ok(CompiledRule {
             id: spec.id,
@@ -188,8 +271,12 @@ impl Compiler {
             sql: spec.predicate,
             dedup_period_micros,
             tests: spec.tests,
+            respond: spec.respond,
+            stateful,
+            suppress,
             predicate,
             evidence,
+            evidence_explicit: spec.evidence.is_some(),
             dedup_key,
         })
     }
@@ -306,5 +393,70 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not compile"), "{e}");
+    }
+
+    fn stateful_error(extra: &str) -> String {
+        let spec: RuleSpec = serde_yaml::from_str(&format!(
+            "id: st\ntitle: T\nseverity: low\nwhere: \"event_name = 'x'\"\n{extra}"
+        ))
+        .unwrap();
+        Compiler::new()
+            .unwrap()
+            .compile(spec, Some(Path::new("st.yaml")))
+            .unwrap_err()
+            .to_string()
+    }
+
+    const STEPS_OK: &str = "sequence:\n  by: [principal]\n  within: 10m\n  steps:\n    - {name: a, where: \"event_name = 'A'\"}\n    - {name: b, where: \"event_name = 'B'\"}\n";
+
+    #[test]
+    fn stateful_rules_are_refused_with_rule_id_and_reason() {
+        let window = "window:\n  group_by: [principal]\n  size: 10m\n  having: \"count(*) > 1\"\n";
+        let e = stateful_error(&format!("{window}{STEPS_OK}"));
+        assert!(
+            e.contains("rule st (st.yaml)") && e.contains("not both"),
+            "{e}"
+        );
+        let e = stateful_error(
+            "window:\n  group_by: [nope]\n  size: 10m\n  having: \"count(*) > 1\"\n",
+        );
+        assert!(
+            e.contains("rule st") && e.contains("\"nope\" is not in the event model"),
+            "{e}"
+        );
+        let e = stateful_error(
+            "window:\n  group_by: [principal]\n  size: 10m\n  having: \"count(*) > 1 AND bucket = 'b'\"\n",
+        );
+        assert!(e.contains("outside an aggregate"), "{e}");
+        let e = stateful_error(
+            "sequence:\n  by: [principal]\n  within: 10m\n  steps:\n    - {name: a, where: \"event_name = 'A'\"}\n    - {name: gone, absent: \"event_name = 'C'\"}\n",
+        );
+        assert!(e.contains("at least 2 steps"), "{e}");
+        let e = stateful_error(
+            "sequence:\n  by: [principal]\n  within: 10m\n  steps:\n    - {name: a, where: \"event_name = 'A'\"}\n    - {name: gone, absent: \"event_name = 'C'\"}\n    - {name: b, where: \"event_name = 'B'\"}\n",
+        );
+        assert!(e.contains("must be the last step"), "{e}");
+        let e = stateful_error(&STEPS_OK.replace("event_name = 'B'", "no_such = 'B'"));
+        assert!(
+            e.contains("rule st") && e.contains("step \"b\" does not compile"),
+            "{e}"
+        );
+        let e = stateful_error(&format!(
+            "{STEPS_OK}suppress:\n  source_networks: [\"10.0.0.0/99\"]\n"
+        ));
+        assert!(e.contains("rule st") && e.contains("prefix length"), "{e}");
+    }
+
+    #[test]
+    fn stateful_rules_compile() {
+        let spec: RuleSpec = serde_yaml::from_str(&format!(
+            "id: ok\ntitle: T\nseverity: low\nwhere: \"true\"\n{STEPS_OK}"
+        ))
+        .unwrap();
+        let rule = Compiler::new().unwrap().compile(spec, None).unwrap();
+        let seq = rule.sequence().unwrap();
+        assert_eq!(seq.steps.len(), 2);
+        assert_eq!(seq.within_micros, 600_000_000);
+        assert!(rule.window().is_none());
     }
 }

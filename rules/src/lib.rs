@@ -14,9 +14,14 @@
 pub mod compile;
 pub mod error;
 pub mod pack;
+pub mod prefilter;
 pub mod rule;
+pub mod sequence;
+pub mod sigma;
+pub mod suppress;
 pub mod template;
 pub mod testing;
+pub mod window;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +29,7 @@ use std::path::{Path, PathBuf};
 pub use compile::{CompiledRule, Compiler};
 pub use error::RuleError;
 pub use rule::RuleSpec;
+pub use suppress::Suppress;
 
 /// Which rules to load.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +56,11 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// A set of rules already compiled (tests, one rule run on its own).
+    pub fn from_rules(rules: Vec<CompiledRule>) -> Self {
+        Self { rules }
+    }
+
     /// The built-in pack only.
     pub fn builtin() -> Result<Self, LoadError> {
         Self::load(&LoadOptions::default())
@@ -83,6 +94,13 @@ impl RuleSet {
         }
         for file in files {
             match std::fs::read_to_string(&file) {
+                // A top-level `detection` key makes it a Sigma rule.
+                Ok(text) if sigma::is_sigma_text(&text) => {
+                    match sigma::convert(&text, &file, &sigma::SigmaConfig::default()) {
+                        Ok(spec) => specs.push((spec, Some(file))),
+                        Err(e) => errors.push(e),
+                    }
+                }
                 Ok(text) => match serde_yaml::from_str::<RuleSpec>(&text) {
                     Ok(spec) => specs.push((spec, Some(file))),
                     Err(e) => errors.push(RuleError::Yaml {
@@ -159,7 +177,9 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// Runs every inline test of every rule.
+    /// Runs every inline test of every rule that is judged by row matches.
+    /// Tests judged by alerts (`alerts: N`) need the detector and are left
+    /// out here: `trailhound_detector::testing::all_tests` runs both kinds.
     pub fn run_tests(&self) -> Vec<testing::TestOutcome> {
         self.rules
             .iter()

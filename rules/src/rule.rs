@@ -38,6 +38,98 @@ pub struct RuleSpec {
     /// Inline tests: events in, verdict out.
     #[serde(default)]
     pub tests: Vec<RuleTestSpec>,
+    /// Suggested responses (`quarantine-principal`, `revoke-sessions`,
+    /// `disable-access-key`, `end-gateway-session`, `notify`). Recorded with
+    /// the alert; whether anything is done is the response policy's call.
+    #[serde(default)]
+    pub respond: Vec<ResponseName>,
+    /// Aggregate matching rows per group over event-time windows; the rule
+    /// alerts when `having` holds for a closed window.
+    #[serde(default)]
+    pub window: Option<WindowSpec>,
+    /// An ordered sequence of steps by the same key within a time span.
+    #[serde(default)]
+    pub sequence: Option<SequenceSpec>,
+    /// Principals, accounts and source networks whose events never alert for this rule.
+    #[serde(default)]
+    pub suppress: Option<SuppressSpec>,
+}
+
+/// `window:` — aggregate rows that pass `where` per group over event-time windows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Columns whose values make one group (at least one).
+    pub group_by: Vec<String>,
+    /// Window length: `30s`, `10m`, `1h`, `1d`.
+    pub size: String,
+    /// Sliding windows advancing by this much; absent means tumbling windows.
+    #[serde(default)]
+    pub slide: Option<String>,
+    /// SQL over aggregates (`count(*)`, `count(col)`, `count(DISTINCT col)`,
+    /// `sum`, `min`, `max`, `avg` of numeric columns) that must hold.
+    pub having: String,
+    /// More aggregates to compute and show in the evidence only (`sum(bytes_out)`).
+    #[serde(default)]
+    pub show: Vec<String>,
+}
+
+/// `sequence:` — ordered steps by the same key within `within`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceSpec {
+    /// Columns whose values must be equal across the steps.
+    pub by: Vec<String>,
+    /// Longest span from the first step to the last (and of the absence wait).
+    pub within: String,
+    /// Steps in order; an `absent` step may come last.
+    pub steps: Vec<StepSpec>,
+}
+
+/// One step of a sequence: either `where` (must happen) or `absent` (must not).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// What the step means, for evidence.
+    pub name: String,
+    /// SQL condition of a step that must happen.
+    #[serde(default, rename = "where")]
+    pub predicate: Option<String>,
+    /// SQL condition of an event that must not happen within `within` of the first step.
+    #[serde(default)]
+    pub absent: Option<String>,
+}
+
+/// `suppress:` — matches from these never alert. The same shape is the global
+/// suppress list of the detector.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressSpec {
+    /// Principal patterns; `*` matches any run of characters.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Account ids (patterns with `*` allowed).
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) or single addresses of `source_ip`.
+    #[serde(default)]
+    pub source_networks: Vec<String>,
+}
+
+/// A response a rule may suggest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseName {
+    /// Deny-all inline policy on the IAM user or role.
+    QuarantinePrincipal,
+    /// Deny everything for sessions issued before now (stops stolen STS credentials).
+    RevokeSessions,
+    /// Deactivate the access key used.
+    DisableAccessKey,
+    /// End and lock the gateway session.
+    EndGatewaySession,
+    /// Alert people only.
+    Notify,
 }
 
 fn yes() -> bool {
@@ -104,6 +196,17 @@ pub struct RuleTestSpec {
     /// How many of `events` must match.
     #[serde(default)]
     pub matches: Option<usize>,
+    /// How many alerts `events` must raise through the detector (after
+    /// windows, sequences, suppress and dedup). For window and sequence rules.
+    #[serde(default)]
+    pub alerts: Option<usize>,
+}
+
+impl RuleTestSpec {
+    /// True for tests judged by alerts (run through the detector), not row matches.
+    pub fn is_stateful(&self) -> bool {
+        self.alerts.is_some()
+    }
 }
 
 /// Parses `30s`, `15m`, `1h`, `2d` into microseconds.

@@ -1,4 +1,8 @@
 //! Inline rule tests: `trailhound rules test` and the pack's own test suite.
+//!
+//! Tests judged by row matches (`match`, `matches`) run here. Tests judged by
+//! alerts (`alerts: N`, for window and sequence rules) need the detector's
+//! state and run in `trailhound_detector::testing`, which also runs these.
 
 use trailhound_core::events_to_batch;
 
@@ -22,10 +26,12 @@ impl TestOutcome {
     }
 }
 
-/// Runs every inline test of one rule.
+/// Runs every inline test of one rule that is judged by row matches (tests
+/// with `alerts` are left out: see the module doc).
 pub fn run_rule_tests(rule: &CompiledRule) -> Vec<TestOutcome> {
     rule.tests
         .iter()
+        .filter(|t| !t.is_stateful())
         .map(|t| {
             let (events, expected) = match (&t.event, t.matches_event, t.matches) {
                 (Some(e), Some(m), None) if t.events.is_empty() => {

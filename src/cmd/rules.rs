@@ -27,7 +27,7 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
         }
         RulesCommand::Test { rules } => {
             let set = super::load_rules(&rules)?;
-            let outcomes = set.run_tests();
+            let outcomes = trailhound_detector::testing::all_tests(&set);
             let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
             for o in &failed {
                 println!(

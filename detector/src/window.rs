@@ -1,0 +1,599 @@
+//! Window state: per rule, per group key, per bin of event time.
+//!
+//! A bin is `slide` long (or `size` for tumbling windows) and holds the count,
+//! the bounded distinct sets, sums, minima and maxima of the rows that fell in
+//! it. A window is `size / slide` consecutive bins; it closes when the
+//! watermark (newest event time minus the allowed lateness) passes its end,
+//! or at [`crate::Engine::flush`]. Closed windows of a rule are gathered into
+//! one small `RecordBatch` of aggregates and the rule's compiled `having` runs
+//! on it once. Bins no open window can use any more are dropped, and a group
+//! with no bins left is forgotten, so state never outlives a window plus the
+//! lateness.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions,
+};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use trailhound_core::time::format_micros;
+use trailhound_rules::window::{AggKind, CompiledWindow, DISTINCT_CAP};
+
+use crate::engine::{Candidate, MAX_EVENT_IDS, str_at};
+
+/// What one row adds to a window: the parts of the row the state keeps.
+pub(crate) struct RowInfo<'a> {
+    pub batch: &'a RecordBatch,
+    pub row: usize,
+    pub time: i64,
+}
+
+/// Values captured once when a group is first seen.
+pub(crate) struct GroupMeta {
+    pub principal: String,
+    pub account: Option<String>,
+    pub dedup_key: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Acc {
+    Count(u64),
+    Distinct {
+        set: HashSet<String>,
+        capped: bool,
+    },
+    Numeric {
+        sum: f64,
+        min: f64,
+        max: f64,
+        n: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Bin {
+    count: u64,
+    first_time: i64,
+    last_time: i64,
+    event_ids: Vec<String>,
+    evidence: Option<String>,
+    accs: Vec<Acc>,
+}
+
+struct Group {
+    bins: BTreeMap<i64, Bin>,
+    meta: GroupMeta,
+}
+
+/// The open windows of one window rule.
+#[derive(Default)]
+pub struct WindowState {
+    groups: HashMap<Vec<String>, Group>,
+    /// Window start bins up to this one have been evaluated.
+    closed_through: Option<i64>,
+    late_dropped: u64,
+}
+
+/// One aggregate's value for a closed window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Value {
+    Int(i64),
+    Float(Option<f64>),
+}
+
+impl WindowState {
+    /// Groups with open bins.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Rows that came after every window they belong to had closed.
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped
+    }
+
+    /// Adds one row (already past `where` and suppress) to its group's bin.
+    /// `meta` and `evidence` are called only when a group or bin is new.
+    pub(crate) fn add(
+        &mut self,
+        window: &CompiledWindow,
+        key: Vec<String>,
+        info: &RowInfo<'_>,
+        event_id: Option<&str>,
+        meta: impl FnOnce() -> GroupMeta,
+        evidence: impl FnOnce() -> Option<String>,
+    ) {
+        let bin_index = info.time.div_euclid(window.slide_micros);
+        if self.closed_through.is_some_and(|c| bin_index <= c) {
+            // Every window this row belongs to has closed already.
+            self.late_dropped += 1;
+            return;
+        }
+        let group = self.groups.entry(key).or_insert_with(|| Group {
+            bins: BTreeMap::new(),
+            meta: meta(),
+        });
+        let bin = group.bins.entry(bin_index).or_insert_with(|| Bin {
+            count: 0,
+            first_time: info.time,
+            last_time: info.time,
+            event_ids: Vec::new(),
+            evidence: evidence(),
+            accs: window
+                .aggregates
+                .iter()
+                .map(|a| match a.kind {
+                    AggKind::CountStar | AggKind::Count => Acc::Count(0),
+                    AggKind::CountDistinct => Acc::Distinct {
+                        set: HashSet::new(),
+                        capped: false,
+                    },
+                    _ => Acc::Numeric {
+                        sum: 0.0,
+                        min: f64::INFINITY,
+                        max: f64::NEG_INFINITY,
+                        n: 0,
+                    },
+                })
+                .collect(),
+        });
+        bin.count += 1;
+        bin.first_time = bin.first_time.min(info.time);
+        bin.last_time = bin.last_time.max(info.time);
+        if bin.event_ids.len() < MAX_EVENT_IDS
+            && let Some(id) = event_id
+        {
+            bin.event_ids.push(id.to_string());
+        }
+        for (agg, acc) in window.aggregates.iter().zip(bin.accs.iter_mut()) {
+            let column = agg.column.and_then(|c| info.batch.columns().get(c));
+            match acc {
+                Acc::Count(n) => {
+                    if column.is_none_or(|c| c.is_valid(info.row)) {
+                        *n += 1;
+                    }
+                }
+                Acc::Distinct { set, capped } => {
+                    let Some(c) = column else { continue };
+                    if !c.is_valid(info.row) {
+                        continue;
+                    }
+                    match str_at(c.as_ref(), info.row) {
+                        Some(s) => {
+                            if !set.contains(s) {
+                                if set.len() >= DISTINCT_CAP {
+                                    *capped = true;
+                                } else {
+                                    set.insert(s.to_string());
+                                }
+                            }
+                        }
+                        None => {
+                            let s = trailhound_rules::template::cell_text(c.as_ref(), info.row);
+                            if !set.contains(&s) {
+                                if set.len() >= DISTINCT_CAP {
+                                    *capped = true;
+                                } else {
+                                    set.insert(s);
+                                }
+                            }
+                        }
+                    }
+                }
+                Acc::Numeric { sum, min, max, n } => {
+                    let Some(v) = column.and_then(|c| number_at(c, info.row)) else {
+                        continue;
+                    };
+                    *sum += v;
+                    *min = min.min(v);
+                    *max = max.max(v);
+                    *n += 1;
+                }
+            }
+        }
+    }
+
+    /// Closes every window whose end is at or before `watermark` (`None`:
+    /// every window, at the end of input), evaluates `having` on them and
+    /// returns the alert candidates of those where it holds.
+    pub(crate) fn close(
+        &mut self,
+        rule_id: &str,
+        window: &CompiledWindow,
+        watermark: Option<i64>,
+    ) -> Result<Vec<Candidate>, String> {
+        let n = window.bins_per_window();
+        let last = match watermark {
+            Some(w) => w.div_euclid(window.slide_micros) - n,
+            None => match self
+                .groups
+                .values()
+                .filter_map(|g| g.bins.keys().next_back())
+                .max()
+            {
+                Some(&m) => m,
+                None => return Ok(Vec::new()),
+            },
+        };
+        if self.closed_through.is_some_and(|c| last <= c) {
+            return Ok(Vec::new());
+        }
+        let from = self.closed_through.map(|c| c + 1);
+        self.closed_through = Some(last);
+
+        // (group key, window start bin) of every window closing now with rows in it.
+        let mut closing: Vec<(&Vec<String>, i64)> = Vec::new();
+        for (key, group) in &self.groups {
+            let mut starts = BTreeSet::new();
+            for &b in group.bins.range(..=last + n - 1).map(|(b, _)| b) {
+                let lo = from.map_or(b - n + 1, |f| (b - n + 1).max(f));
+                let hi = b.min(last);
+                for k in lo..=hi {
+                    starts.insert(k);
+                }
+            }
+            closing.extend(starts.into_iter().map(|k| (key, k)));
+        }
+        let mut out = Vec::new();
+        if !closing.is_empty() {
+            let mut columns: Vec<Vec<Value>> = vec![Vec::new(); window.aggregates.len()];
+            let mut capped_flags: Vec<Vec<bool>> = Vec::with_capacity(closing.len());
+            for (key, k) in &closing {
+                let Some(group) = self.groups.get(*key) else {
+                    continue;
+                };
+                let (values, capped) = merge(window, group.bins.range(*k..*k + n).map(|(_, b)| b));
+                for (col, v) in columns.iter_mut().zip(values) {
+                    col.push(v);
+                }
+                capped_flags.push(capped);
+            }
+            let arrays: Vec<ArrayRef> = window
+                .aggregates
+                .iter()
+                .zip(&columns)
+                .map(|(a, col)| -> ArrayRef {
+                    if a.kind.is_count() {
+                        Arc::new(Int64Array::from_iter_values(col.iter().map(|v| match v {
+                            Value::Int(i) => *i,
+                            Value::Float(_) => 0,
+                        })))
+                    } else {
+                        Arc::new(Float64Array::from_iter(col.iter().map(|v| match v {
+                            Value::Float(f) => *f,
+                            Value::Int(i) => Some(*i as f64),
+                        })))
+                    }
+                })
+                .collect();
+            let batch = RecordBatch::try_new_with_options(
+                window.having_schema().clone(),
+                arrays,
+                &RecordBatchOptions::new().with_row_count(Some(closing.len())),
+            )
+            .map_err(|e| e.to_string())?;
+            let verdict = window.evaluate_having(&batch)?;
+            for (i, (key, k)) in closing.iter().enumerate() {
+                if !verdict.value(i) {
+                    continue;
+                }
+                let Some(group) = self.groups.get(*key) else {
+                    continue;
+                };
+                let bins: Vec<&Bin> = group.bins.range(*k..*k + n).map(|(_, b)| b).collect();
+                let start = k.saturating_mul(window.slide_micros);
+                let end = start.saturating_add(window.size_micros);
+                let values: Vec<Value> = columns.iter().filter_map(|c| c.get(i).copied()).collect();
+                let capped = capped_flags.get(i).cloned().unwrap_or_default();
+                let mut evidence = format!("{}: ", key.join(", "));
+                for (j, (a, v)) in window.aggregates.iter().zip(&values).enumerate() {
+                    if j > 0 {
+                        evidence.push_str(", ");
+                    }
+                    if capped.get(j).copied().unwrap_or(false) {
+                        evidence.push_str(&format!(
+                            "{}>={} (capped at {DISTINCT_CAP} values)",
+                            a.label,
+                            show(v)
+                        ));
+                    } else {
+                        evidence.push_str(&format!("{}={}", a.label, show(v)));
+                    }
+                }
+                evidence.push_str(&format!(
+                    " in {} ending {}",
+                    window.size_text,
+                    format_micros(end)
+                ));
+                if let Some(t) = bins.iter().find_map(|b| b.evidence.as_deref()) {
+                    evidence = format!("{t}; {evidence}");
+                }
+                let mut event_ids = Vec::new();
+                for b in &bins {
+                    for id in &b.event_ids {
+                        if event_ids.len() < MAX_EVENT_IDS {
+                            event_ids.push(id.clone());
+                        }
+                    }
+                }
+                out.push(Candidate {
+                    rule_id: rule_id.to_string(),
+                    key: (*key).clone(),
+                    id_time: start,
+                    principal: group.meta.principal.clone(),
+                    account: group.meta.account.clone(),
+                    dedup_key: group.meta.dedup_key.clone(),
+                    first_event_time: bins.iter().map(|b| b.first_time).min().unwrap_or(start),
+                    last_event_time: bins.iter().map(|b| b.last_time).max().unwrap_or(start),
+                    event_ids,
+                    event_count: bins.iter().map(|b| b.count).sum(),
+                    evidence,
+                });
+            }
+        }
+        // Drop bins no open window can use, and groups left empty.
+        for group in self.groups.values_mut() {
+            group.bins = group.bins.split_off(&(last + 1));
+        }
+        self.groups.retain(|_, g| !g.bins.is_empty());
+        Ok(out)
+    }
+}
+
+fn merge<'a>(
+    window: &CompiledWindow,
+    bins: impl Iterator<Item = &'a Bin>,
+) -> (Vec<Value>, Vec<bool>) {
+    let bins: Vec<&Bin> = bins.collect();
+    let mut values = Vec::with_capacity(window.aggregates.len());
+    let mut capped = Vec::with_capacity(window.aggregates.len());
+    for (j, agg) in window.aggregates.iter().enumerate() {
+        let accs = bins.iter().filter_map(|b| b.accs.get(j));
+        let (value, cap) = match agg.kind {
+            AggKind::CountStar => (
+                Value::Int(to_i64(bins.iter().map(|b| b.count).sum())),
+                false,
+            ),
+            AggKind::Count => (
+                Value::Int(to_i64(
+                    accs.map(|a| match a {
+                        Acc::Count(n) => *n,
+                        _ => 0,
+                    })
+                    .sum(),
+                )),
+                false,
+            ),
+            AggKind::CountDistinct => {
+                let mut union: HashSet<&str> = HashSet::new();
+                let mut cap = false;
+                for a in accs {
+                    if let Acc::Distinct { set, capped } = a {
+                        cap |= *capped;
+                        for s in set {
+                            if union.len() >= DISTINCT_CAP {
+                                if !union.contains(s.as_str()) {
+                                    cap = true;
+                                }
+                            } else {
+                                union.insert(s);
+                            }
+                        }
+                    }
+                }
+                (Value::Int(to_i64(union.len() as u64)), cap)
+            }
+            kind => {
+                let (mut sum, mut min, mut max, mut n) =
+                    (0.0f64, f64::INFINITY, f64::NEG_INFINITY, 0u64);
+                for a in accs {
+                    if let Acc::Numeric {
+                        sum: s,
+                        min: lo,
+                        max: hi,
+                        n: c,
+                    } = a
+                    {
+                        sum += s;
+                        min = min.min(*lo);
+                        max = max.max(*hi);
+                        n += c;
+                    }
+                }
+                let v = (n > 0).then(|| match kind {
+                    AggKind::Sum => sum,
+                    AggKind::Min => min,
+                    AggKind::Max => max,
+                    _ => sum / n as f64,
+                });
+                (Value::Float(v), false)
+            }
+        };
+        values.push(value);
+        capped.push(cap);
+    }
+    (values, capped)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(None) => "NULL".to_string(),
+        Value::Float(Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Value::Float(Some(f)) => format!("{f:.2}"),
+    }
+}
+
+fn number_at(column: &ArrayRef, row: usize) -> Option<f64> {
+    if row >= column.len() || !column.is_valid(row) {
+        return None;
+    }
+    match column.data_type() {
+        DataType::Int64 => Some(column.as_primitive::<Int64Type>().value(row) as f64),
+        DataType::Float64 => Some(column.as_primitive::<Float64Type>().value(row)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::engine::test_support::{MIN, at, ev, process, rules};
+    use trailhound_core::Event;
+
+    fn window_rule(having: &str, slide: Option<&str>) -> String {
+        let slide = slide.map(|s| format!("  slide: {s}\n")).unwrap_or_default();
+        format!(
+            "id: w\ntitle: W\nseverity: high\nwhere: \"event_name = 'GetObject'\"\n\
+             window:\n  group_by: [principal]\n  size: 10m\n{slide}  having: \"{having}\"\n  show: [\"sum(bytes_out)\"]\n"
+        )
+    }
+
+    fn get(minutes: f64, id: &str, principal: &str, key: &str) -> Event {
+        Event {
+            object_key: Some(key.into()),
+            bytes_out: Some(100),
+            ..ev(minutes, id, "GetObject", principal)
+        }
+    }
+
+    fn three(start: f64, step: f64) -> Vec<Event> {
+        (0..3)
+            .map(|i| {
+                let t = start + step * i as f64;
+                get(t, &format!("e{i}"), "p", &format!("k{i}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tumbling_bins_are_aligned_to_the_size() {
+        let mut e = Engine::new(rules(&window_rule("count(*) >= 3", None)));
+        assert!(process(&mut e, &three(1.0, 1.0)).is_empty());
+        let alerts = e.flush().unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].event_ids, ["e0", "e1", "e2"]);
+        assert_eq!(alerts[0].event_count, 3);
+        assert!(
+            alerts[0].evidence.starts_with(
+                "p: count(*)=3, sum(bytes_out)=300 in 10m ending 2026-11-02T10:10:00Z"
+            ),
+            "{}",
+            alerts[0].evidence
+        );
+        // 10:08, 10:09, 10:11 straddle the 10:10 boundary: no tumbling window has three.
+        let mut e = Engine::new(rules(&window_rule("count(*) >= 3", None)));
+        process(
+            &mut e,
+            &[
+                get(8.0, "a", "p", "x"),
+                get(9.0, "b", "p", "y"),
+                get(11.0, "c", "p", "z"),
+            ],
+        );
+        assert!(e.flush().unwrap().is_empty());
+    }
+
+    #[test]
+    fn sliding_windows_catch_a_burst_across_a_boundary() {
+        let mut e = Engine::new(rules(&window_rule("count(*) >= 3", Some("1m"))));
+        process(
+            &mut e,
+            &[
+                get(8.0, "a", "p", "x"),
+                get(9.0, "b", "p", "y"),
+                get(11.0, "c", "p", "z"),
+            ],
+        );
+        let alerts = e.flush().unwrap();
+        // Every window holding all three is one incident: dedup folds them.
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].event_count, 3);
+    }
+
+    #[test]
+    fn a_window_closes_when_the_watermark_passes_its_end() {
+        let mut e = Engine::new(rules(&window_rule("count(*) >= 3", None))).with_lateness(5 * MIN);
+        assert!(process(&mut e, &three(1.0, 1.0)).is_empty());
+        // Newest 10:14, watermark 10:09: the 10:00-10:10 window is still open.
+        assert!(process(&mut e, &[get(14.0, "q", "other", "k")]).is_empty());
+        // Newest 10:16, watermark 10:11: it closes now, without a flush.
+        let alerts = process(&mut e, &[get(16.0, "r", "other", "k")]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].principal, "p");
+        assert_eq!(e.watermark(), Some(at(11.0)));
+    }
+
+    #[test]
+    fn late_events_count_while_their_window_is_open_and_are_dropped_after() {
+        let mut e = Engine::new(rules(&window_rule("count(*) >= 3", None)));
+        process(&mut e, &[get(1.0, "a", "p", "x"), get(12.0, "b", "p", "y")]);
+        // Out of order but within the lateness: still counts.
+        process(&mut e, &[get(5.0, "c", "p", "z"), get(6.0, "d", "p", "w")]);
+        let alerts = process(&mut e, &[get(40.0, "z", "other", "k")]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].event_count, 3);
+        // The 10:00 window has closed: a row for it now is dropped as too late.
+        process(&mut e, &[get(2.0, "late", "p", "v")]);
+        assert_eq!(e.late_dropped(), 1);
+    }
+
+    #[test]
+    fn distinct_sets_are_capped_and_the_evidence_says_so() {
+        let mut e = Engine::new(rules(&window_rule(
+            "count(DISTINCT object_key) >= 10000",
+            None,
+        )));
+        let events: Vec<Event> = (0..DISTINCT_CAP + 5)
+            .map(|i| get(1.0, &format!("e{i}"), "p", &format!("key-{i}")))
+            .collect();
+        process(&mut e, &events);
+        let alerts = e.flush().unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert!(
+            alerts[0]
+                .evidence
+                .contains("count(DISTINCT object_key)>=10000 (capped at 10000 values)"),
+            "{}",
+            alerts[0].evidence
+        );
+        assert_eq!(alerts[0].event_count, (DISTINCT_CAP + 5) as u64);
+        assert_eq!(alerts[0].event_ids.len(), crate::engine::MAX_EVENT_IDS);
+    }
+
+    #[test]
+    fn closed_windows_leave_no_state_and_ids_are_stable() {
+        let run = || {
+            let mut e = Engine::new(rules(&window_rule("count(*) >= 3", None)));
+            process(&mut e, &three(1.0, 1.0));
+            let mut alerts = process(&mut e, &[get(45.0, "z", "other", "k")]);
+            assert_eq!(e.state_size(), 1, "only the newest group is left");
+            alerts.extend(e.flush().unwrap());
+            assert_eq!(e.state_size(), 0);
+            alerts
+        };
+        let (a, b) = (run(), run());
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].alert_id, b[0].alert_id);
+    }
+
+    #[test]
+    fn having_below_threshold_does_not_alert() {
+        let mut e = Engine::new(rules(&window_rule("count(DISTINCT object_key) >= 3", None)));
+        process(
+            &mut e,
+            &[
+                get(1.0, "a", "p", "x"),
+                get(2.0, "b", "p", "x"),
+                get(3.0, "c", "p", "y"),
+            ],
+        );
+        assert!(e.flush().unwrap().is_empty());
+    }
+}
