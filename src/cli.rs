@@ -36,7 +36,7 @@ pub enum AlertFormat {
 }
 
 /// Where rules come from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RuleArgs {
     /// A folder or file of rule YAML, added to the built-in pack (a rule with a built-in id replaces it). Repeatable.
     #[arg(long = "rules", value_name = "DIR")]
@@ -75,6 +75,9 @@ pub struct DetectArgs {
     /// Close a batch when its oldest event waited this many milliseconds.
     #[arg(long, default_value_t = 10)]
     pub batch_ms: u64,
+    /// A global suppress list: YAML shaped like a rule's `suppress:` (principals with * wildcards, accounts, source_networks CIDRs); matches from these never alert.
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
     /// No summary and no progress bar on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -87,10 +90,24 @@ pub enum RulesCommand {
         #[command(flatten)]
         rules: RuleArgs,
     },
-    /// Run every rule's inline tests.
+    /// Run every rule's inline tests: a table of rules with passed/total, failing tests under their rule.
     Test {
+        /// Folders or files of rules (own format or Sigma), added like --rules.
+        #[arg(value_name = "DIR")]
+        paths: Vec<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
+    },
+    /// Check rule files one by one and report every problem (errors and warnings).
+    Lint {
+        /// Folders or files of rules (own format or Sigma), added like --rules.
+        #[arg(value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// Show errors only.
+        #[arg(long)]
+        errors_only: bool,
     },
 }
 

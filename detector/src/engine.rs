@@ -22,6 +22,7 @@ use trailhound_rules::compile::Stateful;
 use trailhound_rules::{CompiledRule, RuleError, RuleSet, Suppress};
 
 use crate::dedup::{Dedup, Verdict};
+use crate::prefilter::{self, Hits, NameIndex};
 use crate::sequence::{SequenceState, StartMeta};
 use crate::window::{GroupMeta, RowInfo, WindowState};
 
@@ -46,6 +47,9 @@ pub struct EngineStats {
     pub suppressed: u64,
     /// Matching rows left out by a suppress list (global or the rule's).
     pub suppressed_by_list: u64,
+    /// Rule evaluations skipped because the batch had none of the event
+    /// names the rule needs.
+    pub skipped_by_prefilter: u64,
 }
 
 /// An alert-to-be from a window or sequence, before dedup.
@@ -80,6 +84,7 @@ pub struct Engine {
     idx_event_time: usize,
     idx_event_id: usize,
     idx_principal: usize,
+    idx_event_name: usize,
     idx_account: usize,
     idx_source_ip: usize,
 }
@@ -115,6 +120,7 @@ impl Engine {
             idx_event_time: idx(columns::EVENT_TIME),
             idx_event_id: idx(columns::EVENT_ID),
             idx_principal: idx(columns::PRINCIPAL),
+            idx_event_name: idx(columns::EVENT_NAME),
             idx_account: idx(columns::ACCOUNT_ID),
             idx_source_ip: idx(columns::SOURCE_IP),
         }
@@ -189,9 +195,16 @@ impl Engine {
         let mut alerts = Vec::new();
         let mut candidates = Vec::new();
         let rules = std::mem::take(&mut self.rules);
+        let names = NameIndex::of(batch, self.idx_event_name);
         let result = (|| {
             for (ri, rule) in rules.rules().iter().enumerate() {
-                let hits = rule.evaluate(batch)?;
+                let hits = match prefilter::evaluate(rule, batch, &names)? {
+                    Hits::Skipped => {
+                        self.stats.skipped_by_prefilter += 1;
+                        continue;
+                    }
+                    Hits::Rows(h) => h,
+                };
                 if hits.true_count() == 0 {
                     continue;
                 }

@@ -23,6 +23,7 @@ pub mod batcher;
 pub mod dedup;
 pub mod engine;
 pub mod pipeline;
+pub mod prefilter;
 pub mod sequence;
 pub mod testing;
 pub mod window;

@@ -4,6 +4,7 @@
 //! blocks are compiled here too ([`crate::window`], [`crate::sequence`]), and
 //! so is the rule's suppress list ([`crate::suppress`]).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,6 +62,7 @@ pub struct CompiledRule {
     /// The rule's own suppress list (empty when it has none).
     pub suppress: Suppress,
     predicate: Arc<dyn PhysicalExpr>,
+    event_names: Option<BTreeSet<String>>,
     evidence: Template,
     evidence_explicit: bool,
     dedup_key: Vec<usize>,
@@ -71,6 +73,13 @@ impl CompiledRule {
     /// predicate is NULL count as no match.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, RuleError> {
         eval_bool(&self.predicate, batch).map_err(|e| self.eval_error(e))
+    }
+
+    /// The event names a row must have to match, when the `where` says
+    /// (`event_name = 'X'` or `IN (...)` in its top conjunction); the engine
+    /// skips the rule on batches without any of them.
+    pub fn event_names(&self) -> Option<&BTreeSet<String>> {
+        self.event_names.as_ref()
     }
 
     /// The compiled window, for window rules.
@@ -145,6 +154,25 @@ pub(crate) fn plan_expr(
     schema: &DFSchema,
 ) -> Result<Arc<dyn PhysicalExpr>, String> {
     let expr = ctx.parse_sql_expr(sql, schema).map_err(|e| e.to_string())?;
+    plan_parsed(ctx, expr, schema)
+}
+
+/// A planned `where` and the event names it requires.
+type PlannedWhere = (Arc<dyn PhysicalExpr>, Option<BTreeSet<String>>);
+
+/// Plans a rule's `where` and works out the event names it requires, for
+/// prefiltering (see [`crate::prefilter`]).
+fn plan_where(ctx: &SessionContext, sql: &str, schema: &DFSchema) -> Result<PlannedWhere, String> {
+    let expr = ctx.parse_sql_expr(sql, schema).map_err(|e| e.to_string())?;
+    let names = crate::prefilter::required_event_names(&expr);
+    Ok((plan_parsed(ctx, expr, schema)?, names))
+}
+
+fn plan_parsed(
+    ctx: &SessionContext,
+    expr: datafusion::logical_expr::Expr,
+    schema: &DFSchema,
+) -> Result<Arc<dyn PhysicalExpr>, String> {
     // Coerce and simplify before planning: some functions (COALESCE,
     // NVL2, ...) exist only as rewrites and have no physical form.
     let simplifier = ExprSimplifier::new(
@@ -225,8 +253,8 @@ impl Compiler {
             file: file.map(Path::to_path_buf),
             reason,
         };
-        let predicate =
-            plan_expr(&self.ctx, &spec.predicate, &self.schema).map_err(&compile_err)?;
+        let (predicate, event_names) =
+            plan_where(&self.ctx, &spec.predicate, &self.schema).map_err(&compile_err)?;
         let data_type = predicate
             .data_type(&arrow_schema)
             .map_err(|e| compile_err(e.to_string()))?;
@@ -275,6 +303,7 @@ impl Compiler {
             stateful,
             suppress,
             predicate,
+            event_names,
             evidence,
             evidence_explicit: spec.evidence.is_some(),
             dedup_key,

@@ -13,6 +13,7 @@
 
 pub mod compile;
 pub mod error;
+pub mod lint;
 pub mod pack;
 pub mod prefilter;
 pub mod rule;
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use compile::{CompiledRule, Compiler};
 pub use error::RuleError;
-pub use rule::RuleSpec;
+pub use rule::{RuleSpec, RuleTestSpec};
 pub use suppress::Suppress;
 
 /// Which rules to load.
@@ -96,7 +97,12 @@ impl RuleSet {
             match std::fs::read_to_string(&file) {
                 // A top-level `detection` key makes it a Sigma rule.
                 Ok(text) if sigma::is_sigma_text(&text) => {
-                    match sigma::convert(&text, &file, &sigma::SigmaConfig::default()) {
+                    let converted = sigma::convert(&text, &file, &sigma::SigmaConfig::default())
+                        .and_then(|mut spec| {
+                            spec.tests = sigma_sibling_tests(&file)?;
+                            Ok(spec)
+                        });
+                    match converted {
                         Ok(spec) => specs.push((spec, Some(file))),
                         Err(e) => errors.push(e),
                     }
@@ -201,9 +207,82 @@ fn collect_rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()
     for p in entries {
         if p.is_dir() {
             collect_rule_files(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") && !is_tests_file(&p) {
             out.push(p);
         }
     }
     Ok(())
+}
+
+/// The `tests:` file that may sit beside a Sigma rule.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestsFile {
+    #[serde(default)]
+    tests: Vec<RuleTestSpec>,
+}
+
+/// True for `*.tests.yaml` / `*.tests.yml`: inline tests of a Sigma rule,
+/// never a rule of their own.
+pub fn is_tests_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".tests.yaml") || n.ends_with(".tests.yml"))
+}
+
+/// The sibling tests file of a Sigma rule file, `<stem>.tests.yaml` (or
+/// `.tests.yml`), when one exists.
+pub fn sigma_tests_path(rule_file: &Path) -> Option<PathBuf> {
+    let stem = rule_file.file_stem()?.to_str()?;
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| rule_file.with_file_name(format!("{stem}.tests.{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// The inline tests of a Sigma rule, from its sibling `<stem>.tests.yaml`
+/// (a `tests:` list as in our own rule files); none when there is no such file.
+pub fn sigma_sibling_tests(rule_file: &Path) -> Result<Vec<RuleTestSpec>, RuleError> {
+    let Some(path) = sigma_tests_path(rule_file) else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Io {
+        file: path.clone(),
+        source,
+    })?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_yaml::from_str::<TestsFile>(&text)
+        .map(|t| t.tests)
+        .map_err(|e| RuleError::Yaml {
+            file: path.display().to_string(),
+            reason: format!("not a valid tests file: {e}"),
+        })
+}
+
+/// Reads a global suppress list (`trailhound detect --suppress FILE`): YAML
+/// of the same shape as a rule's `suppress:` (`principals`, `accounts`,
+/// `source_networks`), optionally under a top-level `suppress:` key. The
+/// error names the file and what is wrong (with line and column for YAML).
+pub fn load_suppress_file(path: &Path) -> Result<Suppress, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped {
+        suppress: rule::SuppressSpec,
+    }
+    let bad = |reason: String| format!("suppress list {}: {reason}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let spec = if text.trim().is_empty() {
+        rule::SuppressSpec::default()
+    } else if serde_yaml::from_str::<serde_yaml::Mapping>(&text)
+        .is_ok_and(|m| m.len() == 1 && m.contains_key("suppress"))
+    {
+        serde_yaml::from_str::<Wrapped>(&text)
+            .map_err(|e| bad(e.to_string()))?
+            .suppress
+    } else {
+        serde_yaml::from_str::<rule::SuppressSpec>(&text).map_err(|e| bad(e.to_string()))?
+    };
+    Suppress::from_spec(&spec).map_err(bad)
 }

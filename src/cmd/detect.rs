@@ -1,6 +1,7 @@
 //! `trailhound detect PATHS`: the embedded pipeline over files or stdin.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use trailhound_detector::{BatchPolicy, Engine, Input, PipelineConfig, Progress, Summary};
+use trailhound_rules::Suppress;
 use trailhound_sinks::{AlertSink, JsonLinesSink, TextSink};
 
 use crate::cli::{AlertFormat, DetectArgs};
@@ -29,11 +31,11 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     inputs.extend(files.into_iter().map(Input::Path));
     let rules = super::load_rules(&args.rules)?;
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![stdout_sink(args.format)];
-    let summary = run_pipeline(inputs, rules, &mut sinks, args)?;
+    let run = run_pipeline(inputs, rules, &mut sinks, args)?;
     if !args.quiet {
-        print_summary(&summary);
+        print_summary(&run);
     }
-    Ok(if summary.input_errors.is_empty() {
+    Ok(if run.summary.input_errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -62,15 +64,33 @@ pub fn pipeline_config(args: &DetectArgs) -> PipelineConfig {
     config
 }
 
+/// What a run did: the pipeline's summary and the engine's suppress-list count.
+pub struct RunSummary {
+    pub summary: Summary,
+    /// Matching rows left out by a suppress list (the global one or a rule's own).
+    pub suppressed_by_list: u64,
+    /// The global suppress list given with `--suppress`, if any.
+    pub suppress_file: Option<PathBuf>,
+}
+
+/// Loads the global suppress list of `--suppress`, or an empty one.
+pub fn load_suppress(args: &DetectArgs) -> anyhow::Result<Suppress> {
+    match &args.suppress {
+        Some(path) => trailhound_rules::load_suppress_file(path).map_err(anyhow::Error::msg),
+        None => Ok(Suppress::default()),
+    }
+}
+
 /// Runs the pipeline with a progress bar when standard error is a terminal.
 pub fn run_pipeline(
     inputs: Vec<Input>,
     rules: trailhound_rules::RuleSet,
     sinks: &mut [Box<dyn AlertSink>],
     args: &DetectArgs,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<RunSummary> {
     let config = pipeline_config(args);
-    let mut engine = Engine::new(rules);
+    let suppress = load_suppress(args)?;
+    let mut engine = Engine::new(rules).with_suppress(suppress);
     let progress = Arc::new(Progress::default());
     let show_bar = !args.quiet && std::io::stderr().is_terminal() && inputs.len() > 1;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -84,7 +104,11 @@ pub fn run_pipeline(
     if let Some(t) = bar_thread {
         let _ = t.join();
     }
-    Ok(result?)
+    Ok(RunSummary {
+        summary: result?,
+        suppressed_by_list: engine.stats().suppressed_by_list,
+        suppress_file: args.suppress.clone(),
+    })
 }
 
 fn progress_bar(progress: &Progress, done: &std::sync::atomic::AtomicBool) {
@@ -107,7 +131,8 @@ fn progress_bar(progress: &Progress, done: &std::sync::atomic::AtomicBool) {
     bar.finish_and_clear();
 }
 
-pub fn print_summary(s: &Summary) {
+pub fn print_summary(run: &RunSummary) {
+    let s = &run.summary;
     let mut out = String::from("\n== trailhound summary ==\n");
     let by_source: Vec<String> = s
         .events_by_source
@@ -161,6 +186,19 @@ pub fn print_summary(s: &Summary) {
     by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (rule, n) in by_rule {
         out.push_str(&format!("  {n:>6}  {rule}\n"));
+    }
+    if run.suppressed_by_list > 0 || run.suppress_file.is_some() {
+        out.push_str(&format!(
+            "suppressed:    {} rule match(es) by suppress lists",
+            run.suppressed_by_list
+        ));
+        match &run.suppress_file {
+            Some(f) => out.push_str(&format!(
+                " (global list {} and the rules' own)\n",
+                f.display()
+            )),
+            None => out.push_str(" (the rules' own)\n"),
+        }
     }
     if s.rule_errors > 0 {
         out.push_str(&format!("rule errors:   {} (see the log)\n", s.rule_errors));
