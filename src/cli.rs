@@ -24,6 +24,37 @@ pub enum Command {
     Rules(RulesCommand),
     /// Write a simulated organisation's CloudTrail and session logs, with labelled attacks.
     Generate(GenerateArgs),
+    /// Query the audit lake with SQL (tables events and alerts; partition columns date and hour).
+    Sql(SqlArgs),
+}
+
+/// How query results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlFormat {
+    /// A boxed table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per row.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; without one, an interactive prompt reads statements ending in `;` from standard input.
+    #[arg(value_name = "QUERY")]
+    pub query: Option<String>,
+    /// The lake's root folder.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "lake",
+        env = "TRAILHOUND_LAKE"
+    )]
+    pub lake: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
 }
 
 /// How alerts are printed.
@@ -78,6 +109,15 @@ pub struct DetectArgs {
     /// A global suppress list: YAML shaped like a rule's `suppress:` (principals with * wildcards, accounts, source_networks CIDRs); matches from these never alert.
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,
+    /// Also write every event and alert to the Parquet audit lake in this folder (see docs/lake.md).
+    #[arg(long, value_name = "DIR")]
+    pub lake: Option<PathBuf>,
+    /// Publish a lake file once it holds this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    pub lake_file_mib: u64,
+    /// Publish a lake file once it has been open this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lake_file_secs: u64,
     /// No summary and no progress bar on standard error.
     #[arg(long, short)]
     pub quiet: bool,

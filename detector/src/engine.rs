@@ -8,8 +8,10 @@
 //! alert when a window closes or a sequence completes; time there is event
 //! time, driven by a watermark: the newest event time seen minus the allowed
 //! lateness ([`DEFAULT_LATENESS_MICROS`], see [`Engine::with_lateness`]).
-//! [`Engine::flush`] closes everything at the end of input. Every alert then
-//! goes through dedup.
+//! [`Engine::flush`] closes everything at the end of input. Baseline rules
+//! ([`crate::baseline`]) learn and query per-key state row by row, in event
+//! time order within the batch, and alert at once on a departure. Every
+//! alert then goes through dedup.
 
 use std::collections::HashMap;
 
@@ -21,6 +23,7 @@ use trailhound_core::{Alert, event_schema, id::stable_id};
 use trailhound_rules::compile::Stateful;
 use trailhound_rules::{CompiledRule, RuleError, RuleSet, Suppress};
 
+use crate::baseline::{BaselineLimits, BaselineStats, BaselineStore};
 use crate::dedup::{Dedup, Verdict};
 use crate::prefilter::{self, Hits, NameIndex};
 use crate::sequence::{SequenceState, StartMeta};
@@ -81,6 +84,7 @@ pub struct Engine {
     newest: Option<i64>,
     windows: Vec<Option<WindowState>>,
     sequences: Vec<Option<SequenceState>>,
+    baselines: BaselineStore,
     idx_event_time: usize,
     idx_event_id: usize,
     idx_principal: usize,
@@ -108,8 +112,10 @@ impl Engine {
             .iter()
             .map(|r| r.sequence().map(|_| SequenceState::default()))
             .collect();
+        let baselines = BaselineStore::new(rules.len(), BaselineLimits::default());
         Self {
             rules,
+            baselines,
             suppress: Suppress::default(),
             dedup: Dedup::default(),
             stats: EngineStats::default(),
@@ -138,6 +144,19 @@ impl Engine {
     pub fn with_lateness(mut self, micros: i64) -> Self {
         self.lateness_micros = micros.max(0);
         self
+    }
+
+    /// Sets the budgets of baseline state (values per key, idle horizon,
+    /// global cap on keys).
+    pub fn with_baseline_limits(mut self, limits: BaselineLimits) -> Self {
+        self.baselines.set_limits(limits);
+        self
+    }
+
+    /// Counters about baseline state: keys held, saturated sets, evictions,
+    /// refusals at the global cap.
+    pub fn baseline_stats(&self) -> &BaselineStats {
+        self.baselines.stats()
     }
 
     /// The rules this engine runs.
@@ -218,6 +237,9 @@ impl Engine {
                     Stateful::Sequence(_) => {
                         candidates.extend(self.feed_sequence(ri, rule, batch, &rows)?)
                     }
+                    Stateful::Baseline(_) => {
+                        alerts.extend(self.feed_baseline(ri, rule, batch, &rows)?)
+                    }
                 }
             }
             Ok::<(), RuleError>(())
@@ -226,6 +248,9 @@ impl Engine {
         result?;
         if let Some(n) = batch_newest {
             self.newest = Some(self.newest.map_or(n, |o| o.max(n)));
+        }
+        if let Some(newest) = self.newest {
+            self.baselines.sweep(newest);
         }
         if let Some(watermark) = self.watermark() {
             candidates.extend(self.close(Some(watermark))?);
@@ -419,6 +444,76 @@ impl Engine {
             );
         }
         Ok(out)
+    }
+
+    /// Learns the rows of a baseline rule in event-time order and turns each
+    /// departure into an alert (through dedup). The alert id is a hash of the
+    /// rule id, the key and what is new.
+    fn feed_baseline(
+        &mut self,
+        ri: usize,
+        rule: &CompiledRule,
+        batch: &RecordBatch,
+        rows: &[usize],
+    ) -> Result<Vec<Alert>, RuleError> {
+        let Some(baseline) = rule.baseline() else {
+            return Ok(Vec::new());
+        };
+        let columns = baseline.columns(batch).map_err(|e| rule.eval_error(e))?;
+        let times = batch
+            .column(self.idx_event_time)
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut ordered: Vec<(i64, usize)> = rows.iter().map(|&r| (times.value(r), r)).collect();
+        ordered.sort_unstable();
+        let mut alerts = Vec::new();
+        for (time, row) in ordered {
+            let Some(key) = columns.key(row) else {
+                continue;
+            };
+            let value = columns.value(row);
+            let Some(finding) =
+                self.baselines
+                    .observe(ri, baseline, key.clone(), value.as_deref(), time)
+            else {
+                continue;
+            };
+            *self.stats.matches.entry(rule.id.clone()).or_default() += 1;
+            let dedup_key = rule.dedup_key(batch, row);
+            match self
+                .dedup
+                .check(&rule.id, &dedup_key, time, rule.dedup_period_micros)
+            {
+                Verdict::Suppressed => {
+                    self.stats.suppressed += 1;
+                    continue;
+                }
+                Verdict::New { .. } => {}
+            }
+            let what = finding.id_part();
+            let parts = std::iter::once(rule.id.as_str())
+                .chain(key.iter().map(String::as_str))
+                .chain(std::iter::once(what.as_str()));
+            let mut evidence = crate::baseline::describe(baseline, &key.join(" / "), &finding);
+            if rule.has_evidence_template() {
+                evidence = format!("{}; {evidence}", rule.evidence(batch, row));
+            }
+            alerts.push(Alert {
+                alert_id: stable_id(parts),
+                rule_id: rule.id.clone(),
+                title: rule.title.clone(),
+                severity: rule.severity,
+                principal: cell(batch, self.idx_principal, row),
+                account_id: account_of(batch, self.idx_account, row),
+                first_event_time: time,
+                last_event_time: time,
+                detected_at: now_micros(),
+                event_ids: vec![cell(batch, self.idx_event_id, row)],
+                event_count: 1,
+                evidence,
+                tags: rule.tags.clone(),
+            });
+        }
+        Ok(alerts)
     }
 
     /// Closes windows and absence waits up to `watermark` (`None`: all).

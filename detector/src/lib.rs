@@ -13,12 +13,16 @@
 //! Window and sequence rules keep state per rule and key ([`window`],
 //! [`sequence`]) in event time, closed by a watermark (newest event time minus
 //! the allowed lateness) and by [`engine::Engine::flush`] at the end of input.
+//! Baseline rules keep, per rule and key, the values and hours seen, with a
+//! fixed budget ([`baseline`]), and alert on the first departure once the key
+//! is past its learning period and minimum history.
 //! [`testing::all_tests`] runs every rule's inline tests, the stateful ones
 //! through a fresh engine.
 //!
 //! Where a match becomes an alert (and where, later, a revocation is decided
 //! from it): [`engine::Engine::process`].
 
+pub mod baseline;
 pub mod batcher;
 pub mod dedup;
 pub mod engine;

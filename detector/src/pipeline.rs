@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use trailhound_core::{Alert, DeadLetter, Event, Position};
 use trailhound_ingest::{Emit, Format, Limits, ParseContext, parse_input, read_file};
-use trailhound_sinks::{AlertSink, DeadLetterFile, SinkError};
+use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, SinkError};
 
 use crate::batcher::{BatchPolicy, Batcher};
 use crate::engine::Engine;
@@ -199,6 +199,19 @@ pub fn run(
     config: &PipelineConfig,
     progress: Option<Arc<Progress>>,
 ) -> Result<Summary, PipelineError> {
+    run_with_lake(inputs, engine, sinks, config, progress, None)
+}
+
+/// [`run`], also handing every batch (after its rules ran) and every alert to
+/// `lake` (the audit lake), which is closed at the end of the run.
+pub fn run_with_lake(
+    inputs: Vec<Input>,
+    engine: &mut Engine,
+    sinks: &mut [Box<dyn AlertSink>],
+    config: &PipelineConfig,
+    progress: Option<Arc<Progress>>,
+    mut lake: Option<&mut dyn LakeHook>,
+) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let progress = progress.unwrap_or_default();
     progress
@@ -230,7 +243,7 @@ pub fn run(
             });
         }
         drop(tx);
-        consume(rx, engine, sinks, config, &progress, started)
+        consume(rx, engine, sinks, &mut lake, config, &progress, started)
     })
 }
 
@@ -288,6 +301,7 @@ fn consume(
     rx: Receiver<Msg>,
     engine: &mut Engine,
     sinks: &mut [Box<dyn AlertSink>],
+    lake: &mut Option<&mut dyn LakeHook>,
     config: &PipelineConfig,
     progress: &Progress,
     started: Instant,
@@ -306,7 +320,7 @@ fn consume(
                         .entry(e.source.as_str().to_string())
                         .or_default() += 1;
                     if let Some(batch) = batcher.push(e) {
-                        evaluate(&batch, engine, sinks, &mut summary, progress)?;
+                        evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
                         since_expiry += 1;
                     }
                 }
@@ -314,7 +328,7 @@ fn consume(
                     .events
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
                 if let Some(batch) = batcher.poll_expired() {
-                    evaluate(&batch, engine, sinks, &mut summary, progress)?;
+                    evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
                 }
             }
             Ok(Msg::DeadLetter(dl)) => {
@@ -343,8 +357,11 @@ fn consume(
                 summary.input_errors.push(e);
             }
             Err(RecvTimeoutError::Timeout) => {
+                if let Some(l) = lake.as_mut() {
+                    l.tick()?;
+                }
                 if let Some(batch) = batcher.poll_expired() {
-                    evaluate(&batch, engine, sinks, &mut summary, progress)?;
+                    evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -356,11 +373,11 @@ fn consume(
         }
     }
     if let Some(batch) = batcher.flush() {
-        evaluate(&batch, engine, sinks, &mut summary, progress)?;
+        evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
     }
     // End of input: close every window and end every sequence wait.
     match engine.flush() {
-        Ok(alerts) => send(&alerts, sinks, &mut summary, progress)?,
+        Ok(alerts) => send(&alerts, sinks, lake, &mut summary, progress)?,
         Err(e) => {
             tracing::error!(error = %e, "Closing windows at the end of input failed.");
             summary.rule_errors += 1;
@@ -368,6 +385,9 @@ fn consume(
     }
     for s in sinks.iter_mut() {
         s.flush()?;
+    }
+    if let Some(l) = lake.as_mut() {
+        l.close()?;
     }
     if let Some(f) = dead_letters.as_mut() {
         f.flush()?;
@@ -386,10 +406,16 @@ fn evaluate(
     batch: &arrow::array::RecordBatch,
     engine: &mut Engine,
     sinks: &mut [Box<dyn AlertSink>],
+    lake: &mut Option<&mut dyn LakeHook>,
     summary: &mut Summary,
     progress: &Progress,
 ) -> Result<(), PipelineError> {
-    let alerts: Vec<Alert> = match engine.process(batch) {
+    let result = engine.process(batch);
+    // The lake keeps every event, whether or not its rules ran cleanly.
+    if let Some(l) = lake.as_mut() {
+        l.record_batch(batch)?;
+    }
+    let alerts: Vec<Alert> = match result {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "Rule evaluation failed on a batch.");
@@ -397,15 +423,19 @@ fn evaluate(
             return Ok(());
         }
     };
-    send(&alerts, sinks, summary, progress)
+    send(&alerts, sinks, lake, summary, progress)
 }
 
 fn send(
     alerts: &[Alert],
     sinks: &mut [Box<dyn AlertSink>],
+    lake: &mut Option<&mut dyn LakeHook>,
     summary: &mut Summary,
     progress: &Progress,
 ) -> Result<(), PipelineError> {
+    if let Some(l) = lake.as_mut() {
+        l.record_alerts(alerts)?;
+    }
     for alert in alerts {
         *summary
             .alerts_by_rule

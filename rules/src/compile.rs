@@ -1,8 +1,9 @@
 //! Where a rule is compiled: the `where` SQL goes through DataFusion's parser,
 //! type coercion and physical planner exactly once, and the resulting
 //! physical expression is evaluated on every batch. Window and sequence
-//! blocks are compiled here too ([`crate::window`], [`crate::sequence`]), and
-//! so is the rule's suppress list ([`crate::suppress`]).
+//! and baseline blocks are compiled here too ([`crate::window`],
+//! [`crate::sequence`], [`crate::baseline`]), and so is the rule's suppress
+//! list ([`crate::suppress`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use trailhound_core::{Severity, event_schema};
 
+use crate::baseline::{CompiledBaseline, compile_baseline};
 use crate::error::RuleError;
 use crate::rule::{RuleSpec, RuleTestSpec, parse_period_micros};
 use crate::sequence::{CompiledSequence, compile_sequence};
@@ -32,6 +34,8 @@ pub enum Stateful {
     Window(Box<CompiledWindow>),
     /// Rows advance ordered sequences per key.
     Sequence(Box<CompiledSequence>),
+    /// Rows update and query a per-key baseline; departures alert.
+    Baseline(Box<CompiledBaseline>),
 }
 
 /// A rule ready to run: metadata plus the compiled predicate.
@@ -94,6 +98,14 @@ impl CompiledRule {
     pub fn sequence(&self) -> Option<&CompiledSequence> {
         match &self.stateful {
             Stateful::Sequence(s) => Some(s.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The compiled baseline, for baseline rules.
+    pub fn baseline(&self) -> Option<&CompiledBaseline> {
+        match &self.stateful {
+            Stateful::Baseline(b) => Some(b.as_ref()),
             _ => None,
         }
     }
@@ -263,19 +275,22 @@ impl Compiler {
                 "`where` must be a boolean condition, but it gives {data_type}"
             )));
         }
-        let stateful = match (&spec.window, &spec.sequence) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "a rule has either `window` or `sequence`, not both".into(),
-                ));
-            }
-            (Some(w), None) => Stateful::Window(Box::new(
+        let stateful = match (&spec.window, &spec.sequence, &spec.baseline) {
+            (Some(w), None, None) => Stateful::Window(Box::new(
                 compile_window(&self.ctx, w).map_err(&compile_err)?,
             )),
-            (None, Some(s)) => Stateful::Sequence(Box::new(
+            (None, Some(s), None) => Stateful::Sequence(Box::new(
                 compile_sequence(&self.ctx, &self.schema, s).map_err(&compile_err)?,
             )),
-            (None, None) => Stateful::None,
+            (None, None, Some(b)) => Stateful::Baseline(Box::new(
+                compile_baseline(&self.ctx, &self.schema, b).map_err(&compile_err)?,
+            )),
+            (None, None, None) => Stateful::None,
+            _ => {
+                return Err(invalid(
+                    "a rule has one of `window`, `sequence` or `baseline`, not several".into(),
+                ));
+            }
         };
         let suppress = match &spec.suppress {
             Some(s) => Suppress::from_spec(s).map_err(&invalid)?,
@@ -443,7 +458,7 @@ mod tests {
         let window = "window:\n  group_by: [principal]\n  size: 10m\n  having: \"count(*) > 1\"\n";
         let e = stateful_error(&format!("{window}{STEPS_OK}"));
         assert!(
-            e.contains("rule st (st.yaml)") && e.contains("not both"),
+            e.contains("rule st (st.yaml)") && e.contains("not several"),
             "{e}"
         );
         let e = stateful_error(
@@ -474,6 +489,55 @@ mod tests {
             "{STEPS_OK}suppress:\n  source_networks: [\"10.0.0.0/99\"]\n"
         ));
         assert!(e.contains("rule st") && e.contains("prefix length"), "{e}");
+    }
+
+    #[test]
+    fn baseline_blocks_compile_and_bad_ones_are_refused() {
+        let ok = |extra: &str| {
+            let spec: RuleSpec = serde_yaml::from_str(&format!(
+                "id: b\ntitle: T\nseverity: low\nwhere: \"true\"\n{extra}"
+            ))
+            .unwrap();
+            Compiler::new().unwrap().compile(spec, None)
+        };
+        let rule = ok("baseline:\n  kind: new_value\n  of: [event_source, event_name]\n").unwrap();
+        let b = rule.baseline().unwrap();
+        assert_eq!(b.kind, crate::baseline::BaselineKind::NewValue);
+        assert_eq!(b.learning_micros, 7 * 86_400_000_000);
+        assert_eq!(b.min_history, 50);
+        assert_eq!(b.by.len(), 1);
+        let rule =
+            ok("baseline:\n  kind: new_value\n  of: network\n  learning: 2d\n  min_history: 5\n")
+                .unwrap();
+        assert!(matches!(
+            rule.baseline().unwrap().of[0].1,
+            crate::baseline::Part::Network(_)
+        ));
+        let rule = ok("baseline:\n  kind: new_value\n  of: \"lower(event_name)\"\n").unwrap();
+        assert!(matches!(
+            rule.baseline().unwrap().of[0].1,
+            crate::baseline::Part::Expr(_)
+        ));
+        let rule = ok("baseline:\n  kind: unusual_hour\n  utc_offset: \"+02:00\"\n").unwrap();
+        assert_eq!(rule.baseline().unwrap().utc_offset_minutes, 120);
+
+        let err = |extra: &str| ok(extra).unwrap_err().to_string();
+        assert!(err("baseline:\n  kind: new_value\n").contains("needs `of`"));
+        assert!(err("baseline:\n  kind: new_value\n  of: nope_col\n").contains("nope_col"));
+        assert!(
+            err("baseline:\n  kind: new_value\n  of: region\n  learning: 7w\n")
+                .contains("learning")
+        );
+        assert!(err("baseline:\n  kind: unusual_hour\n  of: region\n").contains("takes no `of`"));
+        assert!(
+            err("baseline:\n  kind: unusual_hour\n  utc_offset: mars\n").contains("utc_offset")
+        );
+        assert!(
+            serde_yaml::from_str::<RuleSpec>(
+                "id: b\ntitle: T\nseverity: low\nwhere: \"true\"\nbaseline:\n  kind: new_value\n  of: region\n  lerning: 1d\n"
+            )
+            .is_err()
+        );
     }
 
     #[test]

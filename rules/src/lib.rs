@@ -11,6 +11,7 @@
 //! per batch. A rule that does not compile is refused at load time with its
 //! id, file and DataFusion's reason; a run never starts with a rule missing.
 
+pub mod baseline;
 pub mod compile;
 pub mod error;
 pub mod lint;

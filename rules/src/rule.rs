@@ -53,6 +53,78 @@ pub struct RuleSpec {
     /// Principals, accounts and source networks whose events never alert for this rule.
     #[serde(default)]
     pub suppress: Option<SuppressSpec>,
+    /// Learn each principal's normal and alert on what departs from it
+    /// (compiled in [`crate::baseline`]).
+    #[serde(default)]
+    pub baseline: Option<BaselineSpec>,
+}
+
+/// `baseline:` — per key (principal by default), learn what is usual and
+/// alert on a departure once the key has enough history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSpec {
+    /// `new_value` or `unusual_hour`.
+    pub kind: BaselineKindName,
+    /// Columns whose values make one baseline. Default: `[principal]`.
+    #[serde(default = "default_dedup_key")]
+    pub by: Vec<String>,
+    /// For `new_value`: the column (or derived value, or SQL expression), or
+    /// list of them, whose values are learnt.
+    #[serde(default)]
+    pub of: Option<OneOrMany>,
+    /// No alert for a key until its first event is at least this old in
+    /// event time. Default `7d`.
+    #[serde(default = "default_learning")]
+    pub learning: String,
+    /// Events seen for a key before it may alert. Default 50.
+    #[serde(default = "default_min_history")]
+    pub min_history: u64,
+    /// For `unusual_hour`: the offset from UTC of the hours (`+02:00`, `-05:30`). Default UTC.
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// For `unusual_hour`: an hour is rare below this share of the key's
+    /// events, in percent. Default 1.
+    #[serde(default)]
+    pub rare_percent: Option<f64>,
+}
+
+/// The kinds of baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineKindName {
+    /// A value never seen for the key before.
+    NewValue,
+    /// An hour of day never or rarely seen for the key.
+    UnusualHour,
+}
+
+/// One name or a list of names (`of: event_name`, `of: [event_source, event_name]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single name.
+    One(String),
+    /// Several names.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The names as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
+fn default_learning() -> String {
+    "7d".to_string()
+}
+
+fn default_min_history() -> u64 {
+    50
 }
 
 /// `window:` — aggregate rows that pass `where` per group over event-time windows.

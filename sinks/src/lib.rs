@@ -9,12 +9,14 @@
 //! the data left the process), so the engine can account for every alert.
 
 pub mod deadletter;
+pub mod lake;
 pub mod memory;
 pub mod text;
 
 use trailhound_core::Alert;
 
 pub use deadletter::DeadLetterFile;
+pub use lake::{LakeConfig, LakeHook, LakeStats, LakeWriter};
 pub use memory::MemorySink;
 pub use text::{JsonLinesSink, TextSink};
 

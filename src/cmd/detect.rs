@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use trailhound_detector::{BatchPolicy, Engine, Input, PipelineConfig, Progress, Summary};
 use trailhound_rules::Suppress;
-use trailhound_sinks::{AlertSink, JsonLinesSink, TextSink};
+use trailhound_sinks::{
+    AlertSink, JsonLinesSink, LakeConfig, LakeHook, LakeStats, LakeWriter, TextSink,
+};
 
 use crate::cli::{AlertFormat, DetectArgs};
 
@@ -71,6 +73,21 @@ pub struct RunSummary {
     pub suppressed_by_list: u64,
     /// The global suppress list given with `--suppress`, if any.
     pub suppress_file: Option<PathBuf>,
+    /// What went to the audit lake, with its folder, when `--lake` was given.
+    pub lake: Option<(PathBuf, LakeStats)>,
+}
+
+/// Opens the audit lake of `--lake`, if given.
+pub fn open_lake(args: &DetectArgs) -> anyhow::Result<Option<LakeWriter>> {
+    let Some(root) = &args.lake else {
+        return Ok(None);
+    };
+    let mut config = LakeConfig::new(root);
+    config.max_file_bytes = args.lake_file_mib.max(1).saturating_mul(1024 * 1024);
+    config.max_file_age = Duration::from_secs(args.lake_file_secs);
+    let lake = LakeWriter::open(config)
+        .with_context(|| format!("cannot open the lake at {}", root.display()))?;
+    Ok(Some(lake))
 }
 
 /// Loads the global suppress list of `--suppress`, or an empty one.
@@ -99,7 +116,15 @@ pub fn run_pipeline(
         let done = Arc::clone(&done);
         std::thread::spawn(move || progress_bar(&progress, &done))
     });
-    let result = trailhound_detector::run(inputs, &mut engine, sinks, &config, Some(progress));
+    let mut lake = open_lake(args)?;
+    let result = trailhound_detector::pipeline::run_with_lake(
+        inputs,
+        &mut engine,
+        sinks,
+        &config,
+        Some(progress),
+        lake.as_mut().map(|l| l as &mut dyn LakeHook),
+    );
     done.store(true, Ordering::Relaxed);
     if let Some(t) = bar_thread {
         let _ = t.join();
@@ -108,6 +133,7 @@ pub fn run_pipeline(
         summary: result?,
         suppressed_by_list: engine.stats().suppressed_by_list,
         suppress_file: args.suppress.clone(),
+        lake: lake.map(|l| (l.root().to_path_buf(), l.stats().clone())),
     })
 }
 
@@ -199,6 +225,20 @@ pub fn print_summary(run: &RunSummary) {
             )),
             None => out.push_str(" (the rules' own)\n"),
         }
+    }
+    if let Some((root, stats)) = &run.lake {
+        let rows: Vec<String> = stats.rows.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!(
+            "lake:          {} file(s), {} bytes ({}) in {}\n",
+            stats.files,
+            stats.bytes,
+            if rows.is_empty() {
+                "no rows".into()
+            } else {
+                rows.join(", ")
+            },
+            root.display()
+        ));
     }
     if s.rule_errors > 0 {
         out.push_str(&format!("rule errors:   {} (see the log)\n", s.rule_errors));

@@ -4,6 +4,7 @@ mod demo;
 mod detect;
 mod generate;
 mod rules;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect(args) => detect::run(&args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Generate(args) => generate::run(&args),
+        Command::Sql(args) => sql::run(&args),
     }
 }
 

@@ -1,0 +1,153 @@
+//! The Parquet audit lake: every event and every alert, written as Parquet
+//! (zstd) under a Hive-style layout that DuckDB, Athena, Spark and
+//! `trailhound sql` read as it is:
+//!
+//! ```text
+//! <root>/table=events/date=2026-11-02/hour=10/part-<writer id>-00001.parquet
+//! <root>/table=alerts/date=2026-11-02/hour=10/part-<writer id>-00001.parquet
+//! ```
+//!
+//! Rows land in the partition of their event time (alerts: the time of their
+//! first triggering event), in UTC. Files are rolled by size, by age and when
+//! the writer closes, and published atomically: a part is written to a
+//! dot-prefixed `.tmp` file in the same folder, fsynced, then renamed into
+//! place, so a reader listing `*.parquet` never sees a half-written file.
+//!
+//! The `actions` table (responses taken) joins these two when responders land.
+//! `docs/lake.md` is the user's guide.
+
+pub mod alerts;
+pub mod sql;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use trailhound_core::Alert;
+
+use crate::SinkError;
+
+pub use alerts::{alert_schema, alerts_to_batch};
+pub use writer::{LakeConfig, LakeStats, LakeWriter};
+
+/// A table of the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Every event, as the event model's Arrow batches.
+    Events,
+    /// Every alert raised.
+    Alerts,
+}
+
+impl Table {
+    /// Every table, in the order they are registered for SQL.
+    pub const ALL: [Table; 2] = [Table::Events, Table::Alerts];
+
+    /// The table's name (`events`, `alerts`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Events => "events",
+            Table::Alerts => "alerts",
+        }
+    }
+
+    /// The table's folder under the lake root (`table=events`).
+    pub fn folder(self) -> String {
+        format!("table={}", self.name())
+    }
+
+    /// The column whose time decides a row's partition.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Table::Events => trailhound_core::schema::columns::EVENT_TIME,
+            Table::Alerts => "first_event_time",
+        }
+    }
+
+    /// The Arrow schema of the table's files (without the partition columns).
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::Events => trailhound_core::event_schema(),
+            Table::Alerts => alert_schema(),
+        }
+    }
+}
+
+/// Microseconds in an hour.
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// The `(date, hour)` partition values (`"2026-11-02"`, `"10"`) of a time in
+/// microseconds UTC, or `None` when the time is outside chrono's range.
+pub fn partition_values(micros: i64) -> Option<(String, String)> {
+    let t = chrono::DateTime::from_timestamp_micros(micros.div_euclid(HOUR_MICROS) * HOUR_MICROS)?;
+    Some((t.format("%Y-%m-%d").to_string(), t.format("%H").to_string()))
+}
+
+/// The folder a row of `table` with time `micros` goes to.
+pub fn partition_dir(root: &Path, table: Table, micros: i64) -> Option<PathBuf> {
+    let (date, hour) = partition_values(micros)?;
+    Some(
+        root.join(table.folder())
+            .join(format!("date={date}"))
+            .join(format!("hour={hour}")),
+    )
+}
+
+/// Whether a file name is a published part: readers take exactly these.
+/// Temporary files start with a dot and end in `.tmp`, so they never match.
+pub fn is_published(file_name: &str) -> bool {
+    !file_name.starts_with('.') && !file_name.starts_with('_') && file_name.ends_with(".parquet")
+}
+
+/// What the pipeline hands to the lake: every batch once rules ran over it,
+/// every alert raised, a periodic tick (so idle files still roll by age), and
+/// a close at the end of the run.
+pub trait LakeHook: Send {
+    /// Records a batch of events (of the event schema).
+    fn record_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
+    /// Records alerts.
+    fn record_alerts(&mut self, alerts: &[Alert]) -> Result<(), SinkError>;
+    /// Publishes files that reached their age limit.
+    fn tick(&mut self) -> Result<(), SinkError>;
+    /// Publishes every open file.
+    fn close(&mut self) -> Result<(), SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_comes_from_the_event_time_in_utc() {
+        // 2026-11-02T10:59:59.999999Z
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-02T10:59:59.999999Z")
+            .map(|t| t.timestamp_micros())
+            .unwrap();
+        assert_eq!(
+            partition_values(t),
+            Some(("2026-11-02".to_string(), "10".to_string()))
+        );
+        assert_eq!(
+            partition_values(t + 1),
+            Some(("2026-11-02".to_string(), "11".to_string()))
+        );
+        let dir = partition_dir(Path::new("/lake"), Table::Alerts, t).unwrap();
+        assert_eq!(dir, Path::new("/lake/table=alerts/date=2026-11-02/hour=10"));
+    }
+
+    #[test]
+    fn times_before_1970_partition_on_the_right_day() {
+        assert_eq!(
+            partition_values(-1),
+            Some(("1969-12-31".to_string(), "23".to_string()))
+        );
+    }
+
+    #[test]
+    fn temporary_files_are_not_published_names() {
+        assert!(is_published("part-abc-00001.parquet"));
+        assert!(!is_published(".part-abc-00001.parquet.tmp"));
+        assert!(!is_published(".part-abc-00001.parquet"));
+    }
+}
