@@ -2,22 +2,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn trailhound(args: &[&str], cwd: &Path) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run trailhound: {e}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{text, trailhound};
 
 fn shared_data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cloudtrail");

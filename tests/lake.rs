@@ -1,24 +1,11 @@
 //! The audit lake end to end: the real binary writes a lake with
 //! `detect --demo --lake`, then `trailhound sql` and DuckDB read it back.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
-fn trailhound(args: &[&str], cwd: &Path) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run trailhound: {e}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{text, trailhound};
 
 /// A lake written once by the demo, shared by the tests: its folder, and the
 /// events and alerts the run's summary reported.

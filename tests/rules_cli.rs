@@ -2,22 +2,9 @@
 //! temporary folders.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn trailhound(args: &[&str], cwd: &Path) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run trailhound: {e}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{text, trailhound};
 
 fn write(dir: &Path, name: &str, content: &str) {
     let path = dir.join(name);
