@@ -64,6 +64,8 @@ pub enum AlertFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// One OCSF 1.1.0 Detection Finding (class 2004) per line, for security lakes.
+    Ocsf,
 }
 
 /// Where rules come from.
@@ -118,6 +120,33 @@ pub struct DetectArgs {
     /// Publish a lake file once it has been open this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lake_file_secs: u64,
+    /// Settings file (YAML): alert sinks under `notify:` (Slack, PagerDuty, signed webhooks,
+    /// stdout) with routes, retries and a dead-letter file; see docs/configuration.md.
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Keep state in this folder: resume from its checkpoint (skipping inputs read before,
+    /// resuming a partly read one after its last record), checkpoint every --checkpoint-secs
+    /// and at the end. Windows still open at the end are kept for the next run unless --flush.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Seconds between checkpoints during a run (with --state).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub checkpoint_secs: u64,
+    /// With --state: the input is complete, close every window at the end.
+    #[arg(long, requires = "state")]
+    pub flush: bool,
+    /// How late (behind the newest event time) an event may be and still count in windows
+    /// and sequences: a number followed by s, m, h or d.
+    #[arg(long, value_name = "PERIOD", default_value = "20m")]
+    pub lateness: String,
+    /// Serve Prometheus metrics on this address (GET /metrics, GET /healthz), e.g.
+    /// 127.0.0.1:9464; port 0 picks a free port. Absent: no endpoint.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// With --metrics: keep serving this many seconds after the input ends, so that
+    /// Prometheus can scrape the final values of a short run (Ctrl-C ends it early).
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics")]
+    pub metrics_linger: u64,
     /// No summary and no progress bar on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -159,10 +188,10 @@ pub struct GenerateArgs {
     /// Random seed: the same seed writes the same bytes.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Number of principals (people, roles, services) in the organisation.
+    /// Number of principals (people, roles, services) in the organisation; 500 or more for measuring baselines.
     #[arg(long, default_value_t = 20)]
     pub principals: usize,
-    /// Days of activity.
+    /// Days of activity (the credential-misuse scenarios need at least 9: 7 of history first).
     #[arg(long, default_value_t = 1)]
     pub days: u32,
     /// Average CloudTrail events per principal per day.
@@ -171,8 +200,8 @@ pub struct GenerateArgs {
     /// First day, as YYYY-MM-DD (UTC).
     #[arg(long, default_value = "2026-11-02")]
     pub start: String,
-    /// Attack scenarios to inject: `all`, `none`, or a comma-separated list of ids.
-    #[arg(long, default_value = "all")]
+    /// Attack scenarios to inject: comma-separated scenario ids and sets: `demo` (the 12 known-bad ones), `credential-misuse` (5 that only baselines see), `all` (both), `none`.
+    #[arg(long, visible_alias = "scenarios", default_value = "demo")]
     pub attacks: String,
     /// No gateway session logs.
     #[arg(long)]

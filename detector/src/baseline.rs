@@ -1,25 +1,84 @@
 //! Baseline state: per baseline rule and key (the principal by default), what
-//! is usual, with a fixed memory budget.
+//! is usual, in a few dozen bytes per key and with fixed budgets.
 //!
-//! - `new_value`: a compact set of the values seen, each with its count, at
-//!   most [`MAX_VALUES`] per key. Past that the least-seen value is evicted
-//!   and the set is marked **saturated**: a saturated set no longer alerts on
-//!   new values (it cannot tell new from evicted), it only keeps learning.
-//! - `unusual_hour`: 24 counters, one per hour of day (UTC or the rule's
-//!   offset).
+//! - `new_value`: the values seen, each as a 32-bit fingerprint with a
+//!   saturating count, in a sorted boxed slice (8 bytes a value), at most
+//!   [`MAX_VALUES`] per key. Past that the least-seen value is evicted and
+//!   the set is marked **saturated**: a saturated set no longer alerts on new
+//!   values (it cannot tell new from evicted), it only keeps learning.
+//! - `unusual_hour`: 24 saturating 16-bit counters, one per hour of day (UTC
+//!   or the rule's offset). When one would pass 65,535 all are halved, which
+//!   keeps their shares; shares are taken over the counters' sum.
+//! - `rate`: per key a fixed 56-byte history: for each of four 6-hour parts
+//!   of the day (in the rule's offset; one part when bins are 6 h or longer)
+//!   the *usual* value, a decayed maximum of past bins' values (each active
+//!   bin folded into its part multiplies the old maximum by [`RATE_DECAY`]
+//!   first, so a one-off burst fades over about a hundred active bins), and
+//!   how many active bins made it; plus the current bin's running value.
+//!   Idle bins are implicit zeros and cost nothing. A row alerts *as soon as*
+//!   the running value exceeds `factor` x the usual value of its part of the
+//!   day and reaches `min_value`, once per bin; the bin is folded into the
+//!   history when a row of a later bin arrives (so alerting bins are learnt
+//!   too). A row for a bin older than the key's current bin is not counted
+//!   ([`BaselineStats::late_rows`]). `count_distinct` keeps the current
+//!   bin's values exactly (32-bit fingerprints, up to [`EXACT_DISTINCT`]),
+//!   then as a HyperLogLog of 1,024 one-byte registers.
+//! - `rare`: per *value* (64-bit fingerprint) when it was first and last seen
+//!   and the 32-bit fingerprints of up to `below - 1` holders (keys), then
+//!   only "many". The rule's learning period starts at the first event the
+//!   rule saw, for the whole organisation.
+//!
+//! Keys are 64-bit fingerprints of the key parts
+//! ([`trailhound_rules::baseline::key_fingerprint`]), held with their
+//! profiles in a dense vector (grown by a quarter at a time) indexed by a
+//! hash map from the fingerprint's low 32 bits to the position (keys whose
+//! low bits are taken by another key go to a small overflow map keyed by all
+//! 64 bits). A key costs its profile, its 8-byte fingerprint and 10 to 20
+//! bytes of index; `new_value` with three values about 90 bytes in all.
+//! Times are whole seconds since 1970 in `u32` (to 2106): learning is
+//! measured to the second, which changes nothing for CloudTrail's
+//! whole-second event times.
+//!
+//! The texts of values, needed only for an alert's "usually: ..." list, live
+//! once in a shared interner (fingerprint -> text) across all keys and rules,
+//! bounded ([`DEFAULT_MAX_INTERNED`] texts, [`MAX_INTERNED_BYTES`] bytes,
+//! texts up to [`MAX_INTERNED_TEXT`] bytes). When it is full, new texts are
+//! not kept (counted in [`BaselineStats::interner_full`]) and the alert says
+//! "(n other values)" instead. Two texts with the same fingerprint are
+//! noticed when the second is learnt, and neither is shown again.
+//!
+//! **Known error.** A new value whose 32-bit fingerprint equals that of one
+//! of the n values a key holds is taken as seen and does not alert: with
+//! probability at most n / 2^32 per new value (2.3e-9 for 10 values, 6e-8
+//! for a full set of 256). Two keys (or two `rare` values) share state when
+//! their 64-bit fingerprints are equal: about 3e-8 for a million keys. A
+//! `rare` holder is mistaken for a known one with probability at most
+//! (below - 1) / 2^32. `count_distinct` is exact up to [`EXACT_DISTINCT`]
+//! per bin (bar 32-bit fingerprint merges, about n^2 / 2^33 values: 1.2e-4
+//! at 1,024), then an estimate with a standard error of about 3.3%, said so
+//! in the alert ("about").
 //!
 //! A key may alert only once its first event is at least the rule's
-//! `learning` period old (event time) and it has `min_history` events
-//! behind it. Every row updates the state, also rows that alert, so the
-//! same departure alerts once. Keys idle (in event time) beyond a horizon
-//! ([`DEFAULT_IDLE_HORIZON_MICROS`]) are evicted by a sweep at most once an
-//! hour of event time; a global cap on keys across all baseline rules
-//! ([`DEFAULT_MAX_PRINCIPALS`]) refuses new keys when reached and counts
-//! the refusals ([`BaselineStats::cap_reached`]).
+//! `learning` period old (event time) and it has `min_history` events (for
+//! `rate`: active bins) behind it; `rare` learns for its `learning` period
+//! from the rule's first event. Every row updates the state, also rows that
+//! alert, so the same departure alerts once. Keys idle (in event time)
+//! beyond a horizon ([`DEFAULT_IDLE_HORIZON_MICROS`]) are evicted by a sweep
+//! at most once an hour of event time; a global cap on keys across all
+//! baseline rules ([`DEFAULT_MAX_PRINCIPALS`]; `rare` values count as keys)
+//! refuses new keys when reached and counts the refusals
+//! ([`BaselineStats::cap_reached`]).
+//!
+//! The learnt state can be saved and restored ([`BaselineStore::snapshot`],
+//! [`BaselineStore::restore`], [`BaselineSnapshot`]), keyed by rule id and
+//! the fingerprint of what the rule's baseline learns.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use trailhound_rules::baseline::{BaselineKind, CompiledBaseline};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use trailhound_rules::baseline::{BaselineKind, CompiledBaseline, Measure, number_words};
 
 /// Most values kept per key and rule.
 pub const MAX_VALUES: usize = 256;
@@ -27,10 +86,32 @@ pub const MAX_VALUES: usize = 256;
 pub const DEFAULT_IDLE_HORIZON_MICROS: i64 = 30 * 86_400 * 1_000_000;
 /// Most keys held across every baseline rule.
 pub const DEFAULT_MAX_PRINCIPALS: usize = 1_000_000;
+/// Most value texts the shared interner keeps.
+pub const DEFAULT_MAX_INTERNED: usize = 1_000_000;
+/// Most bytes of text the shared interner keeps: 64 MiB.
+pub const MAX_INTERNED_BYTES: usize = 64 << 20;
+/// Longest text the interner keeps, in bytes.
+pub const MAX_INTERNED_TEXT: usize = 512;
 /// How many usual values an alert lists.
 pub const USUAL_SHOWN: usize = 5;
+/// Distinct values a `rate` bin counts exactly before it estimates.
+pub const EXACT_DISTINCT: usize = 1024;
+/// Factor applied to a part of the day's usual `rate` value before each
+/// active bin of that part is folded in.
+pub const RATE_DECAY: f32 = 0.98;
+/// Version of [`BaselineSnapshot`]'s layout; a snapshot of another version
+/// restores nothing.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
 const SWEEP_EVERY_MICROS: i64 = 3_600 * 1_000_000;
 const HOUR_MICROS: i64 = 3_600 * 1_000_000;
+const SECOND: i64 = 1_000_000;
+const BANDS: usize = 4;
+const BAND_HOURS: u8 = 6;
+const HLL_BITS: u32 = 10;
+const HLL_REGISTERS: usize = 1 << HLL_BITS;
+/// Interner entry length meaning "two texts share this fingerprint".
+const AMBIGUOUS: u32 = u32::MAX;
 
 /// The budgets of baseline state.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +122,8 @@ pub struct BaselineLimits {
     pub idle_horizon_micros: i64,
     /// Most keys across all baseline rules.
     pub max_principals: usize,
+    /// Most texts in the shared interner ([`DEFAULT_MAX_INTERNED`]).
+    pub max_interned: usize,
 }
 
 impl Default for BaselineLimits {
@@ -49,14 +132,15 @@ impl Default for BaselineLimits {
             max_values: MAX_VALUES,
             idle_horizon_micros: DEFAULT_IDLE_HORIZON_MICROS,
             max_principals: DEFAULT_MAX_PRINCIPALS,
+            max_interned: DEFAULT_MAX_INTERNED,
         }
     }
 }
 
 /// Counters about baseline state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaselineStats {
-    /// Keys held now, across rules.
+    /// Keys held now, across rules (`rare` values included).
     pub principals: usize,
     /// Value sets that became saturated.
     pub saturated_sets: u64,
@@ -66,17 +150,28 @@ pub struct BaselineStats {
     pub evicted_idle: u64,
     /// Events of new keys not learnt because the global cap was reached.
     pub cap_reached: u64,
+    /// Value texts held by the shared interner now.
+    pub interned_values: usize,
+    /// Value texts not kept because the interner was full (or the text too long).
+    pub interner_full: u64,
+    /// `rate` rows not counted because their bin was older than the key's current bin.
+    pub late_rows: u64,
 }
 
-/// What one key has shown so far.
-#[derive(Debug, Clone)]
-struct Profile {
-    first_seen: i64,
-    last_seen: i64,
-    events: u64,
-    values: HashMap<Box<str>, u32>,
-    saturated: bool,
-    hours: Option<Box<[u32; 24]>>,
+/// One row as a baseline sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// Fingerprint of the key parts
+    /// ([`trailhound_rules::baseline::BaselineColumns::key_fingerprint`]).
+    pub key: u64,
+    /// The row's value in words (`new_value`, `rare`, `rate` with
+    /// `count_distinct`); rows that need one and lack it are not learnt.
+    pub value: Option<&'a str>,
+    /// The row's amount (`rate` with `sum`); rows that need one and lack it
+    /// are not learnt.
+    pub amount: Option<f64>,
+    /// Event time in microseconds.
+    pub time: i64,
 }
 
 /// A departure from a key's baseline, with what is usual beside it.
@@ -86,8 +181,10 @@ pub enum Finding {
     NewValue {
         /// The new value.
         value: String,
-        /// Up to [`USUAL_SHOWN`] most-seen values with their counts.
+        /// Up to [`USUAL_SHOWN`] most-seen values whose text is known, with their counts.
         usual: Vec<(String, u32)>,
+        /// How many of the most-seen values have no text kept (interner full).
+        unnamed: usize,
         /// How many distinct values the key had.
         distinct: usize,
         /// Events seen for the key before this one.
@@ -99,44 +196,750 @@ pub enum Finding {
     UnusualHour {
         /// The hour (0-23, in the rule's offset).
         hour: u8,
-        /// Events in that hour before this one.
+        /// Events counted in that hour before this one.
         seen: u32,
         /// Up to [`USUAL_SHOWN`] busiest hours with their counts.
         usual: Vec<(u8, u32)>,
         /// Events seen for the key before this one.
         events: u64,
+        /// Sum of the hour counters before this one (shares are over it;
+        /// equal to `events` until counters were halved).
+        total: u64,
         /// Time of the key's first event.
+        since: i64,
+    },
+    /// A bin whose value is far above the key's usual for that part of the day.
+    Rate {
+        /// The bin's value when it crossed.
+        value: f64,
+        /// True when `value` is an estimate (many distinct values).
+        estimated: bool,
+        /// Start of the bin (event time).
+        bin_start: i64,
+        /// First hour of the part of the day (0, 6, 12, 18 in the rule's
+        /// offset); `None` when bins are 6 h or longer.
+        band: Option<u8>,
+        /// The usual value for that part of the day (0 when it had no activity).
+        usual: f64,
+        /// Active bins behind `usual`.
+        band_bins: u32,
+        /// Active bins of history in all.
+        history_bins: u32,
+        /// Time of the key's first event.
+        since: i64,
+    },
+    /// A value few holders across the organisation have shown.
+    Rare {
+        /// The value.
+        value: String,
+        /// Holders that have shown it, this one included.
+        holders: usize,
+        /// When it was first seen.
         since: i64,
     },
 }
 
 impl Finding {
-    /// What is new, for the alert id: the value, or `hour:HH`.
+    /// What is new, for the alert id: the value, `hour:HH`, or `bin:<start>`.
     pub fn id_part(&self) -> String {
         match self {
-            Finding::NewValue { value, .. } => value.clone(),
+            Finding::NewValue { value, .. } | Finding::Rare { value, .. } => value.clone(),
             Finding::UnusualHour { hour, .. } => format!("hour:{hour:02}"),
+            Finding::Rate { bin_start, .. } => format!("bin:{bin_start}"),
         }
     }
 }
 
+// ---------------------------------------------------------------------------
+// Hashing of values that are already fingerprints.
+
+/// A hasher for keys that are already fingerprints: one multiply, so the
+/// high bits (hashbrown's tag) and the low bits (its bucket) both vary.
+#[derive(Debug, Default, Clone, Copy)]
+struct FpHasher(u64);
+
+const FP_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for FpHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(FP_MUL);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(FP_MUL);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n ^ (n >> 32)).wrapping_mul(FP_MUL);
+    }
+}
+
+type FpMap<K, V> = HashMap<K, V, BuildHasherDefault<FpHasher>>;
+
+/// Approximate heap bytes of a std hash map (hashbrown layout: buckets of
+/// `(K, V)` plus one control byte each and a group of padding).
+fn map_heap_bytes<K, V>(m: &FpMap<K, V>) -> usize {
+    let cap = m.capacity();
+    if cap == 0 {
+        return 0;
+    }
+    let buckets = if cap < 8 {
+        (cap + 1).next_power_of_two()
+    } else {
+        (cap * 8 / 7).next_power_of_two()
+    };
+    buckets * (std::mem::size_of::<(K, V)>() + 1) + 16
+}
+
+/// The 32-bit fingerprint of a value's text (set members, interner keys).
+fn value_fp(text: &str) -> u32 {
+    (trailhound_rules::baseline::fingerprint(text) >> 32) as u32
+}
+
+/// Whole seconds since 1970 of a time in microseconds, clamped to `u32`.
+fn secs(micros: i64) -> u32 {
+    micros.div_euclid(SECOND).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+fn micros(secs: u32) -> i64 {
+    i64::from(secs) * SECOND
+}
+
+/// True when `now` is at least `learning_micros` after `first`.
+fn learnt(first: u32, now: u32, learning_micros: i64) -> bool {
+    (i64::from(now) - i64::from(first)) * SECOND >= learning_micros
+}
+
+// ---------------------------------------------------------------------------
+// The key table.
+
+/// Something held per key, with its last event time and heap use.
+trait Profile {
+    fn last(&self) -> u32;
+    fn heap(&self) -> usize;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Keyed<P> {
+    key: u64,
+    p: P,
+}
+
+/// Profiles by 64-bit key: a dense vector plus an index from the key's low
+/// 32 bits to the position; keys whose low 32 bits are taken by another key
+/// go to `overflow`, keyed by all 64 bits.
+#[derive(Debug, Clone)]
+struct KeyTable<P> {
+    entries: Vec<Keyed<P>>,
+    index: FpMap<u32, u32>,
+    overflow: FpMap<u64, u32>,
+}
+
+impl<P> Default for KeyTable<P> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: FpMap::default(),
+            overflow: FpMap::default(),
+        }
+    }
+}
+
+impl<P: Profile> KeyTable<P> {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn position(&self, key: u64) -> Option<usize> {
+        if let Some(&pos) = self.index.get(&(key as u32)) {
+            let pos = pos as usize;
+            if self.entries.get(pos).is_some_and(|e| e.key == key) {
+                return Some(pos);
+            }
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(&key).map(|&p| p as usize)
+    }
+
+    /// Adds a key known to be absent; `None` past `u32::MAX` keys.
+    fn insert(&mut self, key: u64, p: P) -> Option<usize> {
+        let pos = u32::try_from(self.entries.len()).ok()?;
+        if self.entries.len() == self.entries.capacity() {
+            // Grow by a quarter rather than double: large vectors are
+            // reallocated in place or remapped, and the slack stays small.
+            self.entries.reserve_exact((self.entries.len() / 4).max(16));
+        }
+        self.entries.push(Keyed { key, p });
+        match self.index.entry(key as u32) {
+            MapEntry::Vacant(v) => {
+                v.insert(pos);
+            }
+            MapEntry::Occupied(_) => {
+                self.overflow.insert(key, pos);
+            }
+        }
+        Some(pos as usize)
+    }
+
+    fn at(&mut self, pos: usize) -> Option<&mut P> {
+        self.entries.get_mut(pos).map(|e| &mut e.p)
+    }
+
+    fn unlink(&mut self, key: u64, pos: usize) {
+        match self.index.get(&(key as u32)) {
+            Some(&p) if p as usize == pos => {
+                self.index.remove(&(key as u32));
+            }
+            _ => {
+                self.overflow.remove(&key);
+            }
+        }
+    }
+
+    fn relink(&mut self, key: u64, from: usize, to: usize) {
+        let to32 = to as u32;
+        match self.index.get_mut(&(key as u32)) {
+            Some(p) if *p as usize == from => *p = to32,
+            _ => {
+                if let Some(p) = self.overflow.get_mut(&key) {
+                    *p = to32;
+                }
+            }
+        }
+    }
+
+    fn remove_at(&mut self, pos: usize) {
+        let Some(key) = self.entries.get(pos).map(|e| e.key) else {
+            return;
+        };
+        self.unlink(key, pos);
+        let last = self.entries.len() - 1;
+        self.entries.swap_remove(pos);
+        if pos != last
+            && let Some(moved) = self.entries.get(pos).map(|e| e.key)
+        {
+            self.relink(moved, last, pos);
+        }
+    }
+
+    /// Removes the profiles `keep` refuses; returns how many.
+    fn retain(&mut self, mut keep: impl FnMut(&P) -> bool) -> usize {
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.entries.len() {
+            if keep(&self.entries[i].p) {
+                i += 1;
+            } else {
+                self.remove_at(i);
+                removed += 1;
+            }
+        }
+        if removed > 0 && self.entries.capacity() > 2 * self.entries.len() + 64 {
+            self.entries.shrink_to_fit();
+            self.index.shrink_to_fit();
+            self.overflow.shrink_to_fit();
+        }
+        removed
+    }
+
+    fn from_entries(entries: Vec<Keyed<P>>) -> Self {
+        let mut t = Self {
+            entries: Vec::with_capacity(entries.len()),
+            index: FpMap::default(),
+            overflow: FpMap::default(),
+        };
+        t.index.reserve(entries.len());
+        for e in entries {
+            if t.position(e.key).is_none() {
+                t.insert(e.key, e.p);
+            }
+        }
+        t
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Keyed<P>>()
+            + map_heap_bytes(&self.index)
+            + map_heap_bytes(&self.overflow)
+            + self.entries.iter().map(|e| e.p.heap()).sum::<usize>()
+    }
+}
+
+impl<P: Serialize> Serialize for KeyTable<P> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.entries.serialize(s)
+    }
+}
+
+impl<'de, P: Deserialize<'de> + Profile> Deserialize<'de> for KeyTable<P> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from_entries(Vec::<Keyed<P>>::deserialize(d)?))
+    }
+}
+
+/// Finds or adds a key's profile, counting it against the global cap.
+fn profile_at<'t, P: Profile>(
+    table: &'t mut KeyTable<P>,
+    key: u64,
+    stats: &mut BaselineStats,
+    max_keys: usize,
+    make: impl FnOnce() -> P,
+) -> Option<&'t mut P> {
+    let pos = match table.position(key) {
+        Some(pos) => pos,
+        None => {
+            if stats.principals >= max_keys {
+                stats.cap_reached += 1;
+                return None;
+            }
+            let Some(pos) = table.insert(key, make()) else {
+                stats.cap_reached += 1;
+                return None;
+            };
+            stats.principals += 1;
+            pos
+        }
+    };
+    table.at(pos)
+}
+
+// ---------------------------------------------------------------------------
+// The shared interner.
+
+/// Value texts by 32-bit fingerprint, shared by every key and rule, in one
+/// text arena.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    /// fingerprint -> (offset, length) in `text`; length [`AMBIGUOUS`] when
+    /// two texts share the fingerprint.
+    map: FpMap<u32, (u32, u32)>,
+    text: String,
+}
+
+/// The interner as saved: entries sorted by fingerprint, and the arena.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct InternerState {
+    entries: Vec<(u32, u32, u32)>,
+    text: String,
+}
+
+impl Interner {
+    /// Keeps `text` for `fp` if there is room; false when refused.
+    fn intern(&mut self, fp: u32, text: &str, max_entries: usize) -> bool {
+        if let Some(&(off, len)) = self.map.get(&fp) {
+            if len != AMBIGUOUS && self.slice(off, len) != Some(text) {
+                self.map.insert(fp, (0, AMBIGUOUS));
+            }
+            return true;
+        }
+        if self.map.len() >= max_entries
+            || text.len() > MAX_INTERNED_TEXT
+            || self.text.len() + text.len() > MAX_INTERNED_BYTES
+        {
+            return false;
+        }
+        let (Ok(off), Ok(len)) = (u32::try_from(self.text.len()), u32::try_from(text.len())) else {
+            return false;
+        };
+        self.text.push_str(text);
+        self.map.insert(fp, (off, len));
+        true
+    }
+
+    fn slice(&self, off: u32, len: u32) -> Option<&str> {
+        let start = off as usize;
+        self.text.get(start..start + len as usize)
+    }
+
+    fn get(&self, fp: u32) -> Option<&str> {
+        let &(off, len) = self.map.get(&fp)?;
+        if len == AMBIGUOUS {
+            return None;
+        }
+        self.slice(off, len)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.text.capacity() + map_heap_bytes(&self.map)
+    }
+
+    fn save(&self) -> InternerState {
+        let mut entries: Vec<(u32, u32, u32)> =
+            self.map.iter().map(|(&f, &(o, l))| (f, o, l)).collect();
+        entries.sort_unstable();
+        InternerState {
+            entries,
+            text: self.text.clone(),
+        }
+    }
+
+    fn load(state: InternerState) -> Self {
+        let mut map = FpMap::default();
+        map.reserve(state.entries.len());
+        for (fp, off, len) in state.entries {
+            let fits = len == AMBIGUOUS
+                || state
+                    .text
+                    .get(off as usize..off as usize + len as usize)
+                    .is_some();
+            if fits {
+                map.insert(fp, (off, len));
+            }
+        }
+        Self {
+            map,
+            text: state.text,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Profiles of each kind.
+
+/// A value of a key's set: its fingerprint and a saturating count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    fp: u32,
+    count: u32,
+}
+
+/// `new_value`: 32 bytes plus 8 a value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ValueProfile {
+    first: u32,
+    last: u32,
+    events: u32,
+    saturated: bool,
+    /// Sorted by fingerprint.
+    values: Box<[Seen]>,
+}
+
+impl Profile for ValueProfile {
+    fn last(&self) -> u32 {
+        self.last
+    }
+    fn heap(&self) -> usize {
+        self.values.len() * std::mem::size_of::<Seen>()
+    }
+}
+
+/// `unusual_hour`: 60 bytes, no heap.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HourProfile {
+    first: u32,
+    last: u32,
+    events: u32,
+    hours: [u16; 24],
+}
+
+impl Profile for HourProfile {
+    fn last(&self) -> u32 {
+        self.last
+    }
+    fn heap(&self) -> usize {
+        0
+    }
+}
+
+/// `rate`: 56 bytes; the current bin's distinct values on the heap while
+/// the bin lasts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RateProfile {
+    first: u32,
+    last: u32,
+    /// Current bin (event time / bin length).
+    bin: u32,
+    /// Active bins folded into the history.
+    history: u16,
+    /// Whether the current bin has alerted.
+    alerted: bool,
+    /// Usual value per part of the day.
+    high: [f32; BANDS],
+    /// Active bins per part of the day.
+    bins: [u16; BANDS],
+    /// The current bin's value so far.
+    running: f64,
+    /// The current bin's distinct values (`count_distinct`).
+    distinct: Option<Box<Distinct>>,
+}
+
+impl Profile for RateProfile {
+    fn last(&self) -> u32 {
+        self.last
+    }
+    fn heap(&self) -> usize {
+        self.distinct.as_ref().map_or(0, |d| {
+            std::mem::size_of::<Distinct>()
+                + match d.as_ref() {
+                    Distinct::Exact(v) => v.capacity() * 4,
+                    Distinct::Sketch(r) => r.len(),
+                }
+        })
+    }
+}
+
+/// Distinct values of one bin: exact up to [`EXACT_DISTINCT`], then a
+/// HyperLogLog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Distinct {
+    /// Sorted fingerprints.
+    Exact(Vec<u32>),
+    /// [`HLL_REGISTERS`] registers.
+    Sketch(Box<[u8]>),
+}
+
+impl Distinct {
+    fn insert(&mut self, fp: u32) {
+        match self {
+            Distinct::Exact(v) => {
+                if let Err(at) = v.binary_search(&fp) {
+                    if v.len() < EXACT_DISTINCT {
+                        v.insert(at, fp);
+                    } else {
+                        let mut regs = vec![0u8; HLL_REGISTERS].into_boxed_slice();
+                        for &x in v.iter() {
+                            hll_add(&mut regs, x);
+                        }
+                        hll_add(&mut regs, fp);
+                        *self = Distinct::Sketch(regs);
+                    }
+                }
+            }
+            Distinct::Sketch(regs) => hll_add(regs, fp),
+        }
+    }
+
+    fn estimate(&self) -> f64 {
+        match self {
+            Distinct::Exact(v) => v.len() as f64,
+            Distinct::Sketch(regs) => hll_estimate(regs).round(),
+        }
+    }
+
+    fn is_estimate(&self) -> bool {
+        matches!(self, Distinct::Sketch(_))
+    }
+}
+
+fn hll_add(regs: &mut [u8], fp: u32) {
+    let idx = (fp >> (32 - HLL_BITS)) as usize;
+    let rest = fp << HLL_BITS;
+    let rank = (rest.leading_zeros() + 1).min(32 - HLL_BITS + 1) as u8;
+    if let Some(r) = regs.get_mut(idx) {
+        *r = (*r).max(rank);
+    }
+}
+
+fn hll_estimate(regs: &[u8]) -> f64 {
+    let m = regs.len() as f64;
+    if regs.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = regs.iter().map(|&r| (-f64::from(r)).exp2()).sum();
+    let zeros = regs.iter().filter(|&&r| r == 0).count();
+    let alpha = 0.7213 / (1.0 + 1.079 / m);
+    let raw = alpha * m * m / sum;
+    let two32 = 4_294_967_296.0_f64;
+    if raw <= 2.5 * m && zeros > 0 {
+        m * (m / zeros as f64).ln()
+    } else if raw > two32 / 30.0 {
+        -two32 * (1.0 - raw / two32).ln()
+    } else {
+        raw
+    }
+}
+
+/// `rare`: per value, 32 bytes plus 4 a holder (at most `below - 1`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RareValue {
+    since: u32,
+    last: u32,
+    /// `below` holders or more have shown it: never rare again.
+    many: bool,
+    holders: Box<[u32]>,
+}
+
+impl Profile for RareValue {
+    fn last(&self) -> u32 {
+        self.last
+    }
+    fn heap(&self) -> usize {
+        self.holders.len() * 4
+    }
+}
+
+/// `rare` state of one rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RareState {
+    /// The rule's first event.
+    first: Option<u32>,
+    values: KeyTable<RareValue>,
+}
+
+/// The state of one baseline rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+enum RuleState {
+    #[default]
+    Empty,
+    Values(KeyTable<ValueProfile>),
+    Hours(KeyTable<HourProfile>),
+    Rate(KeyTable<RateProfile>),
+    Rare(RareState),
+}
+
+impl RuleState {
+    fn empty(kind: BaselineKind) -> Self {
+        match kind {
+            BaselineKind::NewValue => RuleState::Values(KeyTable::default()),
+            BaselineKind::UnusualHour => RuleState::Hours(KeyTable::default()),
+            BaselineKind::Rate => RuleState::Rate(KeyTable::default()),
+            BaselineKind::Rare => RuleState::Rare(RareState::default()),
+        }
+    }
+
+    fn kind(&self) -> Option<BaselineKind> {
+        Some(match self {
+            RuleState::Empty => return None,
+            RuleState::Values(_) => BaselineKind::NewValue,
+            RuleState::Hours(_) => BaselineKind::UnusualHour,
+            RuleState::Rate(_) => BaselineKind::Rate,
+            RuleState::Rare(_) => BaselineKind::Rare,
+        })
+    }
+
+    fn keys(&self) -> usize {
+        match self {
+            RuleState::Empty => 0,
+            RuleState::Values(t) => t.len(),
+            RuleState::Hours(t) => t.len(),
+            RuleState::Rate(t) => t.len(),
+            RuleState::Rare(r) => r.values.len(),
+        }
+    }
+
+    fn forget_idle(&mut self, cutoff: u32) -> usize {
+        let keep = |last: u32| last >= cutoff;
+        match self {
+            RuleState::Empty => 0,
+            RuleState::Values(t) => t.retain(|p| keep(p.last())),
+            RuleState::Hours(t) => t.retain(|p| keep(p.last())),
+            RuleState::Rate(t) => t.retain(|p| keep(p.last())),
+            RuleState::Rare(r) => r.values.retain(|p| keep(p.last())),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            RuleState::Empty => 0,
+            RuleState::Values(t) => t.heap_bytes(),
+            RuleState::Hours(t) => t.heap_bytes(),
+            RuleState::Rate(t) => t.heap_bytes(),
+            RuleState::Rare(r) => r.values.heap_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct RuleSlot {
+    /// The fingerprint of the rule's baseline, when known.
+    fingerprint: Option<u64>,
+    state: RuleState,
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots.
+
+/// The learnt state of a [`BaselineStore`], for checkpoints: each rule's
+/// state under its rule id and the fingerprint of its baseline
+/// ([`CompiledBaseline::fingerprint`]), the shared interner and the
+/// counters. Serde-serialisable (postcard: [`BaselineSnapshot::to_bytes`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BaselineSnapshot {
+    /// Layout version ([`SNAPSHOT_VERSION`]).
+    pub version: u32,
+    rules: Vec<SavedRule>,
+    interner: InternerState,
+    last_sweep: Option<i64>,
+    stats: BaselineStats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedRule {
+    id: String,
+    fingerprint: u64,
+    state: RuleState,
+}
+
+impl BaselineSnapshot {
+    /// The rules saved, as (rule id, baseline fingerprint, keys held).
+    pub fn rules(&self) -> Vec<(&str, u64, usize)> {
+        self.rules
+            .iter()
+            .map(|r| (r.id.as_str(), r.fingerprint, r.state.keys()))
+            .collect()
+    }
+
+    /// The snapshot as postcard bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// A snapshot from postcard bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The store.
+
 /// Baseline state of every baseline rule of an engine.
 #[derive(Debug, Default)]
 pub struct BaselineStore {
-    rules: Vec<HashMap<Vec<String>, Profile>>,
+    rules: Vec<RuleSlot>,
+    interner: Interner,
     limits: BaselineLimits,
     stats: BaselineStats,
     last_sweep: Option<i64>,
 }
 
 impl BaselineStore {
-    /// Empty state for `rules` rules (indexed as in the rule set).
+    /// Empty state for `rules` rules (indexed as in the rule set). The
+    /// baselines' fingerprints are learnt as rows arrive; prefer
+    /// [`BaselineStore::for_rules`] when state will be restored.
     pub fn new(rules: usize, limits: BaselineLimits) -> Self {
         Self {
-            rules: (0..rules).map(|_| HashMap::new()).collect(),
+            rules: vec![RuleSlot::default(); rules],
             limits,
-            stats: BaselineStats::default(),
-            last_sweep: None,
+            ..Self::default()
+        }
+    }
+
+    /// Empty state for a rule set: one entry per rule, in order, with the
+    /// rule's baseline (`None` for rules without one).
+    pub fn for_rules<'a>(
+        baselines: impl IntoIterator<Item = Option<&'a CompiledBaseline>>,
+        limits: BaselineLimits,
+    ) -> Self {
+        Self {
+            rules: baselines
+                .into_iter()
+                .map(|b| RuleSlot {
+                    fingerprint: b.map(|b| b.fingerprint),
+                    state: RuleState::Empty,
+                })
+                .collect(),
+            limits,
+            ..Self::default()
         }
     }
 
@@ -150,55 +953,113 @@ impl BaselineStore {
         &self.stats
     }
 
-    /// Learns one row of rule `ri` for `key` at event time `time` and says
-    /// whether it departs from the key's baseline. `value` is the row's value
-    /// for `new_value` (rows without one are not learnt); ignored for
-    /// `unusual_hour`.
+    /// An estimate of the heap bytes the state holds (tables, value sets,
+    /// the interner). Walks every key: call it for metrics, not per row.
+    pub fn heap_bytes(&self) -> usize {
+        self.rules.capacity() * std::mem::size_of::<RuleSlot>()
+            + self
+                .rules
+                .iter()
+                .map(|r| r.state.heap_bytes())
+                .sum::<usize>()
+            + self.interner.heap_bytes()
+    }
+
+    /// Learns one row of rule `ri` and says whether it departs from the
+    /// baseline. Rows of `new_value`, `rare` and `rate` with
+    /// `count_distinct` without a value, and of `rate` with `sum` without an
+    /// amount, are not learnt.
     pub fn observe(
         &mut self,
         ri: usize,
         baseline: &CompiledBaseline,
-        key: Vec<String>,
-        value: Option<&str>,
-        time: i64,
+        row: Row<'_>,
     ) -> Option<Finding> {
-        if baseline.kind == BaselineKind::NewValue && value.is_none() {
+        let needs_value = match baseline.kind {
+            BaselineKind::NewValue | BaselineKind::Rare => true,
+            BaselineKind::Rate => baseline.measure == Measure::CountDistinct,
+            BaselineKind::UnusualHour => false,
+        };
+        if needs_value && row.value.is_none() {
             return None;
         }
-        let held = self.stats.principals;
-        let limits = self.limits;
-        let profiles = self.rules.get_mut(ri)?;
-        let profile = match profiles.get_mut(&key) {
-            Some(p) => p,
-            None => {
-                if held >= limits.max_principals {
-                    self.stats.cap_reached += 1;
-                    return None;
-                }
-                self.stats.principals += 1;
-                profiles.entry(key).or_insert_with(|| Profile {
-                    first_seen: time,
-                    last_seen: time,
+        if baseline.kind == BaselineKind::Rate
+            && baseline.measure == Measure::Sum
+            && row.amount.is_none()
+        {
+            return None;
+        }
+        let Self {
+            rules,
+            interner,
+            limits,
+            stats,
+            ..
+        } = self;
+        let slot = rules.get_mut(ri)?;
+        slot.fingerprint.get_or_insert(baseline.fingerprint);
+        if slot.state.kind() != Some(baseline.kind) {
+            stats.principals = stats.principals.saturating_sub(slot.state.keys());
+            slot.state = RuleState::empty(baseline.kind);
+        }
+        let now = secs(row.time);
+        let max_keys = limits.max_principals;
+        match &mut slot.state {
+            RuleState::Values(table) => {
+                let text = row.value?;
+                let p = profile_at(table, row.key, stats, max_keys, || ValueProfile {
+                    first: now,
+                    last: now,
                     events: 0,
-                    values: HashMap::new(),
                     saturated: false,
-                    hours: (baseline.kind == BaselineKind::UnusualHour).then(|| Box::new([0; 24])),
-                })
+                    values: Box::new([]),
+                })?;
+                p.first = p.first.min(now);
+                p.last = p.last.max(now);
+                let eligible = learnt(p.first, now, baseline.learning_micros)
+                    && u64::from(p.events) >= baseline.min_history;
+                let finding = learn_value(p, text, eligible, limits, interner, stats);
+                p.events = p.events.saturating_add(1);
+                finding
             }
-        };
-        profile.first_seen = profile.first_seen.min(time);
-        profile.last_seen = profile.last_seen.max(time);
-        let eligible = time.saturating_sub(profile.first_seen) >= baseline.learning_micros
-            && profile.events >= baseline.min_history;
-        let finding = match (baseline.kind, value) {
-            (BaselineKind::NewValue, Some(v)) => {
-                learn_value(profile, v, eligible, limits.max_values, &mut self.stats)
+            RuleState::Hours(table) => {
+                let p = profile_at(table, row.key, stats, max_keys, || HourProfile {
+                    first: now,
+                    last: now,
+                    events: 0,
+                    hours: [0; 24],
+                })?;
+                p.first = p.first.min(now);
+                p.last = p.last.max(now);
+                let eligible = learnt(p.first, now, baseline.learning_micros)
+                    && u64::from(p.events) >= baseline.min_history;
+                let finding = learn_hour(p, baseline, row.time, eligible);
+                p.events = p.events.saturating_add(1);
+                finding
             }
-            (BaselineKind::UnusualHour, _) => learn_hour(profile, baseline, time, eligible),
-            (BaselineKind::NewValue, None) => None,
-        };
-        profile.events += 1;
-        finding
+            RuleState::Rate(table) => {
+                let bin = bin_of(row.time, baseline.bin_micros);
+                let p = profile_at(table, row.key, stats, max_keys, || RateProfile {
+                    first: now,
+                    last: now,
+                    bin,
+                    history: 0,
+                    alerted: false,
+                    high: [0.0; BANDS],
+                    bins: [0; BANDS],
+                    running: 0.0,
+                    distinct: None,
+                })?;
+                p.first = p.first.min(now);
+                p.last = p.last.max(now);
+                learn_rate(p, baseline, &row, bin, stats)
+            }
+            RuleState::Rare(state) => {
+                let text = row.value?;
+                learn_rare(state, baseline, &row, text, stats, max_keys)
+            }
+            RuleState::Empty => None,
+        }
     }
 
     /// Forgets keys idle beyond the horizon before `newest`; runs at most
@@ -209,64 +1070,184 @@ impl BaselineStore {
             _ => {}
         }
         self.last_sweep = Some(newest);
-        let cutoff = newest.saturating_sub(self.limits.idle_horizon_micros);
+        let cutoff = secs(newest.saturating_sub(self.limits.idle_horizon_micros));
         let mut gone = 0usize;
-        for profiles in &mut self.rules {
-            let before = profiles.len();
-            profiles.retain(|_, p| p.last_seen >= cutoff);
-            gone += before - profiles.len();
+        for slot in &mut self.rules {
+            gone += slot.state.forget_idle(cutoff);
         }
         self.stats.principals = self.stats.principals.saturating_sub(gone);
         self.stats.evicted_idle += gone as u64;
     }
+
+    /// The learnt state, for a checkpoint. `rule_ids` are the ids of the
+    /// rules in the order the store was made for; rules without an id there,
+    /// without a known baseline fingerprint or without state are left out.
+    pub fn snapshot(&self, rule_ids: &[&str]) -> BaselineSnapshot {
+        let rules = self
+            .rules
+            .iter()
+            .zip(rule_ids)
+            .filter_map(|(slot, id)| {
+                let fingerprint = slot.fingerprint?;
+                (!matches!(slot.state, RuleState::Empty)).then(|| SavedRule {
+                    id: (*id).to_string(),
+                    fingerprint,
+                    state: slot.state.clone(),
+                })
+            })
+            .collect();
+        BaselineSnapshot {
+            version: SNAPSHOT_VERSION,
+            rules,
+            interner: self.interner.save(),
+            last_sweep: self.last_sweep,
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// Replaces the state with a checkpoint's. `rule_ids` are the ids of the
+    /// rules now, in the order the store was made for. A rule takes the
+    /// saved state with its id only when the baseline fingerprints agree;
+    /// rules that changed, are new, or whose fingerprint the store does not
+    /// know (made with [`BaselineStore::new`] and not yet fed) start empty,
+    /// and state of rules that disappeared is dropped. A snapshot of another
+    /// [`SNAPSHOT_VERSION`] restores nothing.
+    pub fn restore(&mut self, snapshot: BaselineSnapshot, rule_ids: &[&str]) {
+        for slot in &mut self.rules {
+            slot.state = RuleState::Empty;
+        }
+        self.interner = Interner::default();
+        self.stats.principals = 0;
+        self.stats.interned_values = 0;
+        if snapshot.version != SNAPSHOT_VERSION {
+            tracing::warn!(
+                version = snapshot.version,
+                "baseline snapshot of another version: baselines start empty"
+            );
+            return;
+        }
+        let mut saved: HashMap<String, SavedRule> = snapshot
+            .rules
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let (mut restored, mut dropped) = (0usize, 0usize);
+        for (slot, id) in self.rules.iter_mut().zip(rule_ids) {
+            let Some(r) = saved.remove(*id) else {
+                continue;
+            };
+            if slot.fingerprint == Some(r.fingerprint) {
+                slot.state = r.state;
+                restored += 1;
+            } else {
+                dropped += 1;
+            }
+        }
+        dropped += saved.len();
+        self.interner = Interner::load(snapshot.interner);
+        self.last_sweep = snapshot.last_sweep;
+        self.stats = BaselineStats {
+            principals: self.rules.iter().map(|r| r.state.keys()).sum(),
+            interned_values: self.interner.len(),
+            ..snapshot.stats
+        };
+        tracing::info!(
+            restored,
+            dropped,
+            keys = self.stats.principals,
+            "baseline state restored"
+        );
+    }
 }
 
+// ---------------------------------------------------------------------------
+// Learning, per kind.
+
 fn learn_value(
-    profile: &mut Profile,
-    value: &str,
+    p: &mut ValueProfile,
+    text: &str,
     eligible: bool,
-    max_values: usize,
+    limits: &BaselineLimits,
+    interner: &mut Interner,
     stats: &mut BaselineStats,
 ) -> Option<Finding> {
-    if let Some(count) = profile.values.get_mut(value) {
-        *count = count.saturating_add(1);
-        return None;
-    }
-    let finding = (eligible && !profile.saturated).then(|| {
-        let mut usual: Vec<(String, u32)> = profile
-            .values
-            .iter()
-            .map(|(v, c)| (v.to_string(), *c))
-            .collect();
-        usual.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        usual.truncate(USUAL_SHOWN);
+    let fp = value_fp(text);
+    let at = match p.values.binary_search_by_key(&fp, |s| s.fp) {
+        Ok(i) => {
+            if let Some(s) = p.values.get_mut(i) {
+                s.count = s.count.saturating_add(1);
+            }
+            return None;
+        }
+        Err(at) => at,
+    };
+    let finding = (eligible && !p.saturated).then(|| {
+        let (usual, unnamed) = usual_values(&p.values, interner);
         Finding::NewValue {
-            value: value.to_string(),
+            value: text.to_string(),
             usual,
-            distinct: profile.values.len(),
-            events: profile.events,
-            since: profile.first_seen,
+            unnamed,
+            distinct: p.values.len(),
+            events: u64::from(p.events),
+            since: micros(p.first),
         }
     });
-    if profile.values.len() >= max_values.max(1) {
-        // The least-seen value goes (ties: the greatest value, so the
-        // choice does not depend on hash order).
-        let victim = profile
-            .values
+    let new = Seen { fp, count: 1 };
+    if p.values.len() >= limits.max_values.max(1) {
+        // The least-seen value goes (ties: the greatest fingerprint, so the
+        // choice is the same on every run).
+        let mut v = std::mem::take(&mut p.values).into_vec();
+        if let Some(victim) = v
             .iter()
-            .min_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|(v, _)| v.clone());
-        if let Some(v) = victim {
-            profile.values.remove(&v);
+            .enumerate()
+            .min_by(|a, b| a.1.count.cmp(&b.1.count).then(b.1.fp.cmp(&a.1.fp)))
+            .map(|(i, _)| i)
+        {
+            v.remove(victim);
             stats.evicted_values += 1;
         }
-        if !profile.saturated {
-            profile.saturated = true;
+        let at = v.partition_point(|s| s.fp < fp);
+        v.insert(at, new);
+        p.values = v.into_boxed_slice();
+        if !p.saturated {
+            p.saturated = true;
             stats.saturated_sets += 1;
         }
+    } else {
+        let mut v = Vec::with_capacity(p.values.len() + 1);
+        v.extend_from_slice(&p.values[..at]);
+        v.push(new);
+        v.extend_from_slice(&p.values[at..]);
+        p.values = v.into_boxed_slice();
     }
-    profile.values.insert(value.into(), 1);
+    if interner.intern(fp, text, limits.max_interned) {
+        stats.interned_values = interner.len();
+    } else {
+        stats.interner_full += 1;
+    }
     finding
+}
+
+/// The most-seen values with a known text (by count, then text), and how
+/// many of the [`USUAL_SHOWN`] most-seen have none.
+fn usual_values(values: &[Seen], interner: &Interner) -> (Vec<(String, u32)>, usize) {
+    let mut all: Vec<(Option<&str>, u32)> = values
+        .iter()
+        .map(|s| (interner.get(s.fp), s.count))
+        .collect();
+    // Known texts first among equal counts, then by text.
+    all.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.is_none().cmp(&b.0.is_none()))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    all.truncate(USUAL_SHOWN);
+    let unnamed = all.iter().filter(|(t, _)| t.is_none()).count();
+    let usual = all
+        .into_iter()
+        .filter_map(|(t, c)| t.map(|t| (t.to_string(), c)))
+        .collect();
+    (usual, unnamed)
 }
 
 /// The hour of day of `time` in the rule's offset.
@@ -277,37 +1258,173 @@ pub fn hour_of(time: i64, utc_offset_minutes: i32) -> u8 {
 }
 
 fn learn_hour(
-    profile: &mut Profile,
+    p: &mut HourProfile,
     baseline: &CompiledBaseline,
     time: i64,
     eligible: bool,
 ) -> Option<Finding> {
-    let hours = profile.hours.as_mut()?;
     let hour = hour_of(time, baseline.utc_offset_minutes);
-    let slot = hours.get_mut(usize::from(hour))?;
-    let seen = *slot;
-    *slot = slot.saturating_add(1);
-    let total: u64 = profile.events;
+    let h = usize::from(hour);
+    let seen = u32::from(*p.hours.get(h)?);
+    let total: u64 = p.hours.iter().map(|&c| u64::from(c)).sum();
     let rare = seen == 0 || (f64::from(seen) < baseline.rare_ratio * total as f64);
-    if !(eligible && rare) {
+    let finding = (eligible && rare).then(|| {
+        let mut usual: Vec<(u8, u32)> = p
+            .hours
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| c > 0 && i != h)
+            .map(|(i, &c)| (i as u8, u32::from(c)))
+            .collect();
+        usual.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        usual.truncate(USUAL_SHOWN);
+        Finding::UnusualHour {
+            hour,
+            seen,
+            usual,
+            events: u64::from(p.events),
+            total,
+            since: micros(p.first),
+        }
+    });
+    if p.hours[h] == u16::MAX {
+        for c in &mut p.hours {
+            *c /= 2;
+        }
+    }
+    p.hours[h] += 1;
+    finding
+}
+
+/// The bin of `time`: event time / bin length, clamped to `u32`.
+fn bin_of(time: i64, bin_micros: i64) -> u32 {
+    time.div_euclid(bin_micros.max(1))
+        .clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The part of the day (0..4) of a bin, or 0 when bins are 6 h or longer.
+fn band_of(bin: u32, baseline: &CompiledBaseline) -> usize {
+    if baseline.bin_micros >= i64::from(BAND_HOURS) * HOUR_MICROS {
+        return 0;
+    }
+    let start = i64::from(bin) * baseline.bin_micros;
+    usize::from(hour_of(start, baseline.utc_offset_minutes) / BAND_HOURS)
+}
+
+fn fold(p: &mut RateProfile, baseline: &CompiledBaseline) {
+    if p.running > 0.0 {
+        let band = band_of(p.bin, baseline);
+        if let (Some(high), Some(bins)) = (p.high.get_mut(band), p.bins.get_mut(band)) {
+            *high = (p.running as f32).max(*high * RATE_DECAY);
+            *bins = bins.saturating_add(1);
+        }
+        p.history = p.history.saturating_add(1);
+    }
+}
+
+fn learn_rate(
+    p: &mut RateProfile,
+    baseline: &CompiledBaseline,
+    row: &Row<'_>,
+    bin: u32,
+    stats: &mut BaselineStats,
+) -> Option<Finding> {
+    if bin < p.bin {
+        stats.late_rows += 1;
         return None;
     }
-    let mut usual: Vec<(u8, u32)> = hours
-        .iter()
-        .enumerate()
-        .filter(|&(h, &c)| c > 0 && h != usize::from(hour))
-        .map(|(h, &c)| (h as u8, c))
-        .collect();
-    usual.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    usual.truncate(USUAL_SHOWN);
-    Some(Finding::UnusualHour {
-        hour,
-        seen,
+    if bin > p.bin {
+        fold(p, baseline);
+        p.bin = bin;
+        p.running = 0.0;
+        p.alerted = false;
+        p.distinct = None;
+    }
+    match baseline.measure {
+        Measure::Count => p.running += 1.0,
+        Measure::Sum => p.running += row.amount.unwrap_or(0.0),
+        Measure::CountDistinct => {
+            let fp = value_fp(row.value?);
+            let d = p
+                .distinct
+                .get_or_insert_with(|| Box::new(Distinct::Exact(Vec::new())));
+            d.insert(fp);
+            p.running = d.estimate();
+        }
+    }
+    if p.alerted {
+        return None;
+    }
+    let eligible = learnt(p.first, secs(row.time), baseline.learning_micros)
+        && u64::from(p.history) >= baseline.min_history;
+    if !eligible {
+        return None;
+    }
+    let band = band_of(bin, baseline);
+    let usual = f64::from(p.high.get(band).copied().unwrap_or(0.0));
+    if !(p.running > baseline.factor * usual && p.running >= baseline.min_value) {
+        return None;
+    }
+    p.alerted = true;
+    let banded = baseline.bin_micros < i64::from(BAND_HOURS) * HOUR_MICROS;
+    Some(Finding::Rate {
+        value: p.running,
+        estimated: p.distinct.as_ref().is_some_and(|d| d.is_estimate()),
+        bin_start: i64::from(bin) * baseline.bin_micros,
+        band: banded.then_some(band as u8 * BAND_HOURS),
         usual,
-        events: total,
-        since: profile.first_seen,
+        band_bins: u32::from(p.bins.get(band).copied().unwrap_or(0)),
+        history_bins: u32::from(p.history),
+        since: micros(p.first),
     })
 }
+
+fn learn_rare(
+    state: &mut RareState,
+    baseline: &CompiledBaseline,
+    row: &Row<'_>,
+    text: &str,
+    stats: &mut BaselineStats,
+    max_keys: usize,
+) -> Option<Finding> {
+    let now = secs(row.time);
+    let first = state.first.map_or(now, |f| f.min(now));
+    state.first = Some(first);
+    let eligible = learnt(first, now, baseline.learning_micros);
+    let value_key = trailhound_rules::baseline::fingerprint(text);
+    let holder = (row.key >> 32) as u32;
+    let v = profile_at(&mut state.values, value_key, stats, max_keys, || {
+        RareValue {
+            since: now,
+            last: now,
+            many: false,
+            holders: Box::new([]),
+        }
+    })?;
+    v.since = v.since.min(now);
+    v.last = v.last.max(now);
+    if v.many || v.holders.contains(&holder) {
+        return None;
+    }
+    let holders = v.holders.len() + 1;
+    if holders >= baseline.below as usize {
+        v.many = true;
+        v.holders = Box::new([]);
+        return None;
+    }
+    let mut h = Vec::with_capacity(holders);
+    h.extend_from_slice(&v.holders);
+    h.push(holder);
+    v.holders = h.into_boxed_slice();
+    eligible.then(|| Finding::Rare {
+        value: text.to_string(),
+        holders,
+        since: micros(v.since),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Words.
 
 /// `1,204`.
 pub fn thousands(n: u64) -> String {
@@ -322,6 +1439,28 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `240 hours`, `90 minutes`, `45 seconds`: a span of bins in words.
+fn span_words(micros: i64) -> String {
+    let secs = micros / SECOND;
+    let (n, unit) = if secs % 3_600 == 0 {
+        (secs / 3_600, "hour")
+    } else if secs % 60 == 0 {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {unit}{s}", thousands(n.max(0) as u64))
+}
+
+fn zone(baseline: &CompiledBaseline) -> String {
+    if baseline.utc_offset_minutes == 0 {
+        "UTC".to_string()
+    } else {
+        format!("UTC{}", baseline.utc_offset_text)
+    }
+}
+
 /// The alert's sentence: what is new, for whom, and what is usual.
 pub fn describe(baseline: &CompiledBaseline, who: &str, finding: &Finding) -> String {
     let day = |t: i64| {
@@ -332,12 +1471,17 @@ pub fn describe(baseline: &CompiledBaseline, who: &str, finding: &Finding) -> St
         Finding::NewValue {
             value,
             usual,
+            unnamed,
             distinct,
             events,
             since,
         } => {
             let mut list: Vec<String> = usual.iter().map(|(v, _)| v.clone()).collect();
-            if *distinct > usual.len() {
+            if *unnamed > 0 {
+                let s = if *unnamed == 1 { "" } else { "s" };
+                list.push(format!("({unnamed} other value{s})"));
+            }
+            if *distinct > usual.len() + unnamed {
                 list.push("...".into());
             }
             let list = if list.is_empty() {
@@ -357,18 +1501,14 @@ pub fn describe(baseline: &CompiledBaseline, who: &str, finding: &Finding) -> St
             seen,
             usual,
             events,
+            total,
             since,
         } => {
-            let zone = if baseline.utc_offset_minutes == 0 {
-                "UTC".to_string()
-            } else {
-                format!("UTC{}", baseline.utc_offset_text)
-            };
             let share = |c: u32| {
-                if *events == 0 {
+                if *total == 0 {
                     0.0
                 } else {
-                    100.0 * f64::from(c) / *events as f64
+                    100.0 * f64::from(c) / *total as f64
                 }
             };
             let how = if *seen == 0 {
@@ -384,12 +1524,72 @@ pub fn describe(baseline: &CompiledBaseline, who: &str, finding: &Finding) -> St
                 .map(|(h, c)| format!("{h:02}:00 ({:.0}%)", share(*c)))
                 .collect();
             format!(
-                "{who} was active at {hour:02}:00-{:02}:00 {zone}, {how}; usually: {} ({} events since {})",
+                "{who} was active at {hour:02}:00-{:02}:00 {}, {how}; usually: {} ({} events since {})",
                 (hour + 1) % 24,
+                zone(baseline),
                 list.join(", "),
                 thousands(*events),
                 day(*since)
             )
+        }
+        Finding::Rate {
+            value,
+            estimated,
+            bin_start,
+            band,
+            usual,
+            band_bins,
+            history_bins,
+            ..
+        } => {
+            let start = trailhound_core::time::format_micros(*bin_start);
+            let clock = start.get(11..16).unwrap_or("");
+            let history = span_words(i64::from(*history_bins) * baseline.bin_micros);
+            let usual_words = if *band_bins == 0 {
+                "no activity".to_string()
+            } else {
+                let u = if *usual >= 10.0 {
+                    usual.round()
+                } else {
+                    *usual
+                };
+                format!("up to {}", number_words(u))
+            };
+            let part = match band {
+                Some(b) => format!(" for {b:02}:00-{:02}:00 {}", b + BAND_HOURS, zone(baseline)),
+                None => String::new(),
+            };
+            format!(
+                "{who} had {} in the {} from {clock} UTC on {}; usual{part}: {usual_words} over {history} of history",
+                baseline.measure_words(*value, *estimated),
+                baseline.bin_text,
+                day(*bin_start),
+            )
+        }
+        Finding::Rare {
+            value,
+            holders,
+            since,
+        } => {
+            let names: Vec<&str> = baseline.by.iter().map(|(n, _)| n.as_str()).collect();
+            let holder = if names == ["principal"] {
+                "principal".to_string()
+            } else {
+                format!("{} value", names.join(" / "))
+            };
+            if *holders <= 1 {
+                format!(
+                    "{who} {} {value}, which no other {holder} in the organisation has shown (first seen {})",
+                    baseline.verb(),
+                    day(*since)
+                )
+            } else {
+                format!(
+                    "{who} {} {value}, which only {holders} {holder}s in the organisation have shown, this one included (first seen {})",
+                    baseline.verb(),
+                    day(*since)
+                )
+            }
         }
     }
 }
@@ -397,6 +1597,7 @@ pub fn describe(baseline: &CompiledBaseline, who: &str, finding: &Finding) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailhound_rules::baseline::key_fingerprint;
     use trailhound_rules::{Compiler, RuleSpec};
 
     const DAY: i64 = 86_400_000_000;
@@ -411,8 +1612,37 @@ mod tests {
         rule.baseline().unwrap().clone()
     }
 
-    fn key(p: &str) -> Vec<String> {
-        vec![p.to_string()]
+    fn key(p: &str) -> u64 {
+        key_fingerprint([p])
+    }
+
+    fn row<'a>(p: &str, value: Option<&'a str>, time: i64) -> Row<'a> {
+        Row {
+            key: key(p),
+            value,
+            amount: None,
+            time,
+        }
+    }
+
+    fn see(
+        s: &mut BaselineStore,
+        b: &CompiledBaseline,
+        p: &str,
+        v: Option<&str>,
+        t: i64,
+    ) -> Option<Finding> {
+        s.observe(0, b, row(p, v, t))
+    }
+
+    fn values_of(s: &BaselineStore, p: &str) -> Vec<Seen> {
+        match &s.rules[0].state {
+            RuleState::Values(t) => t
+                .position(key(p))
+                .map(|i| t.entries[i].p.values.to_vec())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     #[test]
@@ -424,26 +1654,32 @@ mod tests {
     }
 
     #[test]
+    fn profiles_stay_small() {
+        assert!(std::mem::size_of::<ValueProfile>() <= 32);
+        assert!(std::mem::size_of::<HourProfile>() <= 60);
+        assert!(std::mem::size_of::<RateProfile>() <= 64);
+        assert!(std::mem::size_of::<RareValue>() <= 32);
+        assert_eq!(std::mem::size_of::<Seen>(), 8);
+    }
+
+    #[test]
     fn no_alert_during_learning_even_with_history() {
         let b = baseline("  kind: new_value\n  of: event_name\n  learning: 2d\n  min_history: 3\n");
         let mut s = BaselineStore::new(1, BaselineLimits::default());
         for i in 0..10 {
-            assert_eq!(s.observe(0, &b, key("p"), Some("A"), T0 + i), None);
+            assert_eq!(see(&mut s, &b, "p", Some("A"), T0 + i), None);
         }
         // a day in: history is there, learning is not over
-        assert_eq!(s.observe(0, &b, key("p"), Some("B"), T0 + DAY), None);
+        assert_eq!(see(&mut s, &b, "p", Some("B"), T0 + DAY), None);
         // two days in: it alerts, and only once
-        let f = s.observe(0, &b, key("p"), Some("C"), T0 + 2 * DAY);
+        let f = see(&mut s, &b, "p", Some("C"), T0 + 2 * DAY);
         assert!(
             matches!(&f, Some(Finding::NewValue { value, .. }) if value == "C"),
             "{f:?}"
         );
-        assert_eq!(
-            s.observe(0, &b, key("p"), Some("C"), T0 + 2 * DAY + 1),
-            None
-        );
+        assert_eq!(see(&mut s, &b, "p", Some("C"), T0 + 2 * DAY + 1), None);
         // learning is per key: a new key starts over
-        assert_eq!(s.observe(0, &b, key("q"), Some("Z"), T0 + 3 * DAY), None);
+        assert_eq!(see(&mut s, &b, "q", Some("Z"), T0 + 3 * DAY), None);
     }
 
     #[test]
@@ -451,21 +1687,24 @@ mod tests {
         let b = baseline("  kind: new_value\n  of: event_name\n  learning: 1d\n  min_history: 5\n");
         let mut s = BaselineStore::new(1, BaselineLimits::default());
         for i in 0..4 {
-            s.observe(0, &b, key("p"), Some("A"), T0 + i);
+            see(&mut s, &b, "p", Some("A"), T0 + i);
         }
-        assert_eq!(s.observe(0, &b, key("p"), Some("B"), T0 + 2 * DAY), None);
+        assert_eq!(see(&mut s, &b, "p", Some("B"), T0 + 2 * DAY), None);
         // now 5 events behind it
-        let f = s.observe(0, &b, key("p"), Some("C"), T0 + 2 * DAY);
+        let f = see(&mut s, &b, "p", Some("C"), T0 + 2 * DAY);
         match f {
             Some(Finding::NewValue {
                 usual,
                 events,
                 distinct,
+                unnamed,
                 ..
             }) => {
                 assert_eq!(events, 5);
                 assert_eq!(distinct, 2);
+                assert_eq!(unnamed, 0);
                 assert_eq!(usual[0], ("A".to_string(), 4));
+                assert_eq!(usual[1], ("B".to_string(), 1));
             }
             other => panic!("{other:?}"),
         }
@@ -480,22 +1719,25 @@ mod tests {
         };
         let mut s = BaselineStore::new(1, limits);
         for (i, v) in ["A", "A", "A", "B", "B", "C", "D"].iter().enumerate() {
-            s.observe(0, &b, key("p"), Some(v), T0 + i as i64);
+            see(&mut s, &b, "p", Some(v), T0 + i as i64);
         }
         assert_eq!(s.stats().saturated_sets, 0);
         // a fifth value alerts (the set is full, not yet saturated), evicts
         // the least seen and saturates the set
-        assert!(s.observe(0, &b, key("p"), Some("E"), T0 + DAY).is_some());
+        assert!(see(&mut s, &b, "p", Some("E"), T0 + DAY).is_some());
         assert_eq!(s.stats().saturated_sets, 1);
         assert_eq!(s.stats().evicted_values, 1);
         // from now on new values are learnt but never alert
-        assert_eq!(s.observe(0, &b, key("p"), Some("F"), T0 + DAY), None);
-        assert_eq!(s.observe(0, &b, key("p"), Some("G"), T0 + DAY), None);
+        assert_eq!(see(&mut s, &b, "p", Some("F"), T0 + DAY), None);
+        assert_eq!(see(&mut s, &b, "p", Some("G"), T0 + DAY), None);
         // the most seen are still known
-        assert_eq!(s.observe(0, &b, key("p"), Some("A"), T0 + DAY), None);
-        let profile = &s.rules[0][&key("p")];
-        assert_eq!(profile.values.len(), 4);
-        assert!(profile.values.contains_key("A") && profile.values.contains_key("B"));
+        assert_eq!(see(&mut s, &b, "p", Some("A"), T0 + DAY), None);
+        let values = values_of(&s, "p");
+        assert_eq!(values.len(), 4);
+        assert!(values.windows(2).all(|w| w[0].fp < w[1].fp), "sorted");
+        for v in ["A", "B"] {
+            assert!(values.iter().any(|s| s.fp == value_fp(v)), "{v} kept");
+        }
     }
 
     #[test]
@@ -507,22 +1749,23 @@ mod tests {
             ..Default::default()
         };
         let mut s = BaselineStore::new(1, limits);
-        s.observe(0, &b, key("old"), Some("A"), T0);
-        s.observe(0, &b, key("new"), Some("A"), T0 + 5 * DAY);
-        s.observe(0, &b, key("third"), Some("A"), T0 + 5 * DAY);
+        see(&mut s, &b, "old", Some("A"), T0);
+        see(&mut s, &b, "new", Some("A"), T0 + 5 * DAY);
+        see(&mut s, &b, "third", Some("A"), T0 + 5 * DAY);
         assert_eq!(s.stats().principals, 2);
         assert_eq!(s.stats().cap_reached, 1);
         s.sweep(T0 + 12 * DAY);
         assert_eq!(s.stats().principals, 1);
         assert_eq!(s.stats().evicted_idle, 1);
-        assert!(!s.rules[0].contains_key(&key("old")));
+        assert!(values_of(&s, "old").is_empty());
+        assert_eq!(values_of(&s, "new").len(), 1);
         // room again
-        s.observe(0, &b, key("third"), Some("A"), T0 + 12 * DAY);
+        see(&mut s, &b, "third", Some("A"), T0 + 12 * DAY);
         assert_eq!(s.stats().principals, 2);
         // everyone idle goes
         s.sweep(T0 + 40 * DAY);
         assert_eq!(s.stats().principals, 0);
-        s.observe(0, &b, key("x"), Some("A"), T0 + 40 * DAY);
+        see(&mut s, &b, "x", Some("A"), T0 + 40 * DAY);
         // a second sweep within the hour of event time does nothing
         s.sweep(T0 + 40 * DAY + HOUR_MICROS / 2);
         assert_eq!(s.stats().principals, 1);
@@ -531,16 +1774,101 @@ mod tests {
     }
 
     #[test]
+    fn the_key_table_survives_colliding_low_bits_and_removals() {
+        let mut t: KeyTable<HourProfile> = KeyTable::default();
+        let p = |last: u32| HourProfile {
+            first: 0,
+            last,
+            events: 0,
+            hours: [0; 24],
+        };
+        // keys 1..=6 share their low 32 bits in pairs
+        let keys: Vec<u64> = (0..6u64).map(|i| ((i % 2 + 1) << 32) | (i / 2)).collect();
+        for (i, &k) in keys.iter().enumerate() {
+            assert_eq!(t.position(k), None);
+            t.insert(k, p(i as u32));
+        }
+        assert_eq!(t.overflow.len(), 3);
+        for (i, &k) in keys.iter().enumerate() {
+            assert_eq!(t.entries[t.position(k).unwrap()].p.last, i as u32);
+        }
+        // drop the even ones (the index holders), then every lookup still works
+        assert_eq!(t.retain(|p| p.last % 2 == 1), 3);
+        for (i, &k) in keys.iter().enumerate() {
+            let found = t.position(k).map(|pos| t.entries[pos].p.last);
+            assert_eq!(found, (i % 2 == 1).then_some(i as u32), "key {i}");
+        }
+        // a new key with a freed low half goes to the index
+        t.insert(keys[0], p(100));
+        assert_eq!(t.entries[t.position(keys[0]).unwrap()].p.last, 100);
+        let back = KeyTable::<HourProfile>::from_entries(t.entries.clone());
+        for &k in &keys {
+            assert_eq!(
+                back.position(k).map(|i| back.entries[i].p.last),
+                t.position(k).map(|i| t.entries[i].p.last)
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_interner_keeps_counting_and_the_alert_names_other_values() {
+        let b = baseline("  kind: new_value\n  of: event_name\n  learning: 1s\n  min_history: 0\n");
+        let limits = BaselineLimits {
+            max_interned: 2,
+            ..Default::default()
+        };
+        let mut s = BaselineStore::new(1, limits);
+        for (i, v) in ["A", "A", "A", "B", "B", "C", "D", "D", "D", "D"]
+            .iter()
+            .enumerate()
+        {
+            see(&mut s, &b, "p", Some(v), T0 + i as i64);
+        }
+        // A and B were kept; C and D were not
+        assert_eq!(s.stats().interned_values, 2);
+        assert_eq!(s.stats().interner_full, 2);
+        // a second key shares the texts: nothing new to keep
+        see(&mut s, &b, "q", Some("A"), T0);
+        assert_eq!(s.stats().interner_full, 2);
+        let f = see(&mut s, &b, "p", Some("E"), T0 + DAY).unwrap();
+        let Finding::NewValue { usual, unnamed, .. } = &f else {
+            panic!("{f:?}")
+        };
+        assert_eq!(usual, &[("A".to_string(), 3), ("B".to_string(), 2)]);
+        assert_eq!(*unnamed, 2);
+        let text = describe(&b, "p", &f);
+        assert!(
+            text.contains("E for the first time; usually: A, B, (2 other values) (10 events"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn interned_texts_that_share_a_fingerprint_are_never_shown() {
+        let mut i = Interner::default();
+        assert!(i.intern(7, "alpha", 10));
+        assert_eq!(i.get(7), Some("alpha"));
+        assert!(i.intern(7, "alpha", 10));
+        assert_eq!(i.get(7), Some("alpha"));
+        assert!(i.intern(7, "beta", 10));
+        assert_eq!(i.get(7), None);
+        assert!(!i.intern(8, &"x".repeat(MAX_INTERNED_TEXT + 1), 10));
+        let back = Interner::load(i.save());
+        assert_eq!(back.get(7), None);
+        assert_eq!(back.len(), 1);
+    }
+
+    #[test]
     fn the_hour_histogram_alerts_on_never_and_rarely_seen_hours() {
         let b = baseline("  kind: unusual_hour\n  learning: 1d\n  min_history: 10\n");
         let mut s = BaselineStore::new(1, BaselineLimits::default());
         // 200 events at 10:00 and 2 at 11:00 over two days
         for i in 0..200 {
-            s.observe(0, &b, key("p"), None, T0 + i * 1_000_000);
+            see(&mut s, &b, "p", None, T0 + i * 1_000_000);
         }
-        assert_eq!(s.observe(0, &b, key("p"), None, T0 + HOUR_MICROS), None);
+        assert_eq!(see(&mut s, &b, "p", None, T0 + HOUR_MICROS), None);
         // 11:00 seen once in 201 events: rare (< 1%)
-        let f = s.observe(0, &b, key("p"), None, T0 + DAY + HOUR_MICROS);
+        let f = see(&mut s, &b, "p", None, T0 + DAY + HOUR_MICROS);
         assert!(
             matches!(
                 f,
@@ -553,7 +1881,7 @@ mod tests {
             "{f:?}"
         );
         // 03:00 never seen
-        let f = s.observe(0, &b, key("p"), None, T0 + 2 * DAY - 7 * HOUR_MICROS);
+        let f = see(&mut s, &b, "p", None, T0 + 2 * DAY - 7 * HOUR_MICROS);
         let Some(f) = f else { panic!("no finding") };
         assert!(matches!(
             f,
@@ -570,7 +1898,383 @@ mod tests {
         );
         assert!(text.contains("usually: 10:00 (99%), 11:00 (1%)"), "{text}");
         // the usual hour never alerts
-        assert_eq!(s.observe(0, &b, key("p"), None, T0 + 3 * DAY), None);
+        assert_eq!(see(&mut s, &b, "p", None, T0 + 3 * DAY), None);
+    }
+
+    #[test]
+    fn full_hour_counters_halve_and_keep_their_shares() {
+        let b = baseline("  kind: unusual_hour\n  learning: 1s\n  min_history: 1\n");
+        let mut p = HourProfile {
+            first: secs(T0),
+            last: secs(T0),
+            events: 100_000,
+            hours: [0; 24],
+        };
+        p.hours[10] = u16::MAX;
+        p.hours[11] = 1_000;
+        // the busy hour stays usual past the counter's range
+        assert_eq!(learn_hour(&mut p, &b, T0 + DAY, true), None);
+        assert_eq!(p.hours[10], u16::MAX / 2 + 1);
+        assert_eq!(p.hours[11], 500);
+        // 11:00 is 1.5% of the events: not rare
+        assert_eq!(learn_hour(&mut p, &b, T0 + DAY + HOUR_MICROS, true), None);
+    }
+
+    fn rate(extra: &str) -> CompiledBaseline {
+        baseline(&format!("  kind: rate\n{extra}"))
+    }
+
+    /// `n` rows for `p` spread over the hour starting at `t`.
+    fn burst(s: &mut BaselineStore, b: &CompiledBaseline, p: &str, t: i64, n: i64) -> Vec<Finding> {
+        (0..n)
+            .filter_map(|i| see(s, b, p, None, t + i * (HOUR_MICROS / n.max(1))))
+            .collect()
+    }
+
+    #[test]
+    fn a_rate_bin_alerts_once_as_soon_as_it_crosses() {
+        let b = rate("  learning: 2d\n  min_history: 24\n  factor: 10\n  min_value: 200\n");
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        // three days of 10 rows an hour, every hour
+        for h in 0..72 {
+            assert!(burst(&mut s, &b, "p", T0 + h * HOUR_MICROS, 10).is_empty());
+        }
+        // the next hour: 400 rows; threshold max(200, 10 x 10) = 200
+        let t = T0 + 72 * HOUR_MICROS;
+        let mut fired = Vec::new();
+        for i in 0..400 {
+            if let Some(f) = see(&mut s, &b, "p", None, t + i * 1_000_000) {
+                fired.push((i, f));
+            }
+        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let (at, f) = &fired[0];
+        // the 200th row crosses (running value 200 >= min_value and > 100)
+        assert_eq!(*at, 199);
+        let Finding::Rate {
+            value,
+            band,
+            usual,
+            history_bins,
+            ..
+        } = f
+        else {
+            panic!("{f:?}")
+        };
+        assert_eq!(
+            (*value, *band, *usual, *history_bins),
+            (200.0, Some(6), 10.0, 72)
+        );
+        let text = describe(&b, "p", f);
+        assert_eq!(
+            text,
+            "p had 200 events in the 1h from 10:00 UTC on 2026-11-04; \
+             usual for 06:00-12:00 UTC: up to 10 over 72 hours of history"
+        );
+        // the next bin starts over (and has learnt the burst)
+        assert!(burst(&mut s, &b, "p", t + HOUR_MICROS, 400).is_empty());
+        // a late row of an old bin is not counted
+        assert_eq!(see(&mut s, &b, "p", None, t - HOUR_MICROS), None);
+        assert_eq!(s.stats().late_rows, 1);
+    }
+
+    #[test]
+    fn a_rate_burst_during_learning_or_without_history_is_quiet() {
+        let b = rate("  learning: 7d\n  min_history: 3\n  min_value: 50\n");
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        for h in 0..10 {
+            burst(&mut s, &b, "p", T0 + h * HOUR_MICROS, 5);
+        }
+        // past min_history, not past learning
+        assert!(burst(&mut s, &b, "p", T0 + DAY, 1_000).is_empty());
+        // past learning but a new key has no history
+        assert!(burst(&mut s, &b, "q", T0 + 8 * DAY, 1_000).is_empty());
+        // p, past both, at 02:00 (no history at that part of the day)
+        assert_eq!(
+            burst(&mut s, &b, "p", T0 + 8 * DAY + 16 * HOUR_MICROS, 1_000).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_usual_volume_at_a_busy_part_of_the_day_does_not_alert() {
+        let b = rate("  learning: 1d\n  min_history: 24\n  factor: 10\n  min_value: 200\n");
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        let midnight = T0 - 10 * HOUR_MICROS;
+        assert_eq!(s.stats().late_rows, 0);
+        // two weeks: 300 rows an hour from 12:00 to 18:00, 5 an hour at night
+        for d in 0..14 {
+            for h in 0..6 {
+                burst(&mut s, &b, "p", midnight + d * DAY + h * HOUR_MICROS, 5);
+            }
+            for h in 12..18 {
+                burst(&mut s, &b, "p", midnight + d * DAY + h * HOUR_MICROS, 300);
+            }
+        }
+        assert_eq!(s.stats().late_rows, 0);
+        let day15 = midnight + 14 * DAY;
+        // the usual afternoon volume: quiet, though far above the night's
+        assert!(burst(&mut s, &b, "p", day15 + 14 * HOUR_MICROS, 320).is_empty());
+        // the same volume at 03:00 alerts
+        let f = burst(&mut s, &b, "p", day15 + DAY + 3 * HOUR_MICROS, 320);
+        assert_eq!(f.len(), 1, "{f:?}");
+        let text = describe(&b, "p", &f[0]);
+        assert!(
+            text.contains("usual for 00:00-06:00 UTC: up to 5 over"),
+            "{text}"
+        );
+        // an evening with no history alerts at min_value
+        let f = burst(&mut s, &b, "p", day15 + DAY + 20 * HOUR_MICROS, 250);
+        assert_eq!(f.len(), 1);
+        assert!(
+            describe(&b, "p", &f[0]).contains("usual for 18:00-24:00 UTC: no activity over"),
+            "{}",
+            describe(&b, "p", &f[0])
+        );
+    }
+
+    #[test]
+    fn count_distinct_counts_exactly_then_estimates() {
+        let b = rate(
+            "  measure: count_distinct(object_key)\n  learning: 1s\n  min_history: 1\n  min_value: 3000\n",
+        );
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        // history: one bin of 20 distinct objects, read twice each
+        for i in 0..40 {
+            let v = format!("obj-{}", i % 20);
+            see(&mut s, &b, "p", Some(&v), T0 + i);
+        }
+        // rows without a value are not learnt
+        assert_eq!(see(&mut s, &b, "p", None, T0 + HOUR_MICROS), None);
+        let t = T0 + 2 * HOUR_MICROS;
+        let mut fired = Vec::new();
+        for i in 0..5_000 {
+            let v = format!("object/{i}");
+            if let Some(f) = see(&mut s, &b, "p", Some(&v), t + i) {
+                fired.push((i, f));
+            }
+        }
+        assert_eq!(fired.len(), 1);
+        let (at, f) = &fired[0];
+        // an estimate crosses 3,000 within a few percent of the 3,000th
+        assert!((2_700..3_300).contains(at), "{at}");
+        assert!(
+            matches!(
+                f,
+                Finding::Rate {
+                    estimated: true,
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
+        assert!(
+            describe(&b, "p", f).contains("p had about 3,"),
+            "{}",
+            describe(&b, "p", f)
+        );
+        let mut d = Distinct::Exact(Vec::new());
+        for i in 0..100_000u32 {
+            d.insert(value_fp(&i.to_string()));
+        }
+        let e = d.estimate();
+        assert!((90_000.0..110_000.0).contains(&e), "{e}");
+    }
+
+    #[test]
+    fn sums_add_amounts() {
+        let b = rate(
+            "  measure: sum(bytes_out)\n  learning: 1s\n  min_history: 1\n  min_value: 1000\n",
+        );
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        let r = |amount: Option<f64>, time: i64| Row {
+            key: key("p"),
+            value: None,
+            amount,
+            time,
+        };
+        s.observe(0, &b, r(Some(50.0), T0));
+        assert_eq!(s.observe(0, &b, r(None, T0 + HOUR_MICROS)), None);
+        let t = T0 + HOUR_MICROS;
+        assert_eq!(s.observe(0, &b, r(Some(600.0), t)), None);
+        let f = s.observe(0, &b, r(Some(600.0), t + 1)).unwrap();
+        assert!(
+            describe(&b, "p", &f).starts_with("p had bytes_out totalling 1,200 in the 1h"),
+            "{}",
+            describe(&b, "p", &f)
+        );
+    }
+
+    fn rare(extra: &str) -> CompiledBaseline {
+        baseline(&format!("  kind: rare\n  of: user_agent_family\n{extra}"))
+    }
+
+    #[test]
+    fn rare_values_alert_once_per_principal_and_common_ones_never() {
+        let b = rare("  learning: 1d\n  below: 3\n");
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        // during learning: five principals use boto3, one uses curl
+        for p in ["a", "b", "c", "d", "e"] {
+            assert_eq!(see(&mut s, &b, p, Some("boto3"), T0), None);
+        }
+        assert_eq!(see(&mut s, &b, "a", Some("curl"), T0 + 1), None);
+        let after = T0 + DAY;
+        // boto3 shown by five: never rare
+        assert_eq!(see(&mut s, &b, "f", Some("boto3"), after), None);
+        // a value nobody showed: rare for its first principal, once
+        let f = see(&mut s, &b, "f", Some("python-requests"), after).unwrap();
+        assert_eq!(
+            f,
+            Finding::Rare {
+                value: "python-requests".into(),
+                holders: 1,
+                since: after
+            }
+        );
+        assert_eq!(
+            describe(&b, "arn:f", &f),
+            "arn:f used user agent python-requests, which no other principal in the \
+             organisation has shown (first seen 2026-11-02)"
+        );
+        assert_eq!(
+            see(&mut s, &b, "f", Some("python-requests"), after + 1),
+            None
+        );
+        // curl's second principal: 2 < 3
+        let f = see(&mut s, &b, "b", Some("curl"), after).unwrap();
+        assert!(matches!(f, Finding::Rare { holders: 2, since, .. } if since == T0));
+        assert!(describe(&b, "b", &f).contains("only 2 principals"));
+        // the third is not rare any more, and no one after
+        assert_eq!(see(&mut s, &b, "c", Some("curl"), after), None);
+        assert_eq!(see(&mut s, &b, "a", Some("curl"), after), None);
+        assert_eq!(see(&mut s, &b, "g", Some("curl"), after), None);
+        // values count as keys
+        assert_eq!(s.stats().principals, 3);
+    }
+
+    fn store_for(bs: &[&CompiledBaseline]) -> BaselineStore {
+        BaselineStore::for_rules(bs.iter().map(|b| Some(*b)), BaselineLimits::default())
+    }
+
+    /// A mixed history for four rules, then `after` rows; every finding.
+    fn feed(s: &mut BaselineStore, bs: &[&CompiledBaseline], after: bool) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let apis = ["s3:PutObject", "ec2:StartInstances", "iam:ListUsers"];
+        let mut push = |s: &mut BaselineStore, ri: usize, r: Row<'_>| {
+            if let Some(f) = s.observe(ri, bs[ri], r) {
+                out.push(f);
+            }
+        };
+        let range = if after { 10..12 } else { 0..10 };
+        for d in range {
+            for h in 0..24 {
+                let t = T0 + d * DAY + h * HOUR_MICROS;
+                for p in ["alice", "bob", "carol"] {
+                    for (i, api) in apis.iter().enumerate() {
+                        let api = if after && p == "bob" && h == 3 {
+                            "iam:CreateUser"
+                        } else {
+                            api
+                        };
+                        push(s, 0, row(p, Some(api), t + i as i64));
+                        push(s, 1, row(p, None, t + i as i64));
+                        let ua = if after && p == "carol" {
+                            "curl"
+                        } else {
+                            "boto3"
+                        };
+                        push(s, 3, row(p, Some(ua), t + i as i64));
+                    }
+                    let n = if after && p == "alice" && h == 5 {
+                        300
+                    } else {
+                        3
+                    };
+                    for k in 0..n {
+                        push(s, 2, row(p, None, t + k));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshot_through_postcard_restores_the_same_findings() {
+        let nv =
+            baseline("  kind: new_value\n  of: event_name\n  learning: 1d\n  min_history: 10\n");
+        let uh = baseline("  kind: unusual_hour\n  learning: 1d\n");
+        let rt = rate("  learning: 1d\n  min_history: 24\n  min_value: 100\n");
+        let ra = rare("  learning: 1d\n");
+        let bs = [&nv, &uh, &rt, &ra];
+        let ids = ["nv", "uh", "rt", "ra"];
+
+        let mut original = store_for(&bs);
+        assert!(feed(&mut original, &bs, false).is_empty());
+        let bytes = original.snapshot(&ids).to_bytes().unwrap();
+        let snapshot = BaselineSnapshot::from_bytes(&bytes).unwrap();
+        assert_eq!(snapshot.rules().len(), 4);
+
+        let mut restored = store_for(&bs);
+        restored.restore(snapshot, &ids);
+        assert_eq!(restored.stats(), original.stats());
+        let a = feed(&mut original, &bs, true);
+        let b = feed(&mut restored, &bs, true);
+        assert!(a.len() >= 3, "{a:?}");
+        assert!(a.iter().any(|f| matches!(f, Finding::NewValue { .. })));
+        assert!(a.iter().any(|f| matches!(f, Finding::Rate { .. })));
+        assert!(a.iter().any(|f| matches!(f, Finding::Rare { .. })));
+        assert_eq!(a, b);
+        assert_eq!(restored.stats(), original.stats());
+    }
+
+    #[test]
+    fn a_restore_drops_changed_and_vanished_rules_and_starts_new_ones_empty() {
+        let nv =
+            baseline("  kind: new_value\n  of: event_name\n  learning: 1s\n  min_history: 1\n");
+        let other = baseline("  kind: new_value\n  of: region\n  learning: 1s\n  min_history: 1\n");
+        let mut s = store_for(&[&nv, &nv, &nv]);
+        for ri in 0..3 {
+            s.observe(ri, &nv, row("p", Some("A"), T0));
+            s.observe(ri, &nv, row("p", Some("A"), T0 + 1));
+        }
+        let snap = s.snapshot(&["kept", "changed", "gone"]);
+        let bytes = snap.to_bytes().unwrap();
+
+        // now: "kept" as it was, "changed" learns another value, "new" is new
+        let mut now = store_for(&[&nv, &other, &nv]);
+        now.restore(
+            BaselineSnapshot::from_bytes(&bytes).unwrap(),
+            &["kept", "changed", "new"],
+        );
+        assert_eq!(now.stats().principals, 1);
+        // kept: knows A, B is new
+        let later = T0 + 10 * SECOND;
+        assert_eq!(now.observe(0, &nv, row("p", Some("A"), later)), None);
+        assert!(now.observe(0, &nv, row("p", Some("B"), later)).is_some());
+        // changed and new start empty: no history, no alert
+        assert_eq!(now.observe(1, &other, row("p", Some("B"), later)), None);
+        assert_eq!(now.observe(2, &nv, row("p", Some("B"), later)), None);
+
+        // another version restores nothing
+        let mut v = BaselineSnapshot::from_bytes(&bytes).unwrap();
+        v.version += 1;
+        let mut none = store_for(&[&nv]);
+        none.restore(v, &["kept"]);
+        assert_eq!(none.stats().principals, 0);
+    }
+
+    #[test]
+    fn heap_bytes_grow_with_keys() {
+        let b = baseline("  kind: new_value\n  of: event_name\n");
+        let mut s = BaselineStore::new(1, BaselineLimits::default());
+        let empty = s.heap_bytes();
+        for i in 0..1_000 {
+            s.observe(0, &b, row(&format!("p{i}"), Some("A"), T0));
+        }
+        let full = s.heap_bytes();
+        assert!(full > empty + 1_000 * 40, "{empty} {full}");
+        assert!(full < empty + 1_000 * 120, "{empty} {full}");
     }
 
     #[test]
@@ -579,6 +2283,7 @@ mod tests {
         let f = Finding::NewValue {
             value: "iam:CreateUser".into(),
             usual: (0..5).map(|i| (format!("s3:Get{i}"), 10 - i)).collect(),
+            unnamed: 0,
             distinct: 7,
             events: 1204,
             since: T0,
@@ -590,5 +2295,8 @@ mod tests {
         );
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(span_words(240 * HOUR_MICROS), "240 hours");
+        assert_eq!(span_words(HOUR_MICROS), "1 hour");
+        assert_eq!(span_words(90 * 60 * SECOND), "90 minutes");
     }
 }

@@ -16,7 +16,7 @@ pub enum Verdict {
 }
 
 /// Open dedup windows by rule and key.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Dedup {
     open: HashMap<(String, Vec<String>), (i64, i64)>,
     newest: i64,
@@ -48,6 +48,11 @@ impl Dedup {
     pub fn expire(&mut self, horizon: i64) {
         let cutoff = self.newest.saturating_sub(horizon);
         self.open.retain(|_, &mut (_, end)| end >= cutoff);
+    }
+
+    /// Keeps only the windows of rules for which `keep` says true.
+    pub fn retain_rules(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.open.retain(|(rule, _), _| keep(rule));
     }
 
     /// Open windows.

@@ -23,7 +23,8 @@ use trailhound_core::{Alert, event_schema, id::stable_id};
 use trailhound_rules::compile::Stateful;
 use trailhound_rules::{CompiledRule, RuleError, RuleSet, Suppress};
 
-use crate::baseline::{BaselineLimits, BaselineStats, BaselineStore};
+use crate::baseline::{BaselineLimits, BaselineSnapshot, BaselineStats, BaselineStore};
+use crate::correlate::{CorrelateState, Joins, SideRow};
 use crate::dedup::{Dedup, Verdict};
 use crate::prefilter::{self, Hits, NameIndex};
 use crate::sequence::{SequenceState, StartMeta};
@@ -82,8 +83,10 @@ pub struct Engine {
     stats: EngineStats,
     lateness_micros: i64,
     newest: Option<i64>,
+    hold: Option<i64>,
     windows: Vec<Option<WindowState>>,
     sequences: Vec<Option<SequenceState>>,
+    correlations: Vec<Option<CorrelateState>>,
     baselines: BaselineStore,
     idx_event_time: usize,
     idx_event_id: usize,
@@ -91,6 +94,11 @@ pub struct Engine {
     idx_event_name: usize,
     idx_account: usize,
     idx_source_ip: usize,
+    idx_source: usize,
+    idx_command: usize,
+    idx_event_source: usize,
+    idx_session_id: usize,
+    idx_target: usize,
 }
 
 struct Pending {
@@ -112,7 +120,15 @@ impl Engine {
             .iter()
             .map(|r| r.sequence().map(|_| SequenceState::default()))
             .collect();
-        let baselines = BaselineStore::new(rules.len(), BaselineLimits::default());
+        let correlations = rules
+            .rules()
+            .iter()
+            .map(|r| r.correlate().map(|_| CorrelateState::default()))
+            .collect();
+        let baselines = BaselineStore::for_rules(
+            rules.rules().iter().map(|r| r.baseline()),
+            BaselineLimits::default(),
+        );
         Self {
             rules,
             baselines,
@@ -121,14 +137,21 @@ impl Engine {
             stats: EngineStats::default(),
             lateness_micros: DEFAULT_LATENESS_MICROS,
             newest: None,
+            hold: None,
             windows,
             sequences,
+            correlations,
             idx_event_time: idx(columns::EVENT_TIME),
             idx_event_id: idx(columns::EVENT_ID),
             idx_principal: idx(columns::PRINCIPAL),
             idx_event_name: idx(columns::EVENT_NAME),
             idx_account: idx(columns::ACCOUNT_ID),
             idx_source_ip: idx(columns::SOURCE_IP),
+            idx_source: idx(columns::SOURCE),
+            idx_command: idx(columns::COMMAND),
+            idx_event_source: idx(columns::EVENT_SOURCE),
+            idx_session_id: idx(columns::SESSION_ID),
+            idx_target: idx(columns::TARGET),
         }
     }
 
@@ -169,10 +192,23 @@ impl Engine {
         &self.stats
     }
 
-    /// The watermark: the newest event time seen minus the allowed lateness.
-    /// Windows ending at or before it are closed. `None` before any event.
+    /// The watermark: the newest event time seen (or the hold, when it is
+    /// earlier) minus the allowed lateness. Windows ending at or before it
+    /// are closed. `None` before any event.
     pub fn watermark(&self) -> Option<i64> {
-        self.newest.map(|n| n.saturating_sub(self.lateness_micros))
+        let front = match (self.newest, self.hold) {
+            (Some(n), Some(h)) => Some(n.min(h)),
+            (n, _) => n,
+        };
+        front.map(|n| n.saturating_sub(self.lateness_micros))
+    }
+
+    /// Holds the watermark back to at most `front` minus the lateness, or
+    /// releases it (`None`). A source reading several inputs at once sets
+    /// it to the oldest of their newest event times, so that one input
+    /// running ahead does not make another one's events late.
+    pub fn hold_watermark(&mut self, front: Option<i64>) {
+        self.hold = front;
     }
 
     /// Groups and keys held in window and sequence state (for tests and metrics).
@@ -187,6 +223,12 @@ impl Engine {
                 .iter()
                 .flatten()
                 .map(SequenceState::keys)
+                .sum::<usize>()
+            + self
+                .correlations
+                .iter()
+                .flatten()
+                .map(CorrelateState::links)
                 .sum::<usize>()
     }
 
@@ -236,6 +278,9 @@ impl Engine {
                     Stateful::Window(_) => self.feed_window(ri, rule, batch, &rows),
                     Stateful::Sequence(_) => {
                         candidates.extend(self.feed_sequence(ri, rule, batch, &rows)?)
+                    }
+                    Stateful::Correlate(_) => {
+                        candidates.extend(self.feed_correlate(ri, rule, batch, &rows)?)
                     }
                     Stateful::Baseline(_) => {
                         alerts.extend(self.feed_baseline(ri, rule, batch, &rows)?)
@@ -446,9 +491,93 @@ impl Engine {
         Ok(out)
     }
 
+    /// Keeps the `first` rows of a correlation rule and joins `then` rows to
+    /// them by link value (see [`crate::correlate`]).
+    fn feed_correlate(
+        &mut self,
+        ri: usize,
+        rule: &CompiledRule,
+        batch: &RecordBatch,
+        rows: &[usize],
+    ) -> Result<Vec<Candidate>, RuleError> {
+        let Some(spec) = rule.correlate() else {
+            return Ok(Vec::new());
+        };
+        let columns = spec.columns(batch).map_err(|e| rule.eval_error(e))?;
+        let times = batch
+            .column(self.idx_event_time)
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut marked: Vec<(i64, usize)> = rows
+            .iter()
+            .filter(|&&r| columns.is_first(r) || columns.is_then(r))
+            .map(|&r| (times.value(r), r))
+            .collect();
+        marked.sort_unstable();
+        let watermark = self.watermark();
+        let Some(Some(state)) = self.correlations.get_mut(ri) else {
+            return Ok(Vec::new());
+        };
+        let text_of = |row: usize| -> String {
+            let col = |i: usize| batch.columns().get(i).and_then(|c| str_at(c.as_ref(), row));
+            if col(self.idx_source) == Some("session") {
+                col(self.idx_command)
+                    .or(col(self.idx_event_name))
+                    .unwrap_or("-")
+                    .to_string()
+            } else {
+                let service = col(self.idx_event_source).unwrap_or("-");
+                let service = service.strip_suffix(".amazonaws.com").unwrap_or(service);
+                format!("{service}:{}", col(self.idx_event_name).unwrap_or("-"))
+            }
+        };
+        let side_row = |row: usize, time: i64| {
+            let col = |i: usize| {
+                batch
+                    .columns()
+                    .get(i)
+                    .and_then(|c| str_at(c.as_ref(), row))
+                    .map(str::to_string)
+            };
+            SideRow {
+                time,
+                event_id: col(self.idx_event_id).unwrap_or_else(|| "-".into()),
+                text: text_of(row),
+                principal: cell(batch, self.idx_principal, row),
+                session: col(self.idx_session_id),
+                target: col(self.idx_target),
+                account: account_of(batch, self.idx_account, row),
+            }
+        };
+        let mut joins = Joins::default();
+        for (time, row) in marked {
+            let Some(link) = columns.link(row) else {
+                continue;
+            };
+            if columns.is_then(row) {
+                let firsts: Vec<SideRow> = state
+                    .recent(&link, time, spec.within_micros)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                if !firsts.is_empty() {
+                    joins.add(&link, firsts, side_row(row, time));
+                }
+            }
+            if columns.is_first(row) {
+                state.remember(&link, side_row(row, time));
+            }
+        }
+        if let Some(w) = watermark {
+            state.expire(w, spec.within_micros);
+        }
+        Ok(joins.into_candidates(&rule.id, spec))
+    }
+
     /// Learns the rows of a baseline rule in event-time order and turns each
-    /// departure into an alert (through dedup). The alert id is a hash of the
-    /// rule id, the key and what is new.
+    /// departure into an alert (through dedup). Rows reach the store as
+    /// fingerprints (no allocation per row for string columns); the key's
+    /// text is read from the row only when it alerts. The alert id is a hash
+    /// of the rule id, the key and what is new.
     fn feed_baseline(
         &mut self,
         ri: usize,
@@ -466,15 +595,22 @@ impl Engine {
         let mut ordered: Vec<(i64, usize)> = rows.iter().map(|&r| (times.value(r), r)).collect();
         ordered.sort_unstable();
         let mut alerts = Vec::new();
+        let mut value = String::new();
         for (time, row) in ordered {
-            let Some(key) = columns.key(row) else {
+            let Some(key) = columns.key_fingerprint(row) else {
                 continue;
             };
-            let value = columns.value(row);
-            let Some(finding) =
-                self.baselines
-                    .observe(ri, baseline, key.clone(), value.as_deref(), time)
-            else {
+            let has_value = columns.value_into(row, &mut value);
+            let observed = crate::baseline::Row {
+                key,
+                value: has_value.then_some(value.as_str()),
+                amount: columns.amount(row),
+                time,
+            };
+            let Some(finding) = self.baselines.observe(ri, baseline, observed) else {
+                continue;
+            };
+            let Some(key) = columns.key(row) else {
                 continue;
             };
             *self.stats.matches.entry(rule.id.clone()).or_default() += 1;
@@ -614,6 +750,140 @@ impl Engine {
             evidence: rule.evidence(batch, row),
             tags: rule.tags.clone(),
         }
+    }
+}
+
+/// The engine's state as a checkpoint holds it: per rule (by id, with the
+/// rule's fingerprint) its window, sequence or correlation state, the
+/// baseline store's snapshot, the dedup windows and the newest event time.
+#[derive(serde::Serialize)]
+struct SavedRef<'a> {
+    newest: Option<i64>,
+    hold: Option<i64>,
+    dedup: &'a Dedup,
+    rules: Vec<SavedRuleRef<'a>>,
+    baselines: BaselineSnapshot,
+}
+
+#[derive(serde::Serialize)]
+struct SavedRuleRef<'a> {
+    id: &'a str,
+    fingerprint: &'a str,
+    window: Option<&'a WindowState>,
+    sequence: Option<&'a SequenceState>,
+    correlate: Option<&'a CorrelateState>,
+}
+
+#[derive(serde::Deserialize)]
+struct Saved {
+    newest: Option<i64>,
+    hold: Option<i64>,
+    dedup: Dedup,
+    rules: Vec<SavedRule>,
+    baselines: BaselineSnapshot,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedRule {
+    id: String,
+    fingerprint: String,
+    window: Option<WindowState>,
+    sequence: Option<SequenceState>,
+    correlate: Option<CorrelateState>,
+}
+
+/// What [`Engine::restore_state`] kept and dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Rules whose state was restored.
+    pub restored: usize,
+    /// Rules in the checkpoint that are gone or changed: their state was dropped.
+    pub dropped: Vec<String>,
+}
+
+impl Engine {
+    /// Encodes the engine's state (windows, sequences, baselines, dedup,
+    /// event-time progress) for a checkpoint.
+    pub fn save_state(&self) -> Result<Vec<u8>, String> {
+        let rules = self
+            .rules
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| SavedRuleRef {
+                id: &r.id,
+                fingerprint: &r.fingerprint,
+                window: self.windows.get(i).and_then(Option::as_ref),
+                sequence: self.sequences.get(i).and_then(Option::as_ref),
+                correlate: self.correlations.get(i).and_then(Option::as_ref),
+            })
+            .collect();
+        let ids: Vec<&str> = self.rules.rules().iter().map(|r| r.id.as_str()).collect();
+        let saved = SavedRef {
+            newest: self.newest,
+            hold: self.hold,
+            dedup: &self.dedup,
+            rules,
+            baselines: self.baselines.snapshot(&ids),
+        };
+        postcard::to_stdvec(&saved).map_err(|e| e.to_string())
+    }
+
+    /// Restores state saved by [`Engine::save_state`]. State of a rule that
+    /// is gone or whose fingerprint changed is dropped (the rule starts
+    /// empty); new rules start empty.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<RestoreReport, String> {
+        let saved: Saved = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let mut report = RestoreReport::default();
+        let by_id: HashMap<&str, usize> = self
+            .rules
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        let mut kept = std::collections::HashSet::new();
+        for r in saved.rules {
+            let Some(&i) = by_id.get(r.id.as_str()) else {
+                report.dropped.push(r.id);
+                continue;
+            };
+            if self.rules.rules()[i].fingerprint != r.fingerprint {
+                report.dropped.push(r.id);
+                continue;
+            }
+            if let (Some(slot @ Some(_)), Some(w)) = (self.windows.get_mut(i), r.window) {
+                *slot = Some(w);
+            }
+            if let (Some(slot @ Some(_)), Some(q)) = (self.sequences.get_mut(i), r.sequence) {
+                *slot = Some(q);
+            }
+            if let (Some(slot @ Some(_)), Some(c)) = (self.correlations.get_mut(i), r.correlate) {
+                *slot = Some(c);
+            }
+            kept.insert(r.id);
+            report.restored += 1;
+        }
+        // Baseline state comes back only for rules kept above (the store
+        // also checks its own fingerprint of the baseline block).
+        let ids: Vec<&str> = self
+            .rules
+            .rules()
+            .iter()
+            .map(|r| {
+                if kept.contains(&r.id) {
+                    r.id.as_str()
+                } else {
+                    ""
+                }
+            })
+            .collect();
+        self.baselines.restore(saved.baselines, &ids);
+        self.dedup = saved.dedup;
+        self.dedup.retain_rules(|id| kept.contains(id));
+        self.newest = saved.newest;
+        self.hold = saved.hold;
+        Ok(report)
     }
 }
 

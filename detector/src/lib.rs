@@ -24,6 +24,8 @@
 
 pub mod baseline;
 pub mod batcher;
+pub mod checkpoint;
+pub mod correlate;
 pub mod dedup;
 pub mod engine;
 pub mod pipeline;

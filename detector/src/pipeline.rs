@@ -5,8 +5,20 @@
 //!
 //! The channel is bounded, so a slow engine slows the readers down
 //! (backpressure) instead of buffering without end.
+//!
+//! Event time across inputs read in parallel: the engine's watermark is held
+//! at the oldest of the newest event times of the inputs being read, so an
+//! input that runs ahead never makes another one's events late. Inputs are
+//! taken in the order given (sorted paths: CloudTrail keys sort by time).
+//!
+//! With a state folder ([`StateConfig`]) the run resumes from the last
+//! checkpoint ([`crate::checkpoint`]): inputs read to the end before are
+//! skipped, a partly read input resumes after its last consumed record, and
+//! the engine's state is restored. Checkpoints are taken at consistent
+//! points, every [`StateConfig::every`] and at the end of the run, also when
+//! the run is asked to stop ([`Progress::stop`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +29,11 @@ use std::time::{Duration, Instant};
 use trailhound_core::{Alert, DeadLetter, Event, Position};
 use trailhound_ingest::{Emit, Format, Limits, ParseContext, parse_input, read_file};
 use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, SinkError};
+// metrics (issue 8)
+use trailhound_sinks::metrics::{EngineState, Metrics};
 
 use crate::batcher::{BatchPolicy, Batcher};
+use crate::checkpoint::{self, Checkpoint, CheckpointError, InputIdentity, InputMark, Resume};
 use crate::engine::Engine;
 
 /// One input to read.
@@ -45,6 +60,60 @@ impl Input {
             Input::Bytes { name, .. } => name.clone(),
         }
     }
+
+    /// What identifies the input across runs; `None` for standard input,
+    /// which cannot be resumed.
+    fn identity(&self) -> Option<InputIdentity> {
+        match self {
+            Input::Path(p) => {
+                let meta = std::fs::metadata(p).ok()?;
+                let stamp = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                Some(InputIdentity {
+                    size: meta.len(),
+                    stamp,
+                })
+            }
+            Input::Bytes { bytes, .. } => Some(InputIdentity {
+                size: bytes.len() as u64,
+                stamp: u128::from(checkpoint::fnv64(bytes)),
+            }),
+            Input::Stdin => None,
+        }
+    }
+}
+
+/// Where a run keeps its state between runs.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    /// The state folder (holds `checkpoint.bin`).
+    pub dir: PathBuf,
+    /// Wall time between checkpoints during a run.
+    pub every: Duration,
+}
+
+impl StateConfig {
+    /// State in `dir`, checkpointed every 30 seconds.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the end of the inputs means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndOfInput {
+    /// The input is complete: close every window and end every sequence wait.
+    #[default]
+    Flush,
+    /// More input will come in a later run: keep open windows and sequences
+    /// (in the checkpoint) and close only what the watermark passed.
+    Keep,
 }
 
 /// How the pipeline runs. Separate from the running pipeline so that it can
@@ -63,6 +132,10 @@ pub struct PipelineConfig {
     pub limits: Limits,
     /// Where dead letters go; `None` keeps only the counts.
     pub dead_letter_path: Option<PathBuf>,
+    /// Where state is checkpointed and resumed from; `None` keeps none.
+    pub state: Option<StateConfig>,
+    /// Whether the end of the inputs closes every window.
+    pub end_of_input: EndOfInput,
 }
 
 impl Default for PipelineConfig {
@@ -77,6 +150,8 @@ impl Default for PipelineConfig {
             chunk_events: 256,
             limits: Limits::default(),
             dead_letter_path: Some(PathBuf::from("trailhound.deadletter.jsonl")),
+            state: None,
+            end_of_input: EndOfInput::Flush,
         }
     }
 }
@@ -92,6 +167,10 @@ pub struct Progress {
     pub events: AtomicU64,
     /// Alerts raised.
     pub alerts: AtomicU64,
+    /// Set to ask the run to stop at the next safe point: readers stop
+    /// handing over events, the engine evaluates what it has, and a
+    /// checkpoint (when there is a state folder) records where to resume.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a run did.
@@ -121,6 +200,25 @@ pub struct Summary {
     pub suppressed: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Inputs skipped because a checkpoint says they were read to the end.
+    pub inputs_already_read: u64,
+    /// Records skipped at the start of partly read inputs (already in state).
+    pub records_resumed: u64,
+    /// Rules whose state came back from the checkpoint.
+    pub rules_restored: usize,
+    /// Rules whose checkpointed state was dropped (gone or changed).
+    pub rules_state_dropped: Vec<String>,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// True when the run stopped on request before the inputs ended.
+    pub stopped: bool,
+    /// Window groups and sequence keys still open at the end (kept in the
+    /// checkpoint when the end of input did not flush).
+    pub open_state: usize,
+    /// Rows left out of windows as later than the allowed lateness.
+    pub late_dropped: u64,
+    /// Baseline state at the end: keys held, evictions, cap refusals.
+    pub baselines: crate::baseline::BaselineStats,
 }
 
 impl Summary {
@@ -154,40 +252,124 @@ pub enum PipelineError {
     /// Retrying helps only once the sink's destination is writable again.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The checkpoint's engine state does not decode.
+    #[error(
+        "the engine state in {path} cannot be restored: {reason}; move the file away to start from empty state"
+    )]
+    Restore {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
+/// A message from a reader. `input` is the input's index in the run;
+/// `through` counts the input's records (events and dead letters, in the
+/// parser's order) handed over so far, this message included.
 enum Msg {
-    Events(Vec<Event>),
-    DeadLetter(DeadLetter),
-    InputDone { format: Format, skipped: bool },
-    InputError(String),
+    Events {
+        input: usize,
+        events: Vec<Event>,
+        through: u64,
+    },
+    DeadLetter {
+        input: usize,
+        dead_letter: DeadLetter,
+        through: u64,
+    },
+    InputDone {
+        input: usize,
+        format: Format,
+        skipped: bool,
+    },
+    InputStopped {
+        input: usize,
+    },
+    InputError {
+        input: usize,
+        error: String,
+    },
+}
+
+/// One input of a run, with where to start it.
+struct Task {
+    index: usize,
+    input: Input,
+    skip: u64,
 }
 
 struct ChannelEmit<'a> {
     tx: &'a SyncSender<Msg>,
+    input: usize,
     chunk: Vec<Event>,
     chunk_size: usize,
+    /// Records the parser produced so far.
+    records: u64,
+    /// Records to drop at the start (already in the restored state).
+    skip: u64,
+    stop: &'a std::sync::atomic::AtomicBool,
+    stopped: bool,
 }
 
 impl ChannelEmit<'_> {
     fn send_chunk(&mut self) {
-        if !self.chunk.is_empty() {
-            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_size));
-            // The receiver only goes away when the run is stopping.
-            let _ = self.tx.send(Msg::Events(chunk));
+        if self.chunk.is_empty() || self.stopped {
+            return;
         }
+        if self.stop.load(Ordering::Relaxed) {
+            // Records not handed over are read again on resume.
+            self.stopped = true;
+            self.chunk.clear();
+            return;
+        }
+        let events = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_size));
+        // The receiver only goes away when the run is stopping.
+        let _ = self.tx.send(Msg::Events {
+            input: self.input,
+            events,
+            through: self.records,
+        });
+    }
+
+    /// Counts one record; false when it is to be dropped.
+    fn admit(&mut self) -> bool {
+        self.records += 1;
+        self.records > self.skip && !self.stopped
     }
 }
 
 impl Emit for ChannelEmit<'_> {
     fn event(&mut self, event: Event) {
+        if !self.admit() {
+            return;
+        }
         self.chunk.push(event);
         if self.chunk.len() >= self.chunk_size {
             self.send_chunk();
         }
     }
     fn dead_letter(&mut self, dead_letter: DeadLetter) {
-        let _ = self.tx.send(Msg::DeadLetter(dead_letter));
+        // Events before it go first, so that `through` never runs ahead of
+        // what was handed over.
+        let records = self.records;
+        if !self.admit() {
+            return;
+        }
+        self.records = records;
+        self.send_chunk();
+        self.records += 1;
+        if self.stopped {
+            return;
+        }
+        let _ = self.tx.send(Msg::DeadLetter {
+            input: self.input,
+            dead_letter,
+            through: self.records,
+        });
     }
 }
 
@@ -202,6 +384,17 @@ pub fn run(
     run_with_lake(inputs, engine, sinks, config, progress, None)
 }
 
+/// The optional parts of a run, for [`run_with`].
+#[derive(Default)]
+pub struct RunOptions<'l> {
+    /// Live counters for a progress display.
+    pub progress: Option<Arc<Progress>>,
+    /// The audit lake: every batch (after its rules ran) and every alert.
+    pub lake: Option<&'l mut dyn LakeHook>,
+    /// Prometheus metrics, fed where the summary counts (`trailhound_sinks::metrics`).
+    pub metrics: Option<Metrics>,
+}
+
 /// [`run`], also handing every batch (after its rules ran) and every alert to
 /// `lake` (the audit lake), which is closed at the end of the run.
 pub fn run_with_lake(
@@ -210,20 +403,88 @@ pub fn run_with_lake(
     sinks: &mut [Box<dyn AlertSink>],
     config: &PipelineConfig,
     progress: Option<Arc<Progress>>,
-    mut lake: Option<&mut dyn LakeHook>,
+    lake: Option<&mut dyn LakeHook>,
 ) -> Result<Summary, PipelineError> {
+    let options = RunOptions {
+        progress,
+        lake,
+        metrics: None,
+    };
+    run_with(inputs, engine, sinks, config, options)
+}
+
+/// [`run`] with the optional parts of [`RunOptions`]: progress, the audit
+/// lake (closed at the end of the run) and metrics.
+pub fn run_with(
+    inputs: Vec<Input>,
+    engine: &mut Engine,
+    sinks: &mut [Box<dyn AlertSink>],
+    config: &PipelineConfig,
+    options: RunOptions<'_>,
+) -> Result<Summary, PipelineError> {
+    let RunOptions {
+        progress,
+        mut lake,
+        metrics,
+    } = options;
     let started = Instant::now();
     let progress = progress.unwrap_or_default();
+    let mut summary = Summary::default();
+
+    // Resume: restore the engine and decide where each input starts.
+    let mut ledger = checkpoint::InputLedger::default();
+    if let Some(state) = &config.state
+        && let Some(cp) = checkpoint::load(&state.dir)?
+    {
+        let report = engine
+            .restore_state(&cp.engine)
+            .map_err(|reason| PipelineError::Restore {
+                path: checkpoint::path_in(&state.dir),
+                reason,
+            })?;
+        summary.rules_restored = report.restored;
+        summary.rules_state_dropped = report.dropped;
+        ledger = cp.inputs;
+    }
+    let mut tasks = Vec::with_capacity(inputs.len());
+    let mut tracked = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let name = input.name();
+        let identity = if config.state.is_some() {
+            input.identity()
+        } else {
+            None
+        };
+        let skip = match identity.as_ref().map(|id| ledger.resume(&name, id)) {
+            Some(Resume::Done) => {
+                summary.inputs_already_read += 1;
+                continue;
+            }
+            Some(Resume::Skip(n)) => n,
+            Some(Resume::FromStart) | None => 0,
+        };
+        summary.records_resumed += skip;
+        tasks.push(Task {
+            index: tracked.len(),
+            input,
+            skip,
+        });
+        tracked.push(Tracked {
+            name,
+            identity,
+            through: skip,
+            complete: false,
+            front: None,
+        });
+    }
+
     progress
         .inputs_total
-        .store(inputs.len() as u64, Ordering::Relaxed);
+        .store(tasks.len() as u64, Ordering::Relaxed);
     let (tx, rx) = sync_channel::<Msg>(config.channel_chunks.max(1));
-    let readers = config.readers.clamp(1, inputs.len().max(1));
-    let queue = Mutex::new(
-        inputs
-            .into_iter()
-            .collect::<std::collections::VecDeque<_>>(),
-    );
+    let readers = config.readers.clamp(1, tasks.len().max(1));
+    let queue = Mutex::new(tasks.into_iter().collect::<std::collections::VecDeque<_>>());
+    let stop = Arc::clone(&progress.stop);
 
     std::thread::scope(|scope| {
         for _ in 0..readers {
@@ -231,23 +492,60 @@ pub fn run_with_lake(
             let queue = &queue;
             let limits = config.limits;
             let chunk_size = config.chunk_events.max(1);
+            let stop = &stop;
             scope.spawn(move || {
                 loop {
-                    let input = match queue.lock() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let task = match queue.lock() {
                         Ok(mut q) => q.pop_front(),
                         Err(_) => None,
                     };
-                    let Some(input) = input else { break };
-                    read_one(input, limits, chunk_size, &tx);
+                    let Some(task) = task else { break };
+                    read_one(task, limits, chunk_size, &tx, stop);
                 }
             });
         }
         drop(tx);
-        consume(rx, engine, sinks, &mut lake, config, &progress, started)
+        let mut run = Run {
+            engine,
+            sinks,
+            lake: &mut lake,
+            progress: &progress,
+            summary,
+            tracked,
+            ledger,
+            state: config.state.as_ref(),
+            last_checkpoint: Instant::now(),
+            metrics,
+        };
+        run.consume(rx, config)?;
+        let mut summary = run.summary;
+        summary.elapsed = started.elapsed();
+        Ok(summary)
     })
 }
 
-fn read_one(input: Input, limits: Limits, chunk_size: usize, tx: &SyncSender<Msg>) {
+/// What the engine thread knows of one input of the run.
+struct Tracked {
+    name: String,
+    identity: Option<InputIdentity>,
+    /// Records handed over (absolute, skipped ones included).
+    through: u64,
+    complete: bool,
+    /// Newest event time seen from it while it is being read.
+    front: Option<i64>,
+}
+
+fn read_one(
+    task: Task,
+    limits: Limits,
+    chunk_size: usize,
+    tx: &SyncSender<Msg>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let Task { index, input, skip } = task;
     let name = input.name();
     let mut ctx = ParseContext::new(name.clone());
     ctx.limits = limits;
@@ -256,7 +554,10 @@ fn read_one(input: Input, limits: Limits, chunk_size: usize, tx: &SyncSender<Msg
         Input::Path(p) => match read_file(&p, &ctx) {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Msg::InputError(e.to_string()));
+                let _ = tx.send(Msg::InputError {
+                    input: index,
+                    error: e.to_string(),
+                });
                 return;
             }
         },
@@ -265,7 +566,10 @@ fn read_one(input: Input, limits: Limits, chunk_size: usize, tx: &SyncSender<Msg
             let stdin = std::io::stdin();
             let mut lock = stdin.lock().take(limits.max_input_bytes.saturating_add(1));
             if let Err(e) = lock.read_to_end(&mut b) {
-                let _ = tx.send(Msg::InputError(format!("cannot read standard input: {e}")));
+                let _ = tx.send(Msg::InputError {
+                    input: index,
+                    error: format!("cannot read standard input: {e}"),
+                });
                 return;
             }
             b
@@ -273,180 +577,339 @@ fn read_one(input: Input, limits: Limits, chunk_size: usize, tx: &SyncSender<Msg
     };
     let mut emit = ChannelEmit {
         tx,
+        input: index,
         chunk: Vec::with_capacity(chunk_size),
         chunk_size,
+        records: 0,
+        skip,
+        stop,
+        stopped: false,
     };
-    if bytes.len() as u64 > limits.max_input_bytes {
+    let (format, skipped) = if bytes.len() as u64 > limits.max_input_bytes {
         emit.dead_letter(ctx.dead_letter(
             Position::Whole,
             "input_too_large",
             format!("input is over the {}-byte limit", limits.max_input_bytes),
             b"",
         ));
-        let _ = tx.send(Msg::InputDone {
-            format: Format::Unknown,
-            skipped: false,
-        });
-        return;
-    }
-    let summary = parse_input(&bytes, &ctx, &mut emit);
-    emit.send_chunk();
-    let _ = tx.send(Msg::InputDone {
-        format: summary.format,
-        skipped: summary.skipped,
+        (Format::Unknown, false)
+    } else {
+        let summary = parse_input(&bytes, &ctx, &mut emit);
+        emit.send_chunk();
+        (summary.format, summary.skipped)
+    };
+    let _ = tx.send(if emit.stopped {
+        Msg::InputStopped { input: index }
+    } else {
+        Msg::InputDone {
+            input: index,
+            format,
+            skipped,
+        }
     });
 }
 
-fn consume(
-    rx: Receiver<Msg>,
-    engine: &mut Engine,
-    sinks: &mut [Box<dyn AlertSink>],
-    lake: &mut Option<&mut dyn LakeHook>,
-    config: &PipelineConfig,
-    progress: &Progress,
-    started: Instant,
-) -> Result<Summary, PipelineError> {
-    let mut summary = Summary::default();
-    let mut batcher = Batcher::new(config.batch);
-    let mut dead_letters = config.dead_letter_path.clone().map(DeadLetterFile::new);
-    let mut since_expiry = 0u64;
-    loop {
-        let wait = batcher.time_left().unwrap_or(Duration::from_millis(200));
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Events(events)) => {
-                for e in &events {
-                    *summary
-                        .events_by_source
-                        .entry(e.source.as_str().to_string())
-                        .or_default() += 1;
-                    if let Some(batch) = batcher.push(e) {
-                        evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
-                        since_expiry += 1;
+/// The engine thread's side of a run.
+struct Run<'r, 'l> {
+    engine: &'r mut Engine,
+    sinks: &'r mut [Box<dyn AlertSink>],
+    lake: &'r mut Option<&'l mut dyn LakeHook>,
+    progress: &'r Progress,
+    summary: Summary,
+    tracked: Vec<Tracked>,
+    ledger: checkpoint::InputLedger,
+    state: Option<&'r StateConfig>,
+    last_checkpoint: Instant,
+    /// metrics (issue 8): fed beside the summary's counters.
+    metrics: Option<Metrics>,
+}
+
+impl Run<'_, '_> {
+    fn consume(&mut self, rx: Receiver<Msg>, config: &PipelineConfig) -> Result<(), PipelineError> {
+        let mut batcher = Batcher::new(config.batch);
+        let mut dead_letters = config.dead_letter_path.clone().map(DeadLetterFile::new);
+        let mut since_expiry = 0u64;
+        let mut reading: BTreeSet<usize> = BTreeSet::new();
+        loop {
+            let wait = batcher.time_left().unwrap_or(Duration::from_millis(200));
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Events {
+                    input,
+                    events,
+                    through,
+                }) => {
+                    let newest = events.iter().map(|e| e.event_time).max();
+                    if let Some(t) = self.tracked.get_mut(input) {
+                        t.through = t.through.max(through);
+                        t.front = t.front.max(newest);
+                        reading.insert(input);
+                    }
+                    self.hold(&reading);
+                    for e in &events {
+                        *self
+                            .summary
+                            .events_by_source
+                            .entry(e.source.as_str().to_string())
+                            .or_default() += 1;
+                        if let Some(batch) = batcher.push(e) {
+                            self.evaluate(&batch)?;
+                            since_expiry += 1;
+                        }
+                    }
+                    self.progress
+                        .events
+                        .fetch_add(events.len() as u64, Ordering::Relaxed);
+                    if let Some(m) = &self.metrics {
+                        m.events_read(&events); // metrics (issue 8)
+                    }
+                    if let Some(batch) = batcher.poll_expired() {
+                        self.evaluate(&batch)?;
                     }
                 }
-                progress
-                    .events
-                    .fetch_add(events.len() as u64, Ordering::Relaxed);
-                if let Some(batch) = batcher.poll_expired() {
-                    evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
+                Ok(Msg::DeadLetter {
+                    input,
+                    dead_letter: dl,
+                    through,
+                }) => {
+                    if let Some(t) = self.tracked.get_mut(input) {
+                        t.through = t.through.max(through);
+                    }
+                    tracing::debug!(origin = %dl.origin, position = %dl.position, reason = dl.reason, "Dead letter.");
+                    *self
+                        .summary
+                        .dead_letters_by_reason
+                        .entry(dl.reason.to_string())
+                        .or_default() += 1;
+                    if let Some(m) = &self.metrics {
+                        m.dead_letter(dl.reason); // metrics (issue 8)
+                    }
+                    if let Some(f) = dead_letters.as_mut() {
+                        f.write(&dl)?;
+                    }
                 }
+                Ok(Msg::InputDone {
+                    input,
+                    format,
+                    skipped,
+                }) => {
+                    self.progress.inputs_done.fetch_add(1, Ordering::Relaxed);
+                    *self
+                        .summary
+                        .inputs_by_format
+                        .entry(format.as_str().to_string())
+                        .or_default() += 1;
+                    if let Some(m) = &self.metrics {
+                        m.input_read(format.as_str()); // metrics (issue 8)
+                    }
+                    if skipped {
+                        self.summary.inputs_skipped += 1;
+                    }
+                    if let Some(t) = self.tracked.get_mut(input) {
+                        t.complete = true;
+                    }
+                    reading.remove(&input);
+                    self.hold(&reading);
+                }
+                Ok(Msg::InputStopped { input }) => {
+                    reading.remove(&input);
+                    self.hold(&reading);
+                }
+                Ok(Msg::InputError { input, error }) => {
+                    self.progress.inputs_done.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %error, "Input could not be read.");
+                    self.summary.input_errors.push(error);
+                    if let Some(m) = &self.metrics {
+                        m.input_error(); // metrics (issue 8)
+                    }
+                    reading.remove(&input);
+                    self.hold(&reading);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(l) = self.lake.as_mut() {
+                        l.tick()?;
+                    }
+                    if let Some(batch) = batcher.poll_expired() {
+                        self.evaluate(&batch)?;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            Ok(Msg::DeadLetter(dl)) => {
-                tracing::debug!(origin = %dl.origin, position = %dl.position, reason = dl.reason, "Dead letter.");
-                *summary
-                    .dead_letters_by_reason
-                    .entry(dl.reason.to_string())
-                    .or_default() += 1;
+            if since_expiry >= 256 {
+                // Keep dedup memory bounded on long runs: a day past any period.
+                self.engine.expire(2 * 86_400_000_000);
+                since_expiry = 0;
+            }
+            if let Some(state) = self.state
+                && self.last_checkpoint.elapsed() >= state.every
+            {
+                if let Some(batch) = batcher.flush() {
+                    self.evaluate(&batch)?;
+                }
                 if let Some(f) = dead_letters.as_mut() {
-                    f.write(&dl)?;
+                    f.flush()?;
+                }
+                self.checkpoint(state)?;
+            }
+        }
+        if let Some(batch) = batcher.flush() {
+            self.evaluate(&batch)?;
+        }
+        self.engine.hold_watermark(None);
+        self.summary.stopped = self.progress.stop.load(Ordering::Relaxed);
+        let flush = config.end_of_input == EndOfInput::Flush && !self.summary.stopped;
+        if flush {
+            // End of input: close every window and end every sequence wait.
+            match self.engine.flush() {
+                Ok(alerts) => self.send(&alerts)?,
+                Err(e) => {
+                    tracing::error!(error = %e, "Closing windows at the end of input failed.");
+                    self.summary.rule_errors += 1;
+                    if let Some(m) = &self.metrics {
+                        m.rule_error(); // metrics (issue 8)
+                    }
                 }
             }
-            Ok(Msg::InputDone { format, skipped }) => {
-                progress.inputs_done.fetch_add(1, Ordering::Relaxed);
-                *summary
-                    .inputs_by_format
-                    .entry(format.as_str().to_string())
-                    .or_default() += 1;
-                if skipped {
-                    summary.inputs_skipped += 1;
+        }
+        if let Some(f) = dead_letters.as_mut() {
+            f.flush()?;
+            if f.written() > 0 {
+                self.summary.dead_letter_file = Some(f.path().to_path_buf());
+            }
+        }
+        match self.state {
+            Some(state) => self.checkpoint(state)?,
+            None => {
+                for s in self.sinks.iter_mut() {
+                    s.flush()?;
+                }
+                if let Some(l) = self.lake.as_mut() {
+                    l.close()?;
                 }
             }
-            Ok(Msg::InputError(e)) => {
-                progress.inputs_done.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "Input could not be read.");
-                summary.input_errors.push(e);
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if let Some(l) = lake.as_mut() {
-                    l.tick()?;
-                }
-                if let Some(batch) = batcher.poll_expired() {
-                    evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
         }
-        if since_expiry >= 256 {
-            // Keep dedup memory bounded on long runs: a day past any period.
-            engine.expire(2 * 86_400_000_000);
-            since_expiry = 0;
+        let stats = self.engine.stats();
+        self.summary.batches = stats.batches;
+        self.summary.matches = stats.matches.values().sum();
+        self.summary.suppressed = stats.suppressed;
+        if !flush {
+            self.summary.open_state = self.engine.state_size();
         }
+        self.summary.late_dropped = self.engine.late_dropped();
+        self.summary.baselines = self.engine.baseline_stats().clone();
+        self.feed_engine_state(); // metrics (issue 8)
+        Ok(())
     }
-    if let Some(batch) = batcher.flush() {
-        evaluate(&batch, engine, sinks, lake, &mut summary, progress)?;
-    }
-    // End of input: close every window and end every sequence wait.
-    match engine.flush() {
-        Ok(alerts) => send(&alerts, sinks, lake, &mut summary, progress)?,
-        Err(e) => {
-            tracing::error!(error = %e, "Closing windows at the end of input failed.");
-            summary.rule_errors += 1;
-        }
-    }
-    for s in sinks.iter_mut() {
-        s.flush()?;
-    }
-    if let Some(l) = lake.as_mut() {
-        l.close()?;
-    }
-    if let Some(f) = dead_letters.as_mut() {
-        f.flush()?;
-        if f.written() > 0 {
-            summary.dead_letter_file = Some(f.path().to_path_buf());
-        }
-    }
-    summary.batches = engine.stats().batches;
-    summary.matches = engine.stats().matches.values().sum();
-    summary.suppressed = engine.stats().suppressed;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
-}
 
-fn evaluate(
-    batch: &arrow::array::RecordBatch,
-    engine: &mut Engine,
-    sinks: &mut [Box<dyn AlertSink>],
-    lake: &mut Option<&mut dyn LakeHook>,
-    summary: &mut Summary,
-    progress: &Progress,
-) -> Result<(), PipelineError> {
-    let result = engine.process(batch);
-    // The lake keeps every event, whether or not its rules ran cleanly.
-    if let Some(l) = lake.as_mut() {
-        l.record_batch(batch)?;
-    }
-    let alerts: Vec<Alert> = match result {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "Rule evaluation failed on a batch.");
-            summary.rule_errors += 1;
-            return Ok(());
+    /// metrics (issue 8): the engine's gauges and cumulative counters.
+    fn feed_engine_state(&self) {
+        if let Some(m) = &self.metrics {
+            let baselines = self.engine.baseline_stats();
+            m.engine_state(&EngineState {
+                principals_tracked: baselines.principals as u64,
+                state_open: self.engine.state_size() as u64,
+                late_rows_total: self.engine.late_dropped(),
+                baseline_cap_refusals_total: baselines.cap_reached,
+                matches_suppressed_total: self.engine.stats().suppressed,
+            });
         }
-    };
-    send(&alerts, sinks, lake, summary, progress)
-}
+    }
 
-fn send(
-    alerts: &[Alert],
-    sinks: &mut [Box<dyn AlertSink>],
-    lake: &mut Option<&mut dyn LakeHook>,
-    summary: &mut Summary,
-    progress: &Progress,
-) -> Result<(), PipelineError> {
-    if let Some(l) = lake.as_mut() {
-        l.record_alerts(alerts)?;
+    /// Holds the watermark at the oldest front of the inputs being read.
+    fn hold(&mut self, reading: &BTreeSet<usize>) {
+        let front = reading
+            .iter()
+            .filter_map(|i| self.tracked.get(*i).and_then(|t| t.front))
+            .min();
+        self.engine.hold_watermark(front);
     }
-    for alert in alerts {
-        *summary
-            .alerts_by_rule
-            .entry(alert.rule_id.clone())
-            .or_default() += 1;
-        for s in sinks.iter_mut() {
-            s.send(alert)?;
+
+    /// Writes a checkpoint at a consistent point: everything handed over has
+    /// been evaluated (the caller flushed the batcher), alerts are delivered
+    /// and the lake's open files are published before the state is saved.
+    fn checkpoint(&mut self, state: &StateConfig) -> Result<(), PipelineError> {
+        for s in self.sinks.iter_mut() {
+            s.flush()?;
         }
+        if let Some(l) = self.lake.as_mut() {
+            l.close()?;
+        }
+        for t in &self.tracked {
+            let Some(identity) = &t.identity else {
+                continue;
+            };
+            if t.through == 0 && !t.complete {
+                continue;
+            }
+            self.ledger.inputs.insert(
+                t.name.clone(),
+                InputMark {
+                    identity: identity.clone(),
+                    records: t.through,
+                    complete: t.complete,
+                },
+            );
+        }
+        let engine = self.engine.save_state().map_err(CheckpointError::Encode)?;
+        let cp = Checkpoint {
+            written_by: format!("trailhound {}", env!("CARGO_PKG_VERSION")),
+            written_at: trailhound_core::time::now_micros(),
+            inputs: self.ledger.clone(),
+            engine,
+        };
+        checkpoint::save(&state.dir, &cp)?;
+        self.summary.checkpoints += 1;
+        if let Some(m) = &self.metrics {
+            m.checkpoint_written(); // metrics (issue 8)
+        }
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
-    progress
-        .alerts
-        .fetch_add(alerts.len() as u64, Ordering::Relaxed);
-    Ok(())
+
+    fn evaluate(&mut self, batch: &arrow::array::RecordBatch) -> Result<(), PipelineError> {
+        let started = Instant::now(); // metrics (issue 8)
+        let result = self.engine.process(batch);
+        if let Some(m) = &self.metrics {
+            m.batch_evaluated(batch, started.elapsed()); // metrics (issue 8)
+            self.feed_engine_state();
+        }
+        // The lake keeps every event, whether or not its rules ran cleanly.
+        if let Some(l) = self.lake.as_mut() {
+            l.record_batch(batch)?;
+        }
+        let alerts: Vec<Alert> = match result {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "Rule evaluation failed on a batch.");
+                self.summary.rule_errors += 1;
+                if let Some(m) = &self.metrics {
+                    m.rule_error(); // metrics (issue 8)
+                }
+                return Ok(());
+            }
+        };
+        self.send(&alerts)
+    }
+
+    fn send(&mut self, alerts: &[Alert]) -> Result<(), PipelineError> {
+        if let Some(l) = self.lake.as_mut() {
+            l.record_alerts(alerts)?;
+        }
+        for alert in alerts {
+            *self
+                .summary
+                .alerts_by_rule
+                .entry(alert.rule_id.clone())
+                .or_default() += 1;
+            for s in self.sinks.iter_mut() {
+                s.send(alert)?;
+            }
+        }
+        self.progress
+            .alerts
+            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.alerts_raised(alerts); // metrics (issue 8)
+        }
+        Ok(())
+    }
 }

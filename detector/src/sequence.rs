@@ -34,12 +34,13 @@ pub(crate) struct StartMeta {
     pub evidence: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Hit {
     time: i64,
     event_id: String,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Partial {
     hits: Vec<Hit>,
     first_time: i64,
@@ -55,14 +56,14 @@ impl Partial {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     partials: VecDeque<Partial>,
     waiting: Vec<Partial>,
 }
 
 /// The partial matches of one sequence rule.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct SequenceState {
     keys: HashMap<Vec<String>, KeyState>,
     dropped: u64,

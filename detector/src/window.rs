@@ -30,13 +30,14 @@ pub(crate) struct RowInfo<'a> {
 }
 
 /// Values captured once when a group is first seen.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct GroupMeta {
     pub principal: String,
     pub account: Option<String>,
     pub dedup_key: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Acc {
     Count(u64),
     Distinct {
@@ -51,7 +52,7 @@ enum Acc {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Bin {
     count: u64,
     first_time: i64,
@@ -61,13 +62,14 @@ struct Bin {
     accs: Vec<Acc>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Group {
     bins: BTreeMap<i64, Bin>,
     meta: GroupMeta,
 }
 
 /// The open windows of one window rule.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowState {
     groups: HashMap<Vec<String>, Group>,
     /// Window start bins up to this one have been evaluated.

@@ -134,3 +134,87 @@ fn the_global_suppress_list_silences_stateful_rules_too() {
     let alerts = detect(lines, builtin().with_suppress(suppress));
     assert!(alerts.is_empty(), "{alerts:#?}");
 }
+
+fn session_command(seq: u32, second: u32, user: &str, command: &str) -> String {
+    format!(
+        r#"{{"trailhound":"session/v1","type":"command","time":"2026-11-02T10:00:{second:02}Z","session_id":"g-7","seq":{seq},"user":"{user}","gateway":"bastion","target":"bastion-1","command":"{command}"}}"#
+    )
+}
+
+fn linked_role_call(id: &str, minute: u32, name: &str, login: &str) -> String {
+    format!(
+        r#"{{"eventTime":"2026-11-02T10:{minute:02}:30Z","eventSource":"iam.amazonaws.com","eventName":"{name}","eventID":"{id}","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.5","readOnly":false,"userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/gateway-admin/{login}","accountId":"111122223333","sessionContext":{{"sourceIdentity":"{login}","sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::111122223333:role/gateway-admin"}}}}}}}}"#
+    )
+}
+
+#[test]
+fn a_gateway_session_then_iam_through_the_linked_role_is_one_alert_showing_commands_and_calls() {
+    let session = [
+        session_command(1, 5, "alice", "aws sts get-caller-identity"),
+        session_command(2, 20, "alice", "aws iam create-user --user-name backdoor"),
+        session_command(
+            3,
+            40,
+            "alice",
+            "aws iam attach-user-policy --user-name backdoor",
+        ),
+    ]
+    .join("\n");
+    let trail = [
+        linked_role_call("c1", 0, "CreateUser", "alice"),
+        linked_role_call("c2", 1, "AttachUserPolicy", "alice"),
+        linked_role_call("c3", 2, "CreateAccessKey", "alice"),
+        // The same role used by someone else joins nothing.
+        linked_role_call("c4", 2, "CreateUser", "bob"),
+    ]
+    .join("\n");
+    let mut engine = builtin();
+    let memory = MemorySink::new();
+    let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(memory.clone())];
+    let config = PipelineConfig {
+        dead_letter_path: None,
+        readers: 1,
+        ..PipelineConfig::default()
+    };
+    let inputs = vec![
+        Input::Bytes {
+            name: "gateway.jsonl".into(),
+            bytes: session.into_bytes(),
+        },
+        Input::Bytes {
+            name: "trail.jsonl".into(),
+            bytes: trail.into_bytes(),
+        },
+    ];
+    run(inputs, &mut engine, &mut sinks, &config, None).unwrap_or_else(|e| panic!("{e}"));
+    let alerts = memory.alerts();
+    let found = of(&alerts, "gateway-session-then-iam-via-linked-role");
+    assert_eq!(found.len(), 1, "{alerts:#?}");
+    let a = found[0];
+    eprintln!("{}", a.evidence);
+    for shown in [
+        "`aws sts get-caller-identity`",
+        "`aws iam create-user --user-name backdoor`",
+        "`aws iam attach-user-policy --user-name backdoor`",
+        "iam:CreateUser",
+        "iam:AttachUserPolicy",
+        "iam:CreateAccessKey",
+        "gateway:alice",
+        "session g-7 on bastion-1",
+    ] {
+        assert!(
+            a.evidence.contains(shown),
+            "{shown} missing from: {}",
+            a.evidence
+        );
+    }
+    assert_eq!(a.principal, "arn:aws:iam::111122223333:role/gateway-admin");
+    assert!(
+        a.event_ids.contains(&"g-7:2".to_string()),
+        "{:?}",
+        a.event_ids
+    );
+    assert!(a.event_ids.contains(&"c1".to_string()));
+    assert!(!a.event_ids.contains(&"c4".to_string()));
+    assert_eq!(a.event_count, 6);
+}

@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 use trailhound_core::{Severity, event_schema};
 
 use crate::baseline::{CompiledBaseline, compile_baseline};
+use crate::correlate::{CompiledCorrelate, compile_correlate};
 use crate::error::RuleError;
 use crate::rule::{RuleSpec, RuleTestSpec, parse_period_micros};
 use crate::sequence::{CompiledSequence, compile_sequence};
@@ -36,6 +37,8 @@ pub enum Stateful {
     Sequence(Box<CompiledSequence>),
     /// Rows update and query a per-key baseline; departures alert.
     Baseline(Box<CompiledBaseline>),
+    /// Rows of two sides are joined by a link value within a span.
+    Correlate(Box<CompiledCorrelate>),
 }
 
 /// A rule ready to run: metadata plus the compiled predicate.
@@ -65,6 +68,11 @@ pub struct CompiledRule {
     pub stateful: Stateful,
     /// The rule's own suppress list (empty when it has none).
     pub suppress: Suppress,
+    /// A stable hash of what the rule's state depends on (`where`, the
+    /// window, sequence or correlation block, dedup; baselines keep their
+    /// own fingerprint). A checkpoint keeps a
+    /// rule's state only while its fingerprint is unchanged.
+    pub fingerprint: String,
     predicate: Arc<dyn PhysicalExpr>,
     event_names: Option<BTreeSet<String>>,
     evidence: Template,
@@ -106,6 +114,14 @@ impl CompiledRule {
     pub fn baseline(&self) -> Option<&CompiledBaseline> {
         match &self.stateful {
             Stateful::Baseline(b) => Some(b.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The compiled correlation, for correlation rules.
+    pub fn correlate(&self) -> Option<&CompiledCorrelate> {
+        match &self.stateful {
+            Stateful::Correlate(c) => Some(c.as_ref()),
             _ => None,
         }
     }
@@ -275,20 +291,39 @@ impl Compiler {
                 "`where` must be a boolean condition, but it gives {data_type}"
             )));
         }
-        let stateful = match (&spec.window, &spec.sequence, &spec.baseline) {
-            (Some(w), None, None) => Stateful::Window(Box::new(
+        let fingerprint = trailhound_core::id::stable_id([
+            spec.predicate.as_str(),
+            &format!("{:?}", spec.window),
+            &format!("{:?}", spec.sequence),
+            // The baseline block is left out: the baseline store keeps its
+            // own fingerprint of what the learnt state means, so tuning
+            // `learning` or `factor` keeps what was learnt.
+            &format!("{:?}", spec.correlate),
+            &format!("{:?}", spec.dedup),
+        ]);
+        let stateful = match (
+            &spec.window,
+            &spec.sequence,
+            &spec.baseline,
+            &spec.correlate,
+        ) {
+            (Some(w), None, None, None) => Stateful::Window(Box::new(
                 compile_window(&self.ctx, w).map_err(&compile_err)?,
             )),
-            (None, Some(s), None) => Stateful::Sequence(Box::new(
+            (None, Some(s), None, None) => Stateful::Sequence(Box::new(
                 compile_sequence(&self.ctx, &self.schema, s).map_err(&compile_err)?,
             )),
-            (None, None, Some(b)) => Stateful::Baseline(Box::new(
+            (None, None, Some(b), None) => Stateful::Baseline(Box::new(
                 compile_baseline(&self.ctx, &self.schema, b).map_err(&compile_err)?,
             )),
-            (None, None, None) => Stateful::None,
+            (None, None, None, Some(c)) => Stateful::Correlate(Box::new(
+                compile_correlate(&self.ctx, &self.schema, c).map_err(&compile_err)?,
+            )),
+            (None, None, None, None) => Stateful::None,
             _ => {
                 return Err(invalid(
-                    "a rule has one of `window`, `sequence` or `baseline`, not several".into(),
+                    "a rule has one of `window`, `sequence`, `baseline` or `correlate`, not several"
+                        .into(),
                 ));
             }
         };
@@ -317,6 +352,7 @@ impl Compiler {
             respond: spec.respond,
             stateful,
             suppress,
+            fingerprint,
             predicate,
             event_names,
             evidence,

@@ -13,6 +13,7 @@
 
 pub mod baseline;
 pub mod compile;
+pub mod correlate;
 pub mod error;
 pub mod lint;
 pub mod pack;

@@ -7,8 +7,8 @@
 //!
 //! - YAML syntax and shape errors, with serde's line and column;
 //! - every unknown key (at the top level and inside `dedup`, `window`,
-//!   `sequence`, its steps, `suppress`, `tests` and test events), naming the
-//!   key, the closest allowed one and the allowed list;
+//!   `sequence`, its steps, `suppress`, `baseline`, `tests` and test
+//!   events), naming the key, the closest allowed one and the allowed list;
 //! - every missing required key, compile errors, duplicate ids;
 //! - warnings for an id that is not the file name, and for a missing
 //!   description, tags, tests or (own rules only) `respond`;
@@ -44,7 +44,8 @@ use trailhound_core::{Event, event_schema};
 use crate::compile::Compiler;
 use crate::error::RuleError;
 use crate::rule::{
-    DedupSpec, RuleSpec, RuleTestSpec, SequenceSpec, StepSpec, SuppressSpec, WindowSpec,
+    BaselineSpec, DedupSpec, RuleSpec, RuleTestSpec, SequenceSpec, StepSpec, SuppressSpec,
+    WindowSpec,
 };
 use crate::{LoadOptions, pack, sigma};
 
@@ -743,6 +744,9 @@ fn strip_unknown_keys(value: &mut Value) -> Vec<Unknown> {
     if let Some(v) = map.get_mut("suppress") {
         strip(v, fields_of::<SuppressSpec>(), " in `suppress`", &mut out);
     }
+    if let Some(v) = map.get_mut("baseline") {
+        strip(v, fields_of::<BaselineSpec>(), " in `baseline`", &mut out);
+    }
     if let Some(v) = map.get_mut("sequence") {
         strip(v, fields_of::<SequenceSpec>(), " in `sequence`", &mut out);
         if let Some(Value::Sequence(steps)) = v.get_mut("steps") {
@@ -1181,6 +1185,19 @@ mod tests {
         assert!(
             warnings(&f).iter().any(|m| m.contains("has no tags")),
             "{f:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_a_baseline_are_named() {
+        let text = rule("event_name = 'A'")
+            + "baseline:\n  kind: rate\n  measure: count\n  min_valeu: 200\n";
+        let e = lint_one(&text, "r");
+        assert!(
+            errors(&e)
+                .iter()
+                .any(|m| m.contains("`min_valeu` in `baseline` (did you mean `min_value`?)")),
+            "{e:?}"
         );
     }
 

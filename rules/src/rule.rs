@@ -57,36 +57,78 @@ pub struct RuleSpec {
     /// (compiled in [`crate::baseline`]).
     #[serde(default)]
     pub baseline: Option<BaselineSpec>,
+    /// Join two kinds of activity that share a link value within a span
+    /// (compiled in [`crate::correlate`]).
+    #[serde(default)]
+    pub correlate: Option<CorrelateSpec>,
+}
+
+/// `correlate:` — a `then` row following a `first` row with the same link
+/// value within `within` alerts, showing both sides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelateSpec {
+    /// SQL expression giving the value both sides share (a person's login).
+    pub link: String,
+    /// SQL condition of the side that comes first (session commands).
+    pub first: String,
+    /// SQL condition of the side that follows (AWS calls).
+    pub then: String,
+    /// Longest span from a `first` row to a `then` row.
+    pub within: String,
 }
 
 /// `baseline:` — per key (principal by default), learn what is usual and
-/// alert on a departure once the key has enough history.
+/// alert on a departure once the key has enough history. See
+/// `docs/rules.md` ("Baselines") for every kind and its keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineSpec {
-    /// `new_value` or `unusual_hour`.
+    /// `new_value`, `unusual_hour`, `rate` or `rare`.
     pub kind: BaselineKindName,
-    /// Columns whose values make one baseline. Default: `[principal]`.
+    /// Columns whose values make one baseline (for `rare`: who counts as a
+    /// distinct holder of a value). Default: `[principal]`.
     #[serde(default = "default_dedup_key")]
     pub by: Vec<String>,
-    /// For `new_value`: the column (or derived value, or SQL expression), or
-    /// list of them, whose values are learnt.
+    /// For `new_value` and `rare`: the column (or derived value, or SQL
+    /// expression), or list of them, whose values are learnt.
     #[serde(default)]
     pub of: Option<OneOrMany>,
     /// No alert for a key until its first event is at least this old in
-    /// event time. Default `7d`.
+    /// event time (for `rare`: until the rule's first event is). Default `7d`.
     #[serde(default = "default_learning")]
     pub learning: String,
-    /// Events seen for a key before it may alert. Default 50.
-    #[serde(default = "default_min_history")]
-    pub min_history: u64,
-    /// For `unusual_hour`: the offset from UTC of the hours (`+02:00`, `-05:30`). Default UTC.
+    /// History a key needs before it may alert: events for `new_value` and
+    /// `unusual_hour` (default 50), bins with activity for `rate` (default
+    /// 24). Not for `rare`.
+    #[serde(default)]
+    pub min_history: Option<u64>,
+    /// For `unusual_hour` and `rate`: the offset from UTC of the hours
+    /// (`+02:00`, `-05:30`). Default UTC.
     #[serde(default)]
     pub utc_offset: Option<String>,
     /// For `unusual_hour`: an hour is rare below this share of the key's
     /// events, in percent. Default 1.
     #[serde(default)]
     pub rare_percent: Option<f64>,
+    /// For `rate`: what a bin measures: `count` (rows), `count_distinct(x)`
+    /// or `sum(x)` of a numeric column or expression. Default `count`.
+    #[serde(default)]
+    pub measure: Option<String>,
+    /// For `rate`: the bin length in event time (`10m`, `1h`). Default `1h`.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// For `rate`: alert when a bin's value exceeds this many times the
+    /// key's usual value for that part of the day. Default 10.
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// For `rate`: and the bin's value is at least this. Default 100.
+    #[serde(default)]
+    pub min_value: Option<f64>,
+    /// For `rare`: alert when fewer than this many distinct holders have
+    /// ever shown the value, this one included. Default 3.
+    #[serde(default)]
+    pub below: Option<u32>,
 }
 
 /// The kinds of baseline.
@@ -97,6 +139,11 @@ pub enum BaselineKindName {
     NewValue,
     /// An hour of day never or rarely seen for the key.
     UnusualHour,
+    /// A bin's count, distinct count or sum far above the key's usual for
+    /// that part of the day.
+    Rate,
+    /// A value that few holders across the organisation have ever shown.
+    Rare,
 }
 
 /// One name or a list of names (`of: event_name`, `of: [event_source, event_name]`).
@@ -121,10 +168,6 @@ impl OneOrMany {
 
 fn default_learning() -> String {
     "7d".to_string()
-}
-
-fn default_min_history() -> u64 {
-    50
 }
 
 /// `window:` — aggregate rows that pass `where` per group over event-time windows.

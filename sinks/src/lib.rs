@@ -11,6 +11,9 @@
 pub mod deadletter;
 pub mod lake;
 pub mod memory;
+pub mod metrics;
+pub mod notify;
+pub mod ocsf;
 pub mod text;
 
 use trailhound_core::Alert;
@@ -18,6 +21,12 @@ use trailhound_core::Alert;
 pub use deadletter::DeadLetterFile;
 pub use lake::{LakeConfig, LakeHook, LakeStats, LakeWriter};
 pub use memory::MemorySink;
+pub use metrics::{EngineState, Metrics, MetricsError, MetricsServer};
+pub use notify::{
+    DeliveryPolicy, NotifyError, PagerDutySink, Route, Routed, SinkStats, SlackSink, StatsHandle,
+    WebhookSink,
+};
+pub use ocsf::OcsfLinesSink;
 pub use text::{JsonLinesSink, TextSink};
 
 /// Errors delivering alerts.

@@ -4,14 +4,16 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use trailhound_detector::pipeline::{EndOfInput, RunOptions, StateConfig};
 use trailhound_detector::{BatchPolicy, Engine, Input, PipelineConfig, Progress, Summary};
 use trailhound_rules::Suppress;
 use trailhound_sinks::{
-    AlertSink, JsonLinesSink, LakeConfig, LakeHook, LakeStats, LakeWriter, TextSink,
+    AlertSink, JsonLinesSink, LakeConfig, LakeHook, LakeStats, LakeWriter, Metrics, MetricsServer,
+    OcsfLinesSink, SinkStats, TextSink,
 };
 
 use crate::cli::{AlertFormat, DetectArgs};
@@ -48,6 +50,7 @@ pub fn stdout_sink(format: AlertFormat) -> Box<dyn AlertSink> {
     match format {
         AlertFormat::Text => Box::new(TextSink::new(std::io::stdout())),
         AlertFormat::Json => Box::new(JsonLinesSink::new(std::io::stdout())),
+        AlertFormat::Ocsf => Box::new(OcsfLinesSink::new(std::io::stdout())),
     }
 }
 
@@ -60,6 +63,15 @@ pub fn pipeline_config(args: &DetectArgs) -> PipelineConfig {
         dead_letter_path: Some(args.dead_letters.clone()),
         ..PipelineConfig::default()
     };
+    if let Some(dir) = &args.state {
+        config.state = Some(StateConfig {
+            dir: dir.clone(),
+            every: Duration::from_secs(args.checkpoint_secs.max(1)),
+        });
+        if !args.flush {
+            config.end_of_input = EndOfInput::Keep;
+        }
+    }
     if let Some(n) = args.readers {
         config.readers = n.max(1);
     }
@@ -75,6 +87,59 @@ pub struct RunSummary {
     pub suppress_file: Option<PathBuf>,
     /// What went to the audit lake, with its folder, when `--lake` was given.
     pub lake: Option<(PathBuf, LakeStats)>,
+    /// The state folder of `--state`, if any.
+    pub state: Option<PathBuf>,
+    /// The final counters of the `notify:` sinks of `--config`, with their dead-letter files.
+    pub notify: Vec<(SinkStats, PathBuf)>,
+    /// The metrics endpoint of `--metrics`: it keeps serving for
+    /// `--metrics-linger` seconds when this summary is dropped, that is after
+    /// the caller has printed it.
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// The running endpoint of `--metrics`. Dropping it waits out
+/// `--metrics-linger` (ended early by SIGINT or SIGTERM), then stops the server.
+pub struct MetricsEndpoint {
+    server: MetricsServer,
+    linger: Duration,
+    stop: Arc<AtomicBool>,
+    quiet: bool,
+}
+
+impl Drop for MetricsEndpoint {
+    fn drop(&mut self) {
+        if self.linger.is_zero() || self.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self.quiet {
+            eprintln!(
+                "metrics: still serving http://{}/metrics for {} s (Ctrl-C stops)",
+                self.server.local_addr(),
+                self.linger.as_secs()
+            );
+        }
+        let until = Instant::now() + self.linger;
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Starts the endpoint of `--metrics`, if given, and says where it is.
+fn start_metrics(args: &DetectArgs) -> anyhow::Result<Option<(Metrics, MetricsServer)>> {
+    let Some(addr) = args.metrics else {
+        return Ok(None);
+    };
+    let metrics = Metrics::new().context("cannot set up the metrics")?;
+    let server = MetricsServer::start(addr, metrics.clone())?;
+    if !args.quiet {
+        eprintln!("metrics: serving http://{}/metrics", server.local_addr());
+    }
+    Ok(Some((metrics, server)))
 }
 
 /// Opens the audit lake of `--lake`, if given.
@@ -102,13 +167,46 @@ pub fn load_suppress(args: &DetectArgs) -> anyhow::Result<Suppress> {
 pub fn run_pipeline(
     inputs: Vec<Input>,
     rules: trailhound_rules::RuleSet,
-    sinks: &mut [Box<dyn AlertSink>],
+    sinks: &mut Vec<Box<dyn AlertSink>>,
     args: &DetectArgs,
 ) -> anyhow::Result<RunSummary> {
     let config = pipeline_config(args);
+    // The sinks of --config's `notify:` go beside the stdout sink; a configured
+    // `stdout` output takes the place of --format's.
+    let notify = crate::config::load_notify(args.config.as_deref())?;
+    let mut notify_stats = Vec::new();
+    if let Some(n) = &notify
+        && n.replaces_stdout
+    {
+        sinks.retain(|s| !matches!(s.name(), "text" | "json" | "ocsf"));
+    }
+    let configured_from = sinks.len();
+    if let Some(n) = notify {
+        notify_stats = n.stats;
+        sinks.extend(n.sinks);
+    }
     let suppress = load_suppress(args)?;
-    let mut engine = Engine::new(rules).with_suppress(suppress);
+    let lateness =
+        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--lateness {:?} is not a number followed by s, m, h or d",
+                args.lateness
+            )
+        })?;
+    let mut engine = Engine::new(rules)
+        .with_suppress(suppress)
+        .with_lateness(lateness);
     let progress = Arc::new(Progress::default());
+    // SIGINT or SIGTERM: stop at the next safe point (a second SIGINT exits at once).
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            signal,
+            130,
+            Arc::clone(&progress.stop),
+        );
+        signal_hook::flag::register(signal, Arc::clone(&progress.stop))
+            .context("cannot install the signal handler")?;
+    }
     let show_bar = !args.quiet && std::io::stderr().is_terminal() && inputs.len() > 1;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let bar_thread = show_bar.then(|| {
@@ -117,14 +215,22 @@ pub fn run_pipeline(
         std::thread::spawn(move || progress_bar(&progress, &done))
     });
     let mut lake = open_lake(args)?;
-    let result = trailhound_detector::pipeline::run_with_lake(
-        inputs,
-        &mut engine,
-        sinks,
-        &config,
-        Some(progress),
-        lake.as_mut().map(|l| l as &mut dyn LakeHook),
-    );
+    let endpoint = start_metrics(args)?;
+    let stop = Arc::clone(&progress.stop);
+    let options = RunOptions {
+        progress: Some(progress),
+        lake: lake.as_mut().map(|l| l as &mut dyn LakeHook),
+        metrics: endpoint.as_ref().map(|(m, _)| m.clone()),
+    };
+    let result =
+        trailhound_detector::pipeline::run_with(inputs, &mut engine, sinks, &config, options);
+    // Closing the configured sinks gives their queues a bounded time, then
+    // writes what is left to their dead-letter files; count after that.
+    sinks.truncate(configured_from);
+    let notify = notify_stats
+        .iter()
+        .map(|h| (h.snapshot(), h.dead_letter_path().to_path_buf()))
+        .collect();
     done.store(true, Ordering::Relaxed);
     if let Some(t) = bar_thread {
         let _ = t.join();
@@ -134,6 +240,14 @@ pub fn run_pipeline(
         suppressed_by_list: engine.stats().suppressed_by_list,
         suppress_file: args.suppress.clone(),
         lake: lake.map(|l| (l.root().to_path_buf(), l.stats().clone())),
+        state: args.state.clone(),
+        notify,
+        metrics: endpoint.map(|(_, server)| MetricsEndpoint {
+            server,
+            linger: Duration::from_secs(args.metrics_linger),
+            stop,
+            quiet: args.quiet,
+        }),
     })
 }
 
@@ -240,8 +354,74 @@ pub fn print_summary(run: &RunSummary) {
             root.display()
         ));
     }
+    out.push_str(&notify_summary(&run.notify));
     if s.rule_errors > 0 {
         out.push_str(&format!("rule errors:   {} (see the log)\n", s.rule_errors));
+    }
+    let b = &s.baselines;
+    if b.principals > 0 {
+        out.push_str(&format!(
+            "baselines:     {} key(s) learnt, {} value text(s) held",
+            b.principals, b.interned_values
+        ));
+        let mut notes = Vec::new();
+        if b.saturated_sets > 0 {
+            notes.push(format!("{} saturated set(s)", b.saturated_sets));
+        }
+        if b.evicted_idle > 0 {
+            notes.push(format!("{} idle key(s) forgotten", b.evicted_idle));
+        }
+        if b.cap_reached > 0 {
+            notes.push(format!(
+                "{} event(s) of new keys refused at the key cap",
+                b.cap_reached
+            ));
+        }
+        if b.late_rows > 0 {
+            notes.push(format!("{} late row(s) not counted in rates", b.late_rows));
+        }
+        if !notes.is_empty() {
+            out.push_str(&format!(" ({})", notes.join(", ")));
+        }
+        out.push('\n');
+    }
+    if s.late_dropped > 0 {
+        out.push_str(&format!(
+            "late events:   {} row(s) came after their windows closed (see --lateness)\n",
+            s.late_dropped
+        ));
+    }
+    if let Some(dir) = &run.state {
+        out.push_str(&format!(
+            "state:         {} checkpoint(s) in {}; resumed: {} input(s) already read, {} record(s) skipped, {} rule state(s) restored",
+            s.checkpoints,
+            dir.display(),
+            s.inputs_already_read,
+            s.records_resumed,
+            s.rules_restored
+        ));
+        if !s.rules_state_dropped.is_empty() {
+            out.push_str(&format!(
+                ", dropped for changed or removed rules: {}",
+                s.rules_state_dropped.join(", ")
+            ));
+        }
+        out.push('\n');
+        if s.stopped {
+            out.push_str("stopped:       on request; the next run with --state resumes here\n");
+        }
+        if s.open_state > 0 {
+            out.push_str(&format!(
+                "open state:    {} window group(s) and sequence key(s) kept for the next run (--flush closes them)\n",
+                s.open_state
+            ));
+        }
+    }
+    if let Some(m) = &run.metrics {
+        out.push_str(&format!(
+            "metrics:       http://{}/metrics\n",
+            m.server.local_addr()
+        ));
     }
     out.push_str(&format!(
         "throughput:    {:.0} events/s ({} events in {:.3} s, {} batches)\n",
@@ -251,4 +431,40 @@ pub fn print_summary(run: &RunSummary) {
         s.batches
     ));
     eprint!("{out}");
+}
+
+/// The summary's lines for the `notify:` sinks: one per sink, then where dead letters went.
+fn notify_summary(sinks: &[(SinkStats, PathBuf)]) -> String {
+    let mut out = String::new();
+    let mut files: Vec<(&PathBuf, u64)> = Vec::new();
+    for (i, (st, file)) in sinks.iter().enumerate() {
+        out.push_str(&format!(
+            "{}{} ({}): {} sent, {} retried, {} failed, {} dropped (queue full), {} not routed\n",
+            if i == 0 {
+                "notify:        "
+            } else {
+                "               "
+            },
+            st.name,
+            st.kind,
+            st.sent,
+            st.retried,
+            st.failed,
+            st.dropped,
+            st.not_routed
+        ));
+        if st.dead_lettered > 0 {
+            match files.iter_mut().find(|(f, _)| *f == file) {
+                Some((_, n)) => *n += st.dead_lettered,
+                None => files.push((file, st.dead_lettered)),
+            }
+        }
+    }
+    for (file, n) in files {
+        out.push_str(&format!(
+            "               {n} undelivered alert(s) written to {}\n",
+            file.display()
+        ));
+    }
+    out
 }

@@ -3,23 +3,31 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use trailhound_ingest::generate::{GenerateConfig, Scenario, generate};
+use trailhound_ingest::generate::{GenerateConfig, Scenario, generate_to_dir};
 
 use crate::cli::GenerateArgs;
 
+/// Scenario ids and set names (`demo`, `credential-misuse`, `all`, `none`),
+/// comma-separated; each scenario once, in the order given.
 pub fn parse_scenarios(text: &str) -> anyhow::Result<Vec<Scenario>> {
-    match text.trim() {
-        "all" => Ok(Scenario::all()),
-        "none" | "" => Ok(Vec::new()),
-        list => list
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse::<Scenario>()
-                    .map_err(|e| anyhow::anyhow!("{e}"))
-            })
-            .collect(),
+    let mut out: Vec<Scenario> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let found = match part {
+            "none" => Vec::new(),
+            name => match Scenario::set(name) {
+                Some(set) => set,
+                None => vec![name.parse::<Scenario>().map_err(|e| {
+                    anyhow::anyhow!("{e}; sets are demo, credential-misuse, all, none")
+                })?],
+            },
+        };
+        for sc in found {
+            if !out.contains(&sc) {
+                out.push(sc);
+            }
+        }
     }
+    Ok(out)
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -41,17 +49,18 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         gzip: !args.no_gzip,
         events_per_principal_per_day: args.events_per_principal_per_day,
     };
-    let generated = generate(&config);
-    generated
-        .write_to(&args.out)
+    let started = std::time::Instant::now();
+    let summary = generate_to_dir(&config, &args.out)
         .with_context(|| format!("cannot write to {}", args.out.display()))?;
     eprintln!(
-        "wrote {} files to {}: {} CloudTrail records, {} session events, {} labelled attack scenario(s) in labels.json",
-        generated.files.len(),
+        "wrote {} files ({:.1} MiB) to {} in {:.1}s: {} CloudTrail records, {} session events, {} labelled attack scenario(s) in labels.json",
+        summary.files,
+        summary.bytes as f64 / (1024.0 * 1024.0),
         args.out.display(),
-        generated.cloudtrail_records,
-        generated.session_events,
-        generated.labels.len()
+        started.elapsed().as_secs_f64(),
+        summary.cloudtrail_records,
+        summary.session_events,
+        summary.labels.len()
     );
     Ok(ExitCode::SUCCESS)
 }

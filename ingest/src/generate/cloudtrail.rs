@@ -55,11 +55,21 @@ struct Planned {
     /// Session start (console login, role credentials issue).
     ctx: i64,
     actor: u32,
-    /// Session number or target index.
+    /// Session number (roles), target index (services), or for people
+    /// [`AT_HOME`] when the call comes from their home network.
     aux: u32,
     op: Op,
     chan: Chan,
 }
+
+/// [`Planned::aux`] of a person's call made away from the office.
+const AT_HOME: u32 = 1;
+
+/// Least time between two of a person's work bursts.
+const BURST_PAUSE: i64 = 12 * MINUTE;
+
+/// A person rotates their own access key about once in this many working days.
+const KEY_ROTATION_DAYS: u64 = 2_000;
 
 /// When a person works on a local calendar day (days since the epoch), in
 /// UTC microseconds; `None` on days off. Shared with the session planner.
@@ -97,6 +107,7 @@ fn weighted(rng: &mut SmallRng, table: &[(Op, u32)]) -> Op {
 fn person_ops(team: Team, chan: Chan) -> &'static [(Op, u32)] {
     use Op::*;
     match (team, chan) {
+        // `terraform apply`: the plan's reads, then a few changes.
         (_, Chan::Terraform) => &[
             (Ec2DescribeInstances, 6),
             (Ec2DescribeSecurityGroups, 6),
@@ -113,7 +124,8 @@ fn person_ops(team: Team, chan: Chan) -> &'static [(Op, u32)] {
             (SecretsDescribeSecret, 1),
             (LogsDescribeLogGroups, 2),
             (S3GetObject, 1),
-            (Ec2CreateTags, 1),
+            (Ec2CreateTags, 3),
+            (Ec2AuthorizeInternal, 2),
         ],
         (Team::Backend, _) => &[
             (LogsDescribeLogGroups, 5),
@@ -249,8 +261,24 @@ fn role_ops(kind: RoleKind) -> &'static [(Op, u32)] {
             (KmsDecrypt, 3),
             (KmsGenerateDataKey, 3),
         ],
-        RoleKind::CiPlan => person_ops(Team::Platform, Chan::Terraform),
-        RoleKind::CiDeploy => &[(EcsDescribeServices, 1)],
+        // `terraform plan`: reads only.
+        RoleKind::CiPlan => &[
+            (Ec2DescribeInstances, 6),
+            (Ec2DescribeSecurityGroups, 6),
+            (Ec2DescribeVpcs, 4),
+            (Ec2DescribeSubnets, 5),
+            (Ec2DescribeVolumes, 2),
+            (IamGetRole, 5),
+            (IamGetPolicyVersion, 4),
+            (IamListAttachedRolePolicies, 4),
+            (EksDescribeCluster, 2),
+            (LambdaGetFunction, 2),
+            (DdbDescribeTable, 2),
+            (KmsDescribeKey, 3),
+            (SecretsDescribeSecret, 1),
+            (LogsDescribeLogGroups, 2),
+        ],
+        RoleKind::CiDeploy | RoleKind::GatewayLinked => &[(EcsDescribeServices, 1)],
     }
 }
 
@@ -272,7 +300,10 @@ fn plan_person(org: &Org, epd: u32, pi: usize, day: i64, out: &mut Vec<Planned>)
     let mut login: Option<i64> = None;
     let mut remaining = n;
     let actor = pi as u32;
-    for (b, &burst_start) in starts.iter().enumerate() {
+    // A burst is one piece of work: the next starts a while after it ends.
+    let mut free_at = i64::MIN;
+    for (b, &planned_start) in starts.iter().enumerate() {
+        let burst_start = planned_start.max(free_at);
         let left = bursts - b;
         let nb = if left == 1 {
             remaining
@@ -288,6 +319,17 @@ fn plan_person(org: &Org, epd: u32, pi: usize, day: i64, out: &mut Vec<Planned>)
         } else {
             Chan::Cli
         };
+        // Where this burst comes from: weekends always away from the office
+        // (unless the person only ever works there), weekdays as the person's
+        // habit says. Drawn from its own hash so the rest of the plan does
+        // not depend on it.
+        let roll = (mix(hash(&[org.seed, 105, pi as u64, day as u64, b as u64])) % 1000) as f64;
+        let home = if weekend {
+            p.home_share > 0.0
+        } else {
+            roll < p.home_share * 1000.0
+        };
+        let aux = if home { AT_HOME } else { 0 };
         let mut t = burst_start;
         let mut ctx = 0;
         if chan == Chan::Console {
@@ -298,7 +340,7 @@ fn plan_person(org: &Org, epd: u32, pi: usize, day: i64, out: &mut Vec<Planned>)
                         time: t,
                         ctx: t,
                         actor,
-                        aux: 0,
+                        aux,
                         op: Op::ConsoleLogin,
                         chan,
                     });
@@ -309,11 +351,14 @@ fn plan_person(org: &Org, epd: u32, pi: usize, day: i64, out: &mut Vec<Planned>)
             };
         }
         let table = person_ops(p.team, chan);
-        for _ in 0..nb {
-            let op = if chan == Chan::Cli && rng.gen_bool(0.0004) {
+        // Rotating one's own key is rare: about once in KEY_ROTATION_DAYS
+        // working days, at the end of a CLI burst.
+        let rotate = chan == Chan::Cli
+            && b == 0
+            && hash(&[org.seed, 106, pi as u64, day as u64]).is_multiple_of(KEY_ROTATION_DAYS);
+        for k in 0..nb {
+            let op = if rotate && k + 1 == nb {
                 Op::IamCreateOwnAccessKey
-            } else if chan != Chan::Console && p.team == Team::Platform && rng.gen_bool(0.002) {
-                Op::Ec2AuthorizeInternal
             } else {
                 weighted(&mut rng, table)
             };
@@ -321,7 +366,7 @@ fn plan_person(org: &Org, epd: u32, pi: usize, day: i64, out: &mut Vec<Planned>)
                 time: t,
                 ctx,
                 actor,
-                aux: 0,
+                aux,
                 op,
                 chan,
             });
@@ -338,6 +383,7 @@ fn plan_person(org: &Org, epd: u32, pi: usize, day: i64, out: &mut Vec<Planned>)
             };
             t += gap as i64 + 1000;
         }
+        free_at = t + BURST_PAUSE;
     }
 }
 
@@ -352,6 +398,10 @@ fn role_session(org: &Org, ri: usize, period: i64, t: i64) -> (i64, u32) {
 fn plan_role(org: &Org, epd: u32, ri: usize, day: i64, out: &mut Vec<Planned>) {
     use Op::*;
     let Some(r) = org.roles.get(ri) else { return };
+    if r.kind == RoleKind::GatewayLinked {
+        // Its calls come from gateway sessions (see `linked`).
+        return;
+    }
     let mut rng = SmallRng::seed_from_u64(hash(&[org.seed, 200, ri as u64, day as u64]));
     let day0 = day * DAY;
     let weekend = weekday(day0) >= 5;
@@ -371,13 +421,23 @@ fn plan_role(org: &Org, epd: u32, ri: usize, day: i64, out: &mut Vec<Planned>) {
     match r.kind {
         RoleKind::CiDeploy | RoleKind::CiPlan => {
             let per_job = if r.kind == RoleKind::CiDeploy { 14 } else { 30 };
-            let jobs = if weekend {
-                usize::from(rng.gen_bool(0.3))
+            // The pipeline's schedule is its own and the same every weekday:
+            // `scheduled` jobs in the main office's business hours, job `j`
+            // in the hour 13 + 9j/scheduled UTC (13:00 to 21:59), each over
+            // within its hour. At weekends, now and then one of them.
+            let scheduled = ((f64::from(epd) * r.factor) as usize / per_job).max(1);
+            let jobs: Vec<usize> = if weekend {
+                if rng.gen_bool(0.3) {
+                    vec![rng.gen_range(0..scheduled)]
+                } else {
+                    Vec::new()
+                }
             } else {
-                (n / per_job).max(1)
+                (0..scheduled).collect()
             };
-            for j in 0..jobs {
-                let start = day0 + 13 * HOUR + rng.gen_range(0..10 * HOUR);
+            for j in jobs {
+                let hour = 13 + (j * 9 / scheduled) as i64;
+                let start = day0 + hour * HOUR + rng.gen_range(0..50 * MINUTE);
                 let ctx = start - rng.gen_range(3 * SECOND..15 * SECOND);
                 let aux = (day as u32).wrapping_mul(131).wrapping_add(j as u32);
                 let mut t = start;
@@ -484,7 +544,8 @@ const CI_UA_OS: &str = "os/linux#6.5.0-1025-azure md/arch#x86_64";
 const TF_UA_HEAD: &[u8] = b"APN/1.0 HashiCorp/1.0 Terraform/1.9.8 (+https://www.terraform.io) terraform-provider-aws/5.74.0 (+https://registry.terraform.io/providers/hashicorp/aws) aws-sdk-go-v2/1.32.3 ua/2.1 os/linux lang/go#1.23.2 md/GOOS#linux md/GOARCH#amd64 api/";
 const KERNEL: &[u8] = b"5.10.227-219.884.amzn2.x86_64";
 
-fn push_sdk_ua(buf: &mut Vec<u8>, sdk: Sdk, api: &str, cli: &str, lambda: bool) {
+/// Appends the user agent of a machine principal's SDK calling `api` (`md/command#cli` for the CLI).
+pub(crate) fn push_sdk_ua(buf: &mut Vec<u8>, sdk: Sdk, api: &str, cli: &str, lambda: bool) {
     match sdk {
         Sdk::GoV2 => {
             buf.extend_from_slice(
@@ -626,11 +687,10 @@ impl Renderer<'_> {
                 person.region
             };
             let acct = org.account_id(person.account);
-            let day = p.time.div_euclid(DAY);
-            let ip = if hash(&[org.seed, 104, actor as u64, day as u64]) % 10 < 7 {
-                person.office_ip.as_str()
-            } else {
+            let ip = if p.aux == AT_HOME {
                 person.home_ip.as_str()
+            } else {
+                person.office_ip.as_str()
             };
             if p.op == Op::ConsoleLogin {
                 let mfa = format!("arn:aws:iam::{acct}:mfa/{}", person.name);
@@ -820,6 +880,7 @@ impl Renderer<'_> {
                         key,
                         creation: p.ctx,
                         ec2: matches!(role.kind, RoleKind::Ec2App | RoleKind::Etl),
+                        source_identity: None,
                     },
                     time: p.time,
                     source: meta.source,
@@ -917,38 +978,47 @@ impl Renderer<'_> {
 
 const WINDOW: i64 = 5 * MINUTE;
 
+/// Where finished files go: kept in memory, or written to disk as soon as
+/// they are done.
+pub(crate) type Sink<'s> = &'s mut dyn FnMut(GeneratedFile) -> std::io::Result<()>;
+
 /// One delivery file being filled.
 struct OpenFile {
     buf: Vec<u8>,
     spans: Vec<(usize, usize)>,
+    newest: i64,
 }
 
+/// A closed file waiting to be compressed: (path, newest event time, JSON).
+type Pending = (String, i64, Vec<u8>);
+
 /// Groups records into CloudTrail delivery files per account, region and
-/// five-minute window, and compresses them.
-pub(crate) struct TrailFiles<'a> {
+/// five-minute window, compresses them and hands them to a sink.
+pub(crate) struct TrailFiles<'a, 's> {
     org: &'a Org,
     gzip: bool,
     open: BTreeMap<(i64, usize, &'static str), OpenFile>,
-    pending: Vec<(String, Vec<u8>)>,
+    pending: Vec<Pending>,
     pending_bytes: usize,
-    /// Finished files.
-    pub files: Vec<GeneratedFile>,
+    sink: Sink<'s>,
+    error: Option<std::io::Error>,
     /// Records written.
     pub records: u64,
     /// Uncompressed bytes of records written.
     pub record_bytes: u64,
 }
 
-impl<'a> TrailFiles<'a> {
+impl<'a, 's> TrailFiles<'a, 's> {
     /// An empty set of files.
-    pub fn new(org: &'a Org, gzip: bool) -> Self {
+    pub fn new(org: &'a Org, gzip: bool, sink: Sink<'s>) -> Self {
         Self {
             org,
             gzip,
             open: BTreeMap::new(),
             pending: Vec::new(),
             pending_bytes: 0,
-            files: Vec::new(),
+            sink,
+            error: None,
             records: 0,
             record_bytes: 0,
         }
@@ -963,10 +1033,12 @@ impl<'a> TrailFiles<'a> {
             .or_insert_with(|| OpenFile {
                 buf: Vec::with_capacity(256 * 1024),
                 spans: Vec::with_capacity(256),
+                newest: time,
             });
         let start = file.buf.len();
         file.buf.extend_from_slice(rec);
         file.spans.push((start, file.buf.len()));
+        file.newest = file.newest.max(time);
         self.records += 1;
         self.record_bytes += rec.len() as u64;
     }
@@ -1021,7 +1093,7 @@ impl<'a> TrailFiles<'a> {
             if self.gzip { ".gz" } else { "" }
         );
         self.pending_bytes += out.len();
-        self.pending.push((path, out));
+        self.pending.push((path, file.newest, out));
         if self.pending_bytes > 48 * 1024 * 1024 {
             self.compress_pending();
         }
@@ -1030,48 +1102,67 @@ impl<'a> TrailFiles<'a> {
     fn compress_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        if !self.gzip {
-            self.files.extend(
-                pending
-                    .into_iter()
-                    .map(|(path, bytes)| GeneratedFile { path, bytes }),
-            );
-            return;
-        }
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let chunk = pending.len().div_ceil(threads).max(1);
-        let compressed: Vec<Vec<GeneratedFile>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = pending
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(path, bytes)| GeneratedFile {
-                                path: path.clone(),
-                                bytes: gzip(bytes),
-                            })
-                            .collect::<Vec<_>>()
+        let files: Vec<GeneratedFile> = if self.gzip {
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 8);
+            let chunk = pending.len().div_ceil(threads).max(1);
+            let compressed: Vec<Vec<GeneratedFile>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = pending
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(path, newest, bytes)| GeneratedFile {
+                                    path: path.clone(),
+                                    bytes: gzip(bytes),
+                                    newest: *newest,
+                                })
+                                .collect::<Vec<_>>()
+                        })
                     })
-                })
-                .collect();
-            handles
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            compressed.into_iter().flatten().collect()
+        } else {
+            pending
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|(path, newest, bytes)| GeneratedFile {
+                    path,
+                    bytes,
+                    newest,
+                })
                 .collect()
-        });
-        for part in compressed {
-            self.files.extend(part);
+        };
+        for f in files {
+            if self.error.is_some() {
+                break;
+            }
+            if let Err(e) = (self.sink)(f) {
+                self.error = Some(e);
+            }
         }
     }
 
-    /// Closes every open file and returns everything written.
-    pub fn finish(mut self) -> (Vec<GeneratedFile>, u64, u64) {
+    /// Closes every open file and hands everything left to the sink.
+    /// Returns (records, record bytes), or the sink's first error.
+    pub fn finish(mut self) -> std::io::Result<(u64, u64)> {
         self.flush_before(i64::MAX);
         self.compress_pending();
-        (self.files, self.records, self.record_bytes)
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok((self.records, self.record_bytes)),
+        }
+    }
+
+    /// Whether the sink failed (writing more is pointless then).
+    fn failed(&self) -> bool {
+        self.error.is_some()
     }
 }
 
@@ -1084,7 +1175,9 @@ pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Writes all background records for the span plus the injected records
-/// into delivery files. Returns (files, records, record bytes).
+/// into delivery files, handing each finished file to `sink`. Returns
+/// (records, record bytes).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_trail(
     org: &Org,
     start: i64,
@@ -1092,10 +1185,11 @@ pub(crate) fn write_trail(
     epd: u32,
     gzip_files: bool,
     mut injected: Vec<Injected>,
-) -> (Vec<GeneratedFile>, u64, u64) {
+    sink: Sink<'_>,
+) -> std::io::Result<(u64, u64)> {
     injected.sort_by_key(|i| i.time);
     let mut injected = injected.into_iter().peekable();
-    let mut files = TrailFiles::new(org, gzip_files);
+    let mut files = TrailFiles::new(org, gzip_files, sink);
     let mut renderer = Renderer {
         org,
         rng: SmallRng::seed_from_u64(hash(&[org.seed, 3])),
@@ -1106,11 +1200,14 @@ pub(crate) fn write_trail(
     let mut plan = Vec::new();
     let first_day = start.div_euclid(DAY);
     let last_day = (end - 1).div_euclid(DAY);
-    let add_injected = |files: &mut TrailFiles<'_>, inj: Injected| {
+    let add_injected = |files: &mut TrailFiles<'_, '_>, inj: Injected| {
         let delay = (hash(&[org.seed, 61, inj.time as u64]) % 120) as i64 * SECOND;
         files.add(inj.time, delay, inj.account, inj.region, &inj.bytes);
     };
     for day in first_day..=last_day {
+        if files.failed() {
+            break;
+        }
         plan.clear();
         for pi in 0..org.people.len() {
             for local in day - 1..=day + 1 {

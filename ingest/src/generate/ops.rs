@@ -696,7 +696,8 @@ pub(crate) fn push_host(s: &mut Vec<u8>, meta: &Meta, region: &str) {
     }
 }
 
-fn push_s3_additional(buf: &mut Vec<u8>, h: u64, bytes_in: u64, bytes_out: u64) {
+/// Appends S3's `additionalEventData` (signature, TLS, bytes in and out).
+pub(crate) fn push_s3_additional(buf: &mut Vec<u8>, h: u64, bytes_in: u64, bytes_out: u64) {
     buf.extend_from_slice(
         b"{\"SignatureVersion\":\"SigV4\",\"CipherSuite\":\"TLS_AES_128_GCM_SHA256\",\"bytesTransferredIn\":",
     );

@@ -6,8 +6,8 @@
 //! Everything here is derived from the seed only, so the same seed always
 //! describes the same organisation.
 
-use rand::Rng;
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use super::util::{alnum, aws_id, hash, hex, mix, pick, stream, uuid_from};
 
@@ -50,10 +50,14 @@ pub(crate) struct Person {
     pub access_key: String,
     /// Local time minus UTC, in minutes.
     pub tz_min: i64,
-    /// Office egress address.
+    /// Office egress address (one /24 per office).
     pub office_ip: String,
-    /// Home (VPN) address.
+    /// Address when not in the office: a residential /24 of their own, or
+    /// the corporate VPN's egress.
     pub home_ip: String,
+    /// Share of work bursts done from [`Person::home_ip`]: 0 for people who
+    /// only work in the office, 1 for remote workers.
+    pub home_share: f64,
     /// Preferred region.
     pub region: &'static str,
     /// Fraction of work bursts spent in the console rather than the CLI.
@@ -70,6 +74,15 @@ pub(crate) struct Person {
     pub hosts: Vec<usize>,
     /// What they mostly do.
     pub team: Team,
+    /// Whether they run the AWS CLI on bastion hosts (through the gateway's
+    /// linked role).
+    pub aws_on_hosts: bool,
+    /// The keys they leave vim with, always the same.
+    pub vim_keys: &'static str,
+    /// Whether they paste long commands (then press Enter themselves).
+    pub paster: bool,
+    /// The application they mostly work on.
+    pub app: &'static str,
 }
 
 /// The kind of machine role, which fixes its call pattern.
@@ -89,6 +102,10 @@ pub(crate) enum RoleKind {
     Monitoring,
     /// A batch ETL job: S3 reads and writes in bulk at night.
     Etl,
+    /// The role the access gateway links gateway users to: assumed with the
+    /// user's login as session name and source identity, used by the AWS CLI
+    /// on bastion hosts. It makes no calls of its own.
+    GatewayLinked,
 }
 
 /// The SDK a machine principal calls AWS with.
@@ -187,6 +204,8 @@ pub(crate) struct Org {
     pub services: Vec<Service>,
     /// Gateway hosts.
     pub hosts: Vec<Host>,
+    /// Index into [`Org::roles`] of the gateway's linked role, when there is one.
+    pub linked_role: Option<usize>,
 }
 
 /// The applications resources are named after.
@@ -258,13 +277,23 @@ const BROWSERS: &[&str] = &[
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
 ];
 
-/// Offices: (UTC offset in minutes, weight, egress address prefix).
+/// Offices: (UTC offset in minutes, weight, egress /24 network).
 const OFFICES: &[(i64, u32, &str)] = &[
-    (-300, 50, "198.51.100.1"),
-    (60, 25, "198.51.100.4"),
-    (-480, 15, "198.51.100.7"),
-    (330, 10, "198.51.100.9"),
+    (-300, 50, "198.51.100"),
+    (60, 25, "198.18.10"),
+    (-480, 15, "198.18.20"),
+    (330, 10, "198.18.30"),
 ];
+
+/// The corporate VPN's egress network, shared by everyone who uses it.
+const VPN_NET: &str = "192.0.2";
+
+/// Business hours of the CI roles: they run in the main office's day
+/// (UTC-5), so their jobs start between 13:00 and 22:30 UTC.
+pub(crate) const CI_TZ_MIN: i64 = -300;
+
+/// How people leave vim; each person always does it the same way.
+const VIM_KEYS: &[&str] = &[":q\r", ":wq\r", "/listen\r:q\r", ":x\r"];
 
 const ACCOUNT_IDS: &[&str] = &["111122223333", "444455556666", "777788889999"];
 const ACCOUNT_REGIONS: &[&[&str]] = &[
@@ -424,13 +453,41 @@ impl Org {
                 .collect();
             my_hosts.sort_unstable();
             my_hosts.dedup();
+            // Traits drawn from the person's own stream, so that adding one
+            // never changes anyone else's.
+            let mut own = SmallRng::seed_from_u64(hash(&[seed, 12, i as u64]));
+            let office_ip = format!("{}.{}", office.2, 10 + rng.gen_range(0..10));
+            let home_host = rng.gen_range(10..250);
+            let home_ip = if own.gen_bool(0.25) {
+                format!("{VPN_NET}.{home_host}")
+            } else {
+                // A residential network of their own (carrier-grade NAT space).
+                let h = hash(&[seed, 13, i as u64]);
+                format!("100.{}.{}.{home_host}", 64 + h % 64, (h >> 8) % 256)
+            };
+            let home_share = match own.gen_range(0..20) {
+                0..=2 => 0.0,
+                3..=6 => 1.0,
+                _ => own.gen_range(0.3..0.6),
+            };
+            let bastion = my_hosts
+                .iter()
+                .any(|h| hosts.get(*h).is_some_and(|h| h.role == HostRole::Bastion));
+            let aws_on_hosts = bastion
+                && matches!(team, Team::Platform | Team::Backend | Team::Data)
+                && own.gen_bool(0.8);
             people.push(Person {
                 arn: format!("arn:aws:iam::{acct}:user/{name}"),
                 principal_id: aws_id("AIDA", hash(&[seed, 10, i as u64])),
                 access_key: aws_id("AKIA", hash(&[seed, 11, i as u64])),
                 tz_min: office.0,
-                office_ip: format!("{}{}", office.2, rng.gen_range(0..10)),
-                home_ip: format!("192.0.2.{}", rng.gen_range(10..250)),
+                office_ip,
+                home_ip,
+                home_share,
+                aws_on_hosts,
+                vim_keys: pick(&mut own, VIM_KEYS),
+                paster: own.gen_bool(0.3),
+                app: pick(&mut own, APPS),
                 region: if office.0 == 60 && accounts.first().is_some_and(|a| a.regions.len() > 1) {
                     "eu-west-1"
                 } else {
@@ -454,7 +511,9 @@ impl Org {
         }
 
         let mut roles = Vec::with_capacity(n_roles);
-        for i in 0..n_roles {
+        // One role slot goes to the gateway's linked role once there are a few.
+        let n_machine = if n_roles >= 3 { n_roles - 1 } else { n_roles };
+        for i in 0..n_machine {
             let (base, path, kind, sdk) = ROLE_TEMPLATES
                 .get(i % ROLE_TEMPLATES.len())
                 .copied()
@@ -525,6 +584,8 @@ impl Org {
                     .collect(),
                 RoleKind::Lambda => vec![format!("{app}-handler")],
                 RoleKind::Monitoring => vec!["DatadogAWSIntegration".to_string()],
+                // Session names are the gateway logins.
+                RoleKind::GatewayLinked => Vec::new(),
             };
             roles.push(Role {
                 arn: format!("arn:aws:iam::{acct}:role{path}{name}"),
@@ -546,6 +607,34 @@ impl Org {
                 name,
             });
         }
+
+        let linked_role = (n_machine < n_roles).then(|| {
+            let acct = accounts
+                .first()
+                .map(|a| a.id.as_str())
+                .unwrap_or("111122223333");
+            let h = hash(&[seed, 21]);
+            roles.push(Role {
+                name: "gateway-ops".to_string(),
+                arn: format!("arn:aws:iam::{acct}:role/gateway/gateway-ops"),
+                role_id: aws_id("AROA", h),
+                account: 0,
+                kind: RoleKind::GatewayLinked,
+                region: accounts
+                    .first()
+                    .and_then(|a| a.regions.first().copied())
+                    .unwrap_or("us-east-1"),
+                sdk: Sdk::Cli,
+                factor: 1.0,
+                // Bastions reach AWS through a VPC endpoint: their own addresses.
+                ips: Vec::new(),
+                vpce: Some(format!("vpce-0{}", hex(16, mix(h ^ 0x7670_6365)))),
+                app: "orders",
+                sessions: Vec::new(),
+                session_period: 60 * 60 * 1_000_000,
+            });
+            roles.len() - 1
+        });
 
         let services = (0..n_services)
             .map(|i| {
@@ -595,7 +684,13 @@ impl Org {
             roles,
             services,
             hosts,
+            linked_role,
         }
+    }
+
+    /// The gateway's linked role, when there is one.
+    pub fn linked(&self) -> Option<&Role> {
+        self.linked_role.and_then(|i| self.roles.get(i))
     }
 
     /// The account id at an index (the first account when out of range).

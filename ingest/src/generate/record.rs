@@ -38,6 +38,9 @@ pub(crate) enum Ident<'a> {
         creation: i64,
         /// Whether the credentials came from an EC2 instance profile.
         ec2: bool,
+        /// `sessionContext.sourceIdentity`, set when the role was assumed
+        /// (an access gateway puts the user's login there).
+        source_identity: Option<&'a str>,
     },
     /// An AWS service.
     Service {
@@ -157,6 +160,7 @@ pub(crate) fn push_ident(buf: &mut Vec<u8>, ident: &Ident<'_>) {
             key,
             creation,
             ec2,
+            source_identity,
         } => {
             buf.extend_from_slice(b"{\"type\":\"AssumedRole\",\"principalId\":\"");
             buf.extend_from_slice(role_id.as_bytes());
@@ -187,6 +191,10 @@ pub(crate) fn push_ident(buf: &mut Vec<u8>, ident: &Ident<'_>) {
             buf.extend_from_slice(b"\",\"mfaAuthenticated\":\"false\"}");
             if *ec2 {
                 buf.extend_from_slice(b",\"ec2RoleDelivery\":\"2.0\"");
+            }
+            if let Some(identity) = source_identity {
+                buf.push(b',');
+                push_kv(buf, "sourceIdentity", identity);
             }
             buf.extend_from_slice(b"}}");
         }

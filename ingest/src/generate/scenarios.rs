@@ -45,11 +45,60 @@ pub enum Scenario {
     SessionReverseShell,
     /// Cloud credentials read from disk and from the instance metadata service.
     SessionCredentialRead,
+    /// An IAM user's long-term key used from a network never seen for it.
+    StolenKeyNewNetwork,
+    /// A CI role used in the middle of its night for APIs it never called.
+    RoleUnusualHours,
+    /// A role that reads a few objects an hour reads thousands in one.
+    MassS3Read,
+    /// A gateway session whose input is typed by a program, not a person.
+    ScriptedSession,
+    /// A gateway user changes IAM through the gateway's linked role.
+    GatewayThenIam,
 }
 
 impl Scenario {
-    /// Every scenario, in table order.
+    /// The twelve known-bad scenarios, in table order: what `detect --demo`
+    /// injects and the `demo` set of `generate --attacks` (the same as
+    /// [`Scenario::demo`]). Each is caught by one rule on its own.
     pub fn all() -> Vec<Scenario> {
+        Scenario::demo()
+    }
+
+    /// Every scenario the generator knows: [`Scenario::demo`] then
+    /// [`Scenario::credential_misuse`].
+    pub fn every() -> Vec<Scenario> {
+        let mut all = Scenario::demo();
+        all.extend(Scenario::credential_misuse());
+        all
+    }
+
+    /// Credentials misused in ways only a principal's own baseline shows:
+    /// they need at least nine days of span (seven of history first) to be
+    /// injected where a baseline can see them.
+    pub fn credential_misuse() -> Vec<Scenario> {
+        use Scenario::*;
+        vec![
+            StolenKeyNewNetwork,
+            RoleUnusualHours,
+            MassS3Read,
+            ScriptedSession,
+            GatewayThenIam,
+        ]
+    }
+
+    /// A named set of scenarios: `demo`, `credential-misuse`, `all` (every one).
+    pub fn set(name: &str) -> Option<Vec<Scenario>> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "demo" => Some(Scenario::demo()),
+            "credential-misuse" | "baseline" => Some(Scenario::credential_misuse()),
+            "all" => Some(Scenario::every()),
+            _ => None,
+        }
+    }
+
+    /// The twelve known-bad scenarios of the demo, in table order.
+    pub fn demo() -> Vec<Scenario> {
         use Scenario::*;
         vec![
             StopLogging,
@@ -83,6 +132,11 @@ impl Scenario {
             SessionDownloadExec => "session-download-exec",
             SessionReverseShell => "session-reverse-shell",
             SessionCredentialRead => "session-credential-read",
+            StolenKeyNewNetwork => "stolen-key-new-network",
+            RoleUnusualHours => "role-unusual-hours-unusual-apis",
+            MassS3Read => "mass-s3-read",
+            ScriptedSession => "scripted-session",
+            GatewayThenIam => "gateway-then-iam-via-linked-role",
         }
     }
 
@@ -102,6 +156,16 @@ impl Scenario {
             SessionDownloadExec => "session-download-and-execute",
             SessionReverseShell => "session-reverse-shell",
             SessionCredentialRead => "session-cloud-credentials-read",
+            StolenKeyNewNetwork => "baseline-new-source-network-for-principal",
+            RoleUnusualHours => "baseline-unusual-hour-for-principal",
+            // To become `baseline-mass-s3-read` once rate baselines exist.
+            MassS3Read => "aws-s3-mass-download",
+            ScriptedSession => "session-scripted-input",
+            // One alert with the command lines and the linked role's calls.
+            // The label's `related` part holds the role's calls (caught on
+            // their own by `aws-iam-user-created-then-admin-attached`); the
+            // session side alone by `baseline-new-aws-service-for-gateway-user`.
+            GatewayThenIam => "gateway-session-then-iam-via-linked-role",
         }
     }
 
@@ -137,6 +201,21 @@ impl Scenario {
             SessionCredentialRead => {
                 "in a gateway session, a user reads ~/.aws/credentials and the instance metadata credentials"
             }
+            StolenKeyNewNetwork => {
+                "an IAM user's access key, after a week of history, is used from a network never seen for it: a few reads, then a key of its own it never made"
+            }
+            RoleUnusualHours => {
+                "a CI role is used at 02:00-04:00 of its business-hours time zone to put an inline policy on itself and read secrets"
+            }
+            MassS3Read => {
+                "a role that reads tens of S3 objects an hour reads thousands of distinct objects in under an hour"
+            }
+            ScriptedSession => {
+                "a gateway session whose keys arrive every 7 ms, evenly, running commands the user never typed"
+            }
+            GatewayThenIam => {
+                "a gateway user runs `aws iam` commands on a bastion; the gateway's linked role (session name and source identity = the login) creates a user, makes it administrator and gives it a key"
+            }
         }
     }
 }
@@ -152,11 +231,11 @@ impl std::str::FromStr for Scenario {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim();
-        Scenario::all()
+        Scenario::every()
             .into_iter()
             .find(|sc| sc.id().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| {
-                let ids: Vec<&str> = Scenario::all().iter().map(|sc| sc.id()).collect();
+                let ids: Vec<&str> = Scenario::every().iter().map(|sc| sc.id()).collect();
                 format!(
                     "unknown scenario {wanted:?}; valid scenarios are: {}",
                     ids.join(", ")
@@ -174,6 +253,9 @@ pub(crate) struct Injection {
     pub sessions: Vec<Session>,
     /// One label per scenario (session labels get their event ids when written).
     pub labels: Vec<Label>,
+    /// Principals already chosen as victims of credential misuse, so that
+    /// each of those scenarios has its own.
+    pub taken: Vec<String>,
 }
 
 const FOREIGN_ACCOUNT: &str = "999988887777";
@@ -256,7 +338,12 @@ impl Builder<'_> {
     }
 }
 
-fn label(sc: Scenario, principal: String, times: &[i64], event_ids: Vec<String>) -> Label {
+pub(crate) fn label(
+    sc: Scenario,
+    principal: String,
+    times: &[i64],
+    event_ids: Vec<String>,
+) -> Label {
     let lo = times.iter().copied().min().unwrap_or(0);
     let hi = times.iter().copied().max().unwrap_or(0);
     Label {
@@ -266,6 +353,7 @@ fn label(sc: Scenario, principal: String, times: &[i64], event_ids: Vec<String>)
         start: rfc3339(lo.div_euclid(SECOND) * SECOND, 0),
         end: rfc3339((hi + SECOND - 1).div_euclid(SECOND) * SECOND, 0),
         event_ids,
+        related: Vec::new(),
     }
 }
 
@@ -292,8 +380,12 @@ pub(crate) fn inject_all(
             continue;
         }
         seen.push(*sc);
-        let index = Scenario::all().iter().position(|s| s == sc).unwrap_or(0) as u64;
+        let index = Scenario::every().iter().position(|s| s == sc).unwrap_or(0) as u64;
         let mut rng = stream(seed, 500 + index);
+        if Scenario::credential_misuse().contains(sc) {
+            super::misuse::inject(org, *sc, start, end, rng, &mut inj);
+            continue;
+        }
         let t = when(&mut rng, start, end);
         inject(org, *sc, t, rng, &mut inj);
     }
@@ -564,6 +656,7 @@ fn inject(org: &Org, sc: Scenario, t: i64, mut rng: SmallRng, inj: &mut Injectio
                         key: &key,
                         creation: t - 20 * MINUTE,
                         ec2: role.kind == RoleKind::Ec2App,
+                        source_identity: None,
                     },
                     account: &racct,
                     region,
@@ -656,6 +749,12 @@ fn inject(org: &Org, sc: Scenario, t: i64, mut rng: SmallRng, inj: &mut Injectio
                 .labels
                 .push(label(sc, person.arn.clone(), &[t], vec![id]));
         }
+        // Injected by `misuse::inject`.
+        Scenario::StolenKeyNewNetwork
+        | Scenario::RoleUnusualHours
+        | Scenario::MassS3Read
+        | Scenario::ScriptedSession
+        | Scenario::GatewayThenIam => {}
         Scenario::SessionHistoryWipe
         | Scenario::SessionDownloadExec
         | Scenario::SessionReverseShell
@@ -773,6 +872,7 @@ fn inject(org: &Org, sc: Scenario, t: i64, mut rng: SmallRng, inj: &mut Injectio
                 start: String::new(),
                 end: String::new(),
                 event_ids: Vec::new(),
+                related: Vec::new(),
             });
         }
     }

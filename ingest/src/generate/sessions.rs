@@ -6,12 +6,15 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use rand::seq::SliceRandom;
+
 use super::GeneratedFile;
 use super::cloudtrail::work_window;
-use super::org::{APPS, HostRole, Org};
+use super::linked::AWS_COMMANDS;
+use super::org::{Host, HostRole, Org, Person};
 use super::util::{
     DAY, SECOND, exp, hash, hex, normalish, pick, push_escaped, push_i64, push_kv, push_str,
-    push_time, push_u64, uuid_from,
+    push_time, push_u64, uuid_from, weekday,
 };
 
 /// The log format a session is written in.
@@ -47,6 +50,8 @@ pub(crate) struct Cmd {
     pub inner_keys: Option<&'static str>,
     /// Index of the label this command belongs to, if it is an attack step.
     pub label: Option<usize>,
+    /// The text arrived in one chunk (pasted); only Enter was typed after it.
+    pub pasted: bool,
 }
 
 /// One gateway session.
@@ -214,17 +219,35 @@ pub(crate) struct Typist {
 }
 
 impl Typist {
-    /// A person's typing rhythm, stable for a seed and login.
+    /// A person's typing rhythm, stable for a seed and login: a mean of
+    /// 140 to 260 ms between keys with a wide spread, plus the pauses
+    /// (below) that make a human's deviation large.
     pub fn for_user(seed: u64, user: &str) -> Typist {
         let h = hash(&[seed, 400, super::org::str_hash(user)]);
         Typist {
-            mean_ms: 110.0 + (h % 90) as f64,
-            sd_ms: 35.0 + ((h >> 8) % 40) as f64,
+            mean_ms: 140.0 + (h % 120) as f64,
+            sd_ms: 45.0 + ((h >> 8) % 70) as f64,
         }
     }
 }
 
-/// Builds a command typed from `start`, filling in its timing.
+/// How the keys of a command line arrive.
+#[derive(Clone, Copy)]
+pub(crate) enum Keying {
+    /// Typed by a person.
+    Typed(Typist),
+    /// Pasted in one chunk, then Enter pressed by the person.
+    Pasted(Typist),
+    /// Sent by a program, key by key, fast and even.
+    Scripted {
+        /// Mean interval, milliseconds.
+        mean_ms: f64,
+        /// Standard deviation, milliseconds.
+        sd_ms: f64,
+    },
+}
+
+/// Builds a command typed by a person from `start`, filling in its timing.
 pub(crate) fn typed(
     rng: &mut SmallRng,
     typist: Typist,
@@ -232,18 +255,48 @@ pub(crate) fn typed(
     output: String,
     start: i64,
 ) -> Cmd {
+    keyed(rng, Keying::Typed(typist), text, output, start)
+}
+
+/// Builds a command entered from `start` as `keying` says.
+pub(crate) fn keyed(
+    rng: &mut SmallRng,
+    keying: Keying,
+    text: String,
+    output: String,
+    start: i64,
+) -> Cmd {
     let keys = text.chars().count();
     let mut intervals_ms = Vec::with_capacity(keys);
-    let mut t = start;
-    for _ in 0..keys {
+    let human = |rng: &mut SmallRng, typist: Typist| {
         let mut ms = typist.mean_ms + typist.sd_ms * normalish(rng);
         if rng.gen_bool(0.04) {
             ms += rng.gen_range(300.0..1200.0);
         }
-        let ms = ms.clamp(25.0, 3000.0) as u32;
+        ms.clamp(25.0, 3000.0) as u32
+    };
+    for k in 0..keys {
+        let ms = match keying {
+            Keying::Typed(typist) => human(rng, typist),
+            // Every key but the Enter arrives at once.
+            Keying::Pasted(typist) => {
+                if k + 1 == keys {
+                    human(rng, typist).max(150) + rng.gen_range(100..700)
+                } else {
+                    0
+                }
+            }
+            Keying::Scripted { mean_ms, sd_ms } => (mean_ms + sd_ms * normalish(rng))
+                .clamp(1.0, 1000.0)
+                .round() as u32,
+        };
         intervals_ms.push(ms);
-        t += i64::from(ms) * 1000;
     }
+    let t = start
+        + intervals_ms
+            .iter()
+            .map(|ms| i64::from(*ms) * 1000)
+            .sum::<i64>();
     Cmd {
         text,
         start,
@@ -254,11 +307,40 @@ pub(crate) fn typed(
         interrupt: None,
         inner_keys: None,
         label: None,
+        pasted: matches!(keying, Keying::Pasted(_)),
     }
 }
 
 fn fill_placeholders(s: &str, user: &str, app: &str) -> String {
     s.replace("{user}", user).replace("{app}", app)
+}
+
+/// The commands that fit a kind of host, besides the common ones.
+fn special(role: HostRole) -> &'static [(&'static str, &'static str)] {
+    match role {
+        HostRole::Web => WEB,
+        HostRole::Db => DB,
+        HostRole::Bastion => BASTION,
+        HostRole::Worker => WORKER,
+    }
+}
+
+/// Typing, waiting and interrupting for one ordinary command; returns the
+/// time the prompt is back.
+fn finish_command(rng: &mut SmallRng, cmd: &mut Cmd, vim_keys: &'static str) -> i64 {
+    let mut busy = rng.gen_range(50_000..600_000);
+    if cmd.text.starts_with("tail -f") {
+        let after = rng.gen_range(5 * SECOND..40 * SECOND);
+        cmd.interrupt = Some(after);
+        cmd.return_code = 130;
+        busy += after;
+    } else if cmd.text.starts_with("vim ") {
+        cmd.inner_keys = Some(vim_keys);
+        busy += rng.gen_range(5 * SECOND..90 * SECOND);
+    } else if cmd.text.starts_with("aws ") {
+        busy += rng.gen_range(SECOND..3 * SECOND);
+    }
+    cmd.enter + busy + exp(rng, 7.0 * SECOND as f64) as i64 + SECOND
 }
 
 /// Adds ordinary commands to `cmds` from `t`, returning the time after the last.
@@ -273,15 +355,9 @@ pub(crate) fn benign_commands(
     mut t: i64,
     cmds: &mut Vec<Cmd>,
 ) -> i64 {
-    let special: &[(&str, &str)] = match role {
-        HostRole::Web => WEB,
-        HostRole::Db => DB,
-        HostRole::Bastion => BASTION,
-        HostRole::Worker => WORKER,
-    };
     for _ in 0..count {
         let (c, o) = if rng.gen_bool(0.55) {
-            pick(rng, special)
+            pick(rng, special(role))
         } else {
             pick(rng, COMMON)
         };
@@ -292,23 +368,62 @@ pub(crate) fn benign_commands(
             fill_placeholders(o, user, app),
             t,
         );
-        let mut busy = rng.gen_range(50_000..600_000);
-        if c.starts_with("tail -f") {
-            let after = rng.gen_range(5 * SECOND..40 * SECOND);
-            cmd.interrupt = Some(after);
-            cmd.return_code = 130;
-            busy += after;
-        } else if c.starts_with("vim ") {
-            let keys = pick(rng, &[":q\r", ":wq\r", "/listen\r:q\r"]);
-            cmd.inner_keys = Some(keys);
-            busy += rng.gen_range(5 * SECOND..90 * SECOND);
-        } else if c.starts_with("sudo") {
-            // The gateway grants sudo without a password prompt.
-        }
-        t = cmd.enter + busy + exp(rng, 7.0 * SECOND as f64) as i64 + SECOND;
+        t = finish_command(rng, &mut cmd, ":q\r");
         cmds.push(cmd);
     }
     t
+}
+
+/// What a person runs on one host: a handful of commands they come back
+/// to. Each visit runs all of them, in an order of the day, and a few again,
+/// so the first visit already shows everything the person does there.
+/// Habits are what makes a gateway user's baseline learnable.
+struct Habit {
+    /// (command, output) with placeholders filled in.
+    cmds: Vec<(String, String)>,
+}
+
+impl Habit {
+    fn new(seed: u64, pi: usize, person: &Person, hi: usize, host: &Host) -> Habit {
+        let mut rng = SmallRng::seed_from_u64(hash(&[seed, 403, pi as u64, hi as u64]));
+        let mut picked: Vec<(&str, &str)> = Vec::new();
+        let mut take = |rng: &mut SmallRng, from: &[(&'static str, &'static str)], n: usize| {
+            let mut pool: Vec<(&'static str, &'static str)> = from.to_vec();
+            pool.shuffle(rng);
+            picked.extend(pool.into_iter().take(n));
+        };
+        let n = rng.gen_range(2..=3);
+        take(&mut rng, COMMON, n);
+        let n = rng.gen_range(2..=3);
+        take(&mut rng, special(host.role), n);
+        if host.role == HostRole::Bastion && person.aws_on_hosts {
+            let n = rng.gen_range(2..=3);
+            take(&mut rng, AWS_COMMANDS, n);
+        }
+        let cmds = picked
+            .into_iter()
+            .map(|(c, o)| {
+                (
+                    fill_placeholders(c, &person.name, person.app),
+                    fill_placeholders(o, &person.name, person.app),
+                )
+            })
+            .collect();
+        Habit { cmds }
+    }
+
+    /// One visit's commands: all of the habit in a shuffled order, then
+    /// `extra` of them again.
+    fn visit(&self, rng: &mut SmallRng, extra: usize) -> Vec<(String, String)> {
+        let mut out = self.cmds.clone();
+        out.shuffle(rng);
+        for _ in 0..extra {
+            if let Some(c) = self.cmds.get(rng.gen_range(0..self.cmds.len().max(1))) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
 }
 
 /// The format used by sessions to a host (each fleet sits behind its own gateway).
@@ -330,28 +445,44 @@ pub(crate) fn session_id(format: SessionFormat, h: u64) -> String {
 }
 
 /// Plans everyone's ordinary sessions inside `[start, end)`.
+///
+/// Each person logs in to their hosts in turn, once to three times a
+/// working day, and runs their usual commands there (see `Habit`), typed
+/// with their own rhythm; people who paste do so with the same long
+/// commands each time, and press Enter themselves.
 pub(crate) fn plan_background(org: &Org, start: i64, end: i64) -> Vec<Session> {
     let mut sessions = Vec::new();
     let first = start.div_euclid(DAY) - 1;
     let last = (end - 1).div_euclid(DAY) + 1;
     for (pi, person) in org.people.iter().enumerate() {
+        if person.hosts.is_empty() {
+            continue;
+        }
         let typist = Typist::for_user(org.seed, &person.name);
+        let habits: Vec<Habit> = person
+            .hosts
+            .iter()
+            .filter_map(|hi| {
+                org.hosts
+                    .get(*hi)
+                    .map(|h| Habit::new(org.seed, pi, person, *hi, h))
+            })
+            .collect();
+        let mut turn = 0usize;
         for day in first..=last {
             let Some((ws, we)) = work_window(org, pi, day) else {
                 continue;
             };
             let mut rng = SmallRng::seed_from_u64(hash(&[org.seed, 401, pi as u64, day as u64]));
-            let n = match rng.gen_range(0..10) {
-                0..=2 => 0,
-                3..=6 => 1,
-                7 | 8 => 2,
+            let n = match rng.gen_range(0..20) {
+                0..=10 => 1,
+                11..=17 => 2,
                 _ => 3,
             };
             for k in 0..n {
-                let Some(&hi) = person
-                    .hosts
-                    .get(rng.gen_range(0..person.hosts.len().max(1)))
-                else {
+                let slot = turn % person.hosts.len();
+                turn += 1;
+                let (Some(&hi), Some(habit)) = (person.hosts.get(slot), habits.get(slot)) else {
                     continue;
                 };
                 let Some(host) = org.hosts.get(hi) else {
@@ -359,20 +490,23 @@ pub(crate) fn plan_background(org: &Org, start: i64, end: i64) -> Vec<Session> {
                 };
                 let format = host_format(hi);
                 let s0 = rng.gen_range(ws..we.max(ws + 1));
-                let app = pick(&mut rng, APPS);
                 let mut cmds = Vec::new();
-                let count = rng.gen_range(4..18);
+                let extra = rng.gen_range(0..=8);
                 let mut t = s0 + rng.gen_range(SECOND..4 * SECOND);
-                t = benign_commands(
-                    &mut rng,
-                    typist,
-                    host.role,
-                    &person.name,
-                    app,
-                    count,
-                    t,
-                    &mut cmds,
-                );
+                for (text, output) in habit.visit(&mut rng, extra) {
+                    let paste = person.paster
+                        && text.len() >= 30
+                        && hash(&[org.seed, 405, pi as u64, super::org::str_hash(&text)])
+                            .is_multiple_of(2);
+                    let keying = if paste {
+                        Keying::Pasted(typist)
+                    } else {
+                        Keying::Typed(typist)
+                    };
+                    let mut cmd = keyed(&mut rng, keying, text, output, t);
+                    t = finish_command(&mut rng, &mut cmd, person.vim_keys);
+                    cmds.push(cmd);
+                }
                 let exit = typed(&mut rng, typist, "exit".into(), "logout\r\n".into(), t);
                 let stop = exit.enter + rng.gen_range(20_000..200_000);
                 cmds.push(exit);
@@ -380,16 +514,23 @@ pub(crate) fn plan_background(org: &Org, start: i64, end: i64) -> Vec<Session> {
                     continue;
                 }
                 let id = session_id(format, hash(&[org.seed, 402, pi as u64, day as u64, k]));
+                // The client address follows the person's habit like their API calls.
+                let home = hash(&[org.seed, 406, pi as u64, day as u64, k]) % 1000;
+                let at_home = if weekday(day * DAY) >= 5 {
+                    person.home_share > 0.0
+                } else {
+                    (home as f64) < person.home_share * 1000.0
+                };
                 sessions.push(Session {
                     format,
                     id,
                     user: person.name.clone(),
                     host: host.name.clone(),
                     host_ip: host.ip.clone(),
-                    client_ip: if rng.gen_bool(0.7) {
-                        person.office_ip.clone()
-                    } else {
+                    client_ip: if at_home {
                         person.home_ip.clone()
+                    } else {
+                        person.office_ip.clone()
                     },
                     start: s0,
                     end: stop,
@@ -635,30 +776,63 @@ fn write_teleport(seed: u64, sessions: &[Session], w: &mut Written) {
             label: None,
         });
     }
-    lines.sort_by_key(|l| (l.time, l.order));
     // One audit log per UTC day, as Teleport's file backend rotates daily.
-    let mut day_files: Vec<(i64, Vec<u8>)> = Vec::new();
-    for l in lines {
-        let day = l.time.div_euclid(DAY);
-        if day_files.last().is_none_or(|(d, _)| *d != day) {
-            day_files.push((day, Vec::new()));
-        }
-        if let Some((_, buf)) = day_files.last_mut() {
-            buf.extend_from_slice(&l.bytes);
-            buf.push(b'\n');
-        }
-        w.events += 1;
-        if let Some((label, id)) = l.label {
-            w.labelled.push((label, id, l.time));
-        }
-    }
-    for (day, bytes) in day_files {
+    write_daily(
+        lines,
+        sessions,
+        |date| format!("sessions/teleport/{date}.log"),
+        w,
+    );
+}
+
+/// Writes lines into one file per UTC day, in time order. A labelled line
+/// whose id is empty gets `<session id>:<line number in its file>`, the
+/// event id the line-based parsers give it.
+fn write_daily(
+    mut lines: Vec<Line>,
+    sessions: &[Session],
+    path: impl Fn(&str) -> String,
+    w: &mut Written,
+) {
+    lines.sort_by_key(|l| (l.time, l.order));
+    let mut current: Option<(i64, Vec<u8>, u64, i64)> = None;
+    let done = |day: i64, bytes: Vec<u8>, newest: i64, w: &mut Written| {
         let date = super::util::rfc3339(day * DAY, 0);
         let date = date.get(..10).unwrap_or("day");
         w.files.push(GeneratedFile {
-            path: format!("sessions/teleport/{date}.log"),
+            path: path(date),
             bytes,
+            newest,
         });
+    };
+    for l in lines {
+        let day = l.time.div_euclid(DAY);
+        if current.as_ref().is_some_and(|c| c.0 != day)
+            && let Some((d, bytes, _, newest)) = current.take()
+        {
+            done(d, bytes, newest, w);
+        }
+        let (_, buf, number, newest) = current.get_or_insert_with(|| (day, Vec::new(), 0, l.time));
+        buf.extend_from_slice(&l.bytes);
+        buf.push(b'\n');
+        *number += 1;
+        *newest = (*newest).max(l.time);
+        w.events += 1;
+        if let Some((label, id)) = l.label {
+            let id = if id.is_empty() {
+                let sid = sessions
+                    .get(l.order.0)
+                    .map(|s| s.id.as_str())
+                    .unwrap_or_default();
+                format!("{sid}:{number}")
+            } else {
+                id
+            };
+            w.labelled.push((label, id, l.time));
+        }
+    }
+    if let Some((d, bytes, _, newest)) = current {
+        done(d, bytes, newest, w);
     }
 }
 
@@ -704,13 +878,20 @@ fn write_cast(s: &Session, w: &mut Written) {
     let mut ch = [0u8; 4];
     for cmd in &s.cmds {
         let mut t = cmd.start;
-        for (i, c) in cmd.text.chars().enumerate() {
-            let key = c.encode_utf8(&mut ch);
-            cast_event(&mut b, rel(t), "i", key);
-            cast_event(&mut b, rel(t) + 0.002, "o", key);
+        if cmd.pasted {
+            // A paste arrives as one chunk and is echoed as one.
+            cast_event(&mut b, rel(t), "i", &cmd.text);
+            cast_event(&mut b, rel(t) + 0.002, "o", &cmd.text);
             line += 2;
-            if let Some(ms) = cmd.intervals_ms.get(i) {
-                t += i64::from(*ms) * 1000;
+        } else {
+            for (i, c) in cmd.text.chars().enumerate() {
+                let key = c.encode_utf8(&mut ch);
+                cast_event(&mut b, rel(t), "i", key);
+                cast_event(&mut b, rel(t) + 0.002, "o", key);
+                line += 2;
+                if let Some(ms) = cmd.intervals_ms.get(i) {
+                    t += i64::from(*ms) * 1000;
+                }
             }
         }
         cast_event(&mut b, rel(cmd.enter), "i", "\r");
@@ -752,6 +933,7 @@ fn write_cast(s: &Session, w: &mut Written) {
     w.files.push(GeneratedFile {
         path: format!("sessions/asciinema/{}.cast", s.id),
         bytes: b,
+        newest: s.end,
     });
 }
 
@@ -854,27 +1036,13 @@ fn write_cowrie(seed: u64, sessions: &[Session], w: &mut Written) {
         });
         push(s.end, b, None);
     }
-    lines.sort_by_key(|l| (l.time, l.order));
-    if lines.is_empty() {
-        return;
-    }
-    let mut out = Vec::new();
-    for (i, l) in lines.into_iter().enumerate() {
-        out.extend_from_slice(&l.bytes);
-        out.push(b'\n');
-        w.events += 1;
-        if let Some((label, _)) = l.label {
-            let sid = sessions
-                .get(l.order.0)
-                .map(|s| s.id.as_str())
-                .unwrap_or_default();
-            w.labelled.push((label, format!("{sid}:{}", i + 1), l.time));
-        }
-    }
-    w.files.push(GeneratedFile {
-        path: "sessions/cowrie/cowrie.json".into(),
-        bytes: out,
-    });
+    // Cowrie rotates its JSON log daily.
+    write_daily(
+        lines,
+        sessions,
+        |date| format!("sessions/cowrie/cowrie.json.{date}"),
+        w,
+    );
 }
 
 fn mean_sd(xs: &[u32]) -> (f64, f64) {
@@ -913,73 +1081,64 @@ fn write_jsonl(sessions: &[Session], w: &mut Written) {
         .enumerate()
         .filter(|(_, s)| s.format == SessionFormat::Jsonl)
     {
+        // `seq` numbers a session's lines, so event ids (`<session>:<seq>`)
+        // do not depend on how the lines are split into files.
         let mut n = 0usize;
-        let mut push = |time: i64, bytes: Vec<u8>, label: Option<(usize, String)>| {
-            lines.push(Line {
-                time,
-                order: (si, n),
-                bytes,
-                label,
-            });
-            n += 1;
-        };
-        let mut b = Vec::with_capacity(256);
-        jsonl_head(&mut b, "start", s.start, s);
-        b.push(b'}');
-        push(s.start, b, None);
-        for cmd in &s.cmds {
-            let mut b = Vec::with_capacity(384);
-            jsonl_head(&mut b, "command", cmd.enter, s);
-            b.push(b',');
-            push_kv(&mut b, "command", &cmd.text);
-            b.push(b',');
-            push_kv(&mut b, "data", &format!("{}\r", cmd.text));
-            let (mean, sd) = mean_sd(&cmd.intervals_ms);
-            b.extend_from_slice(b",\"keystrokes\":");
-            push_u64(&mut b, cmd.text.chars().count() as u64 + 1);
-            b.extend_from_slice(
-                format!(
-                    ",\"keystroke_interval_ms_mean\":{mean:.1},\"keystroke_interval_ms_stddev\":{sd:.1}}}"
-                )
-                .as_bytes(),
-            );
-            let label = cmd.label.map(|l| (l, String::new()));
-            push(cmd.enter, b, label);
-            if !cmd.output.is_empty() {
-                let mut b = Vec::with_capacity(256);
-                jsonl_head(&mut b, "output", cmd.enter + 30_000, s);
-                b.extend_from_slice(b",\"bytes\":");
-                push_u64(&mut b, cmd.output.len() as u64);
+        let mut push =
+            |time: i64, kind: &str, body: &dyn Fn(&mut Vec<u8>), label: Option<usize>| {
+                n += 1;
+                let mut b = Vec::with_capacity(384);
+                jsonl_head(&mut b, kind, time, s);
+                b.extend_from_slice(b",\"seq\":");
+                push_u64(&mut b, n as u64);
+                body(&mut b);
                 b.push(b'}');
-                push(cmd.enter + 30_000, b, None);
+                lines.push(Line {
+                    time,
+                    order: (si, n),
+                    bytes: b,
+                    label: label.map(|l| (l, format!("{}:{n}", s.id))),
+                });
+            };
+        push(s.start, "start", &|_| {}, None);
+        for cmd in &s.cmds {
+            let body = |b: &mut Vec<u8>| {
+                b.push(b',');
+                push_kv(b, "command", &cmd.text);
+                b.push(b',');
+                push_kv(b, "data", &format!("{}\r", cmd.text));
+                let (mean, sd) = mean_sd(&cmd.intervals_ms);
+                b.extend_from_slice(b",\"keystrokes\":");
+                push_u64(b, cmd.text.chars().count() as u64 + 1);
+                b.extend_from_slice(
+                    format!(
+                        ",\"keystroke_interval_ms_mean\":{mean:.1},\"keystroke_interval_ms_stddev\":{sd:.1}"
+                    )
+                    .as_bytes(),
+                );
+            };
+            push(cmd.enter, "command", &body, cmd.label);
+            if !cmd.output.is_empty() {
+                let bytes = cmd.output.len() as u64;
+                push(
+                    cmd.enter + 30_000,
+                    "output",
+                    &|b: &mut Vec<u8>| {
+                        b.extend_from_slice(b",\"bytes\":");
+                        push_u64(b, bytes);
+                    },
+                    None,
+                );
             }
         }
-        let mut b = Vec::with_capacity(256);
-        jsonl_head(&mut b, "end", s.end, s);
-        b.push(b'}');
-        push(s.end, b, None);
+        push(s.end, "end", &|_| {}, None);
     }
-    lines.sort_by_key(|l| (l.time, l.order));
-    if lines.is_empty() {
-        return;
-    }
-    let mut out = Vec::new();
-    for (i, l) in lines.into_iter().enumerate() {
-        out.extend_from_slice(&l.bytes);
-        out.push(b'\n');
-        w.events += 1;
-        if let Some((label, _)) = l.label {
-            let sid = sessions
-                .get(l.order.0)
-                .map(|s| s.id.as_str())
-                .unwrap_or_default();
-            w.labelled.push((label, format!("{sid}:{}", i + 1), l.time));
-        }
-    }
-    w.files.push(GeneratedFile {
-        path: "sessions/gateway/sessions.jsonl".into(),
-        bytes: out,
-    });
+    write_daily(
+        lines,
+        sessions,
+        |date| format!("sessions/gateway/sessions-{date}.jsonl"),
+        w,
+    );
 }
 
 #[cfg(test)]
