@@ -300,7 +300,12 @@ fn prometheus_scrapes_the_detector() {
         match query(prometheus_addr, "trailhound_events_read_total") {
             Ok(series) => {
                 let sum: f64 = series.iter().map(|(_, v)| v).sum();
-                if sum == events as f64 {
+                // Alerts of the end-of-input flush come after the last
+                // events: wait for a scrape that has both.
+                let alerts_seen: f64 = query(prometheus_addr, "trailhound_alerts_total")
+                    .map(|a| a.iter().map(|(_, v)| v).sum())
+                    .unwrap_or(-1.0);
+                if sum == events as f64 && alerts_seen == alerts as f64 {
                     break series;
                 }
                 last = format!("{series:?}");

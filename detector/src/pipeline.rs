@@ -475,6 +475,7 @@ pub fn run_with(
             through: skip,
             complete: false,
             front: None,
+            stream: None,
         });
     }
 
@@ -516,6 +517,7 @@ pub fn run_with(
             summary,
             tracked,
             ledger,
+            streams: BTreeMap::new(),
             state: config.state.as_ref(),
             last_checkpoint: Instant::now(),
             metrics,
@@ -536,6 +538,8 @@ struct Tracked {
     complete: bool,
     /// Newest event time seen from it while it is being read.
     front: Option<i64>,
+    /// The stream its events belong to (`cloudtrail`, `session`).
+    stream: Option<&'static str>,
 }
 
 fn read_one(
@@ -618,6 +622,8 @@ struct Run<'r, 'l> {
     summary: Summary,
     tracked: Vec<Tracked>,
     ledger: checkpoint::InputLedger,
+    /// Newest event time seen per stream (`cloudtrail`, `session`).
+    streams: BTreeMap<&'static str, i64>,
     state: Option<&'r StateConfig>,
     last_checkpoint: Instant,
     /// metrics (issue 8): fed beside the summary's counters.
@@ -642,6 +648,14 @@ impl Run<'_, '_> {
                     if let Some(t) = self.tracked.get_mut(input) {
                         t.through = t.through.max(through);
                         t.front = t.front.max(newest);
+                        if let Some(e) = events.first() {
+                            let stream = e.source.as_str();
+                            t.stream = Some(stream);
+                            if let Some(n) = newest {
+                                let seen = self.streams.entry(stream).or_insert(n);
+                                *seen = (*seen).max(n);
+                            }
+                        }
                         reading.insert(input);
                     }
                     self.hold(&reading);
@@ -814,11 +828,24 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Holds the watermark at the oldest front of the inputs being read.
+    /// Holds the watermark at the oldest front over streams: a stream's
+    /// front is the oldest front of its inputs being read, or, when none is
+    /// being read, the newest event time it has shown. So neither a file
+    /// read ahead in parallel nor a session log covering a whole day makes
+    /// the CloudTrail files of that day late.
     fn hold(&mut self, reading: &BTreeSet<usize>) {
-        let front = reading
+        let front = self
+            .streams
             .iter()
-            .filter_map(|i| self.tracked.get(*i).and_then(|t| t.front))
+            .map(|(stream, newest)| {
+                reading
+                    .iter()
+                    .filter_map(|i| self.tracked.get(*i))
+                    .filter(|t| t.stream == Some(*stream))
+                    .filter_map(|t| t.front)
+                    .min()
+                    .unwrap_or(*newest)
+            })
             .min();
         self.engine.hold_watermark(front);
     }

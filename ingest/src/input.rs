@@ -178,7 +178,126 @@ pub fn expand_paths(args: &[String]) -> Result<Vec<PathBuf>, InputError> {
             }
         }
     }
+    order_by_time_in_name(&mut files);
     Ok(files)
+}
+
+/// Puts files in the order their names say they were written: the UTC
+/// timestamp of CloudTrail object names (`..._20261102T1005Z_...`), else a
+/// date in the path (`2026-11-02`, `2026/11/02`, `20261102`). Files whose
+/// names carry no time keep their relative order and come first. Replaying
+/// in this order feeds baselines and correlations in (roughly) event-time
+/// order across accounts, regions and sources, instead of account by
+/// account. Files whose names say nothing (asciinema casts named by session
+/// id) are placed by the time in their first line. The sort is stable, so
+/// files of one time keep path order.
+pub fn order_by_time_in_name(files: &mut [PathBuf]) {
+    files.sort_by_cached_key(|p| match time_in_name(&p.to_string_lossy()) {
+        0 => time_in_head(p),
+        t => t,
+    });
+}
+
+/// For a file whose name carries no time: the time its first line says,
+/// as `YYYYMMDDHHMM`, from an asciinema header's `"timestamp": <unix
+/// seconds>` or an RFC 3339 `time` / `eventTime` / `@timestamp` field in
+/// the first 4 KiB (gunzipped when gzip); 0 when none.
+fn time_in_head(path: &Path) -> u64 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut head = Vec::with_capacity(4096);
+    let mut magic = [0u8; 2];
+    let gz = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == [0x1f, 0x8b];
+    let read = if gz {
+        MultiGzDecoder::new(file).take(4096).read_to_end(&mut head)
+    } else {
+        file.take(4096).read_to_end(&mut head)
+    };
+    if read.is_err() && head.is_empty() {
+        return 0;
+    }
+    let text = String::from_utf8_lossy(&head);
+    if let Some(at) = text.find("\"timestamp\":") {
+        let digits: String = text[at + 12..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Some(t) = digits
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        {
+            return t.format("%Y%m%d%H%M").to_string().parse().unwrap_or(0);
+        }
+    }
+    for key in ["\"eventTime\":\"", "\"time\":\"", "\"@timestamp\":\""] {
+        if let Some(at) = text.find(key)
+            && let Some(rest) = text.get(at + key.len()..)
+            && let Some(t) = rest.get(..16)
+        {
+            let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() == 12
+                && let Ok(v) = digits.parse::<u64>()
+            {
+                return v;
+            }
+        }
+    }
+    0
+}
+
+/// The time a file name says, as `YYYYMMDDHHMM` (0 when none).
+fn time_in_name(path: &str) -> u64 {
+    let bytes = path.as_bytes();
+    let digits = |at: usize, n: usize| -> Option<u64> {
+        let s = bytes.get(at..at + n)?;
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0')))
+    };
+    let plausible = |y: u64, m: u64, d: u64| {
+        (1990..=2200).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d)
+    };
+    // CloudTrail: 8 digits, 'T', 4 digits, 'Z'.
+    for i in 0..bytes.len() {
+        if let (Some(date), Some(b'T'), Some(hm), Some(b'Z')) = (
+            digits(i, 8),
+            bytes.get(i + 8),
+            digits(i + 9, 4),
+            bytes.get(i + 13),
+        ) && plausible(date / 10_000, date / 100 % 100, date % 100)
+        {
+            return date * 10_000 + hm;
+        }
+    }
+    // A date: YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD (the last one found wins,
+    // so a day folder beats a year in a parent folder name).
+    let mut found = 0;
+    for i in 0..bytes.len() {
+        let (Some(y), sep) = (digits(i, 4), bytes.get(i + 4).copied()) else {
+            continue;
+        };
+        let (m, d) = match sep {
+            Some(b'-') | Some(b'/') => (
+                digits(i + 5, 2),
+                (bytes.get(i + 7) == sep.as_ref())
+                    .then(|| digits(i + 8, 2))
+                    .flatten(),
+            ),
+            _ => (digits(i + 4, 2), digits(i + 6, 2)),
+        };
+        if let (Some(m), Some(d)) = (m, d)
+            && plausible(y, m, d)
+        {
+            found = (y * 10_000 + m * 100 + d) * 10_000;
+        }
+    }
+    found
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -218,4 +337,44 @@ fn is_data_file(p: &Path) -> bool {
         || name.starts_with("readme")
         || name.ends_with(".yml")
         || name.ends_with(".yaml"))
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn files_are_ordered_by_the_time_their_names_say() {
+        let mut files: Vec<PathBuf> = [
+            "org/AWSLogs/222/CloudTrail/us-east-1/2026/11/02/222_CloudTrail_us-east-1_20261102T1005Z_a.json.gz",
+            "org/AWSLogs/111/CloudTrail/eu-west-1/2026/11/03/111_CloudTrail_eu-west-1_20261103T0005Z_b.json.gz",
+            "org/AWSLogs/111/CloudTrail/us-east-1/2026/11/02/111_CloudTrail_us-east-1_20261102T0905Z_c.json.gz",
+            "org/sessions/gateway/sessions-2026-11-03.jsonl",
+            "org/sessions/cowrie/cowrie.json.2026-11-02",
+            "org/labels.json",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        order_by_time_in_name(&mut files);
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "labels.json",
+                "cowrie.json.2026-11-02",
+                "111_CloudTrail_us-east-1_20261102T0905Z_c.json.gz",
+                "222_CloudTrail_us-east-1_20261102T1005Z_a.json.gz",
+                "sessions-2026-11-03.jsonl",
+                "111_CloudTrail_eu-west-1_20261103T0005Z_b.json.gz",
+            ]
+        );
+    }
 }
