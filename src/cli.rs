@@ -26,6 +26,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Query the audit lake with SQL (tables events and alerts; partition columns date and hour).
     Sql(SqlArgs),
+    /// Replay the audit lake's events of a time range through the rules: what would have fired.
+    Backtest(BacktestArgs),
 }
 
 /// How query results are printed.
@@ -55,6 +57,53 @@ pub struct SqlArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
     pub format: SqlFormat,
+}
+
+/// How a backtest report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BacktestFormat {
+    /// A line per rule that fired, then sample alerts.
+    Table,
+    /// The whole report as one JSON object.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Start of the range (included): RFC 3339, or UTC as 2026-11-02, 2026-11-02T10, 2026-11-02T10:30.
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// End of the range (excluded), written like --from.
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+    /// The lake's root folder.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "lake",
+        env = "TRAILHOUND_LAKE"
+    )]
+    pub lake: PathBuf,
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value_t = BacktestFormat::Table)]
+    pub format: BacktestFormat,
+    /// Sample alerts shown per rule.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub samples: usize,
+    /// Also write every alert that would have been raised to this file (JSON lines, as `detect --format json`).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// A global suppress list, as `detect --suppress`.
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+    /// Allowed lateness for windows and sequences, as `detect --lateness`.
+    #[arg(long, value_name = "PERIOD", default_value = "20m")]
+    pub lateness: String,
+    /// Rows per batch handed to the engine, as `detect --batch-rows`.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_rows: usize,
 }
 
 /// How alerts are printed.

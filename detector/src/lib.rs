@@ -22,6 +22,7 @@
 //! Where a match becomes an alert (and where, later, a revocation is decided
 //! from it): [`engine::Engine::process`].
 
+pub mod backtest;
 pub mod baseline;
 pub mod batcher;
 pub mod checkpoint;

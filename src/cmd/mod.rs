@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod backtest;
 mod demo;
 mod detect;
 mod generate;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Generate(args) => generate::run(&args),
         Command::Sql(args) => sql::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
     }
 }
 

@@ -94,6 +94,71 @@ pub fn partition_dir(root: &Path, table: Table, micros: i64) -> Option<PathBuf> 
     )
 }
 
+/// One hour partition of a table as found on disk: its folder values and
+/// the start of its hour.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Partition {
+    /// Start of the hour, microseconds UTC.
+    pub start_micros: i64,
+    /// The `date` value (`2026-11-02`).
+    pub date: String,
+    /// The `hour` value (`10`).
+    pub hour: String,
+}
+
+/// The hour partitions of `table` under `root`, oldest first. Folders whose
+/// names are not `date=YYYY-MM-DD` / `hour=HH` are left out (they are not
+/// trailhound's). A lake without the table's folder has none.
+pub fn partitions(root: &Path, table: Table) -> Result<Vec<Partition>, std::io::Error> {
+    let folder = root.join(table.folder());
+    let mut out = Vec::new();
+    let dates = match std::fs::read_dir(&folder) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for date_entry in dates {
+        let date_entry = date_entry?;
+        let name = date_entry.file_name().to_string_lossy().to_string();
+        let Some(date) = name.strip_prefix("date=") else {
+            continue;
+        };
+        let Ok(day) = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+            continue;
+        };
+        if !date_entry.file_type()?.is_dir() {
+            continue;
+        }
+        for hour_entry in std::fs::read_dir(date_entry.path())? {
+            let hour_entry = hour_entry?;
+            let name = hour_entry.file_name().to_string_lossy().to_string();
+            let Some(hour) = name.strip_prefix("hour=") else {
+                continue;
+            };
+            let Some(h) = hour
+                .parse::<u32>()
+                .ok()
+                .filter(|h| *h < 24 && hour.len() == 2)
+            else {
+                continue;
+            };
+            if !hour_entry.file_type()?.is_dir() {
+                continue;
+            }
+            let Some(start) = day.and_hms_opt(h, 0, 0) else {
+                continue;
+            };
+            out.push(Partition {
+                start_micros: start.and_utc().timestamp_micros(),
+                date: date.to_string(),
+                hour: hour.to_string(),
+            });
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Whether a file name is a published part: readers take exactly these.
 /// Temporary files start with a dot and end in `.tmp`, so they never match.
 pub fn is_published(file_name: &str) -> bool {
@@ -142,6 +207,38 @@ mod tests {
             partition_values(-1),
             Some(("1969-12-31".to_string(), "23".to_string()))
         );
+    }
+
+    #[test]
+    fn partitions_are_listed_oldest_first_and_foreign_folders_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("table=events");
+        for d in [
+            "date=2026-11-02/hour=10",
+            "date=2026-11-01/hour=23",
+            "date=2026-11-02/hour=09",
+            "date=2026-11-02/hour=9x",
+            "date=yesterday/hour=01",
+            "other/hour=01",
+        ] {
+            std::fs::create_dir_all(events.join(d)).unwrap();
+        }
+        let found: Vec<(String, String)> = partitions(dir.path(), Table::Events)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.date, p.hour))
+            .collect();
+        let want = [
+            ("2026-11-01", "23"),
+            ("2026-11-02", "09"),
+            ("2026-11-02", "10"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(d, h)| (d.to_string(), h.to_string()))
+            .collect();
+        assert_eq!(found, want);
+        assert!(partitions(dir.path(), Table::Alerts).unwrap().is_empty());
     }
 
     #[test]
