@@ -24,7 +24,7 @@ pub enum Command {
     Rules(RulesCommand),
     /// Write a simulated organisation's CloudTrail and session logs, with labelled attacks.
     Generate(GenerateArgs),
-    /// Query the audit lake with SQL (tables events and alerts; partition columns date and hour).
+    /// Query the audit lake with SQL (tables events, alerts and actions; partition columns date and hour).
     Sql(SqlArgs),
     /// Replay the audit lake's events of a time range through the rules: what would have fired.
     Backtest(BacktestArgs),

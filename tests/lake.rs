@@ -184,3 +184,124 @@ fn duckdb_reads_the_same_counts() {
         assert_eq!(n, sql_count(lake, &format!("SELECT count(*) FROM {table}")));
     }
 }
+
+/// A response action written to the lake (as the responders will write
+/// them) reads back whole through `trailhound sql` and DuckDB.
+#[test]
+fn an_action_record_reads_back_through_sql_and_duckdb() {
+    use trailhound_core::{Action, ActionMode, ActionOutcome};
+    use trailhound_sinks::{LakeConfig, LakeWriter};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let time = trailhound_core::time::parse_rfc3339_micros("2026-11-02T10:15:30.123456Z").unwrap();
+    let action = Action {
+        action_id: "act-0001".into(),
+        alert_id: "cdbc7f7c26d89b97d693d488b1c09e7d".into(),
+        rule_id: "aws-cloudtrail-logging-stopped".into(),
+        principal: "arn:aws:iam::111122223333:user/bob.almeida".into(),
+        kind: "quarantine-principal".into(),
+        mode: ActionMode::Shadow,
+        outcome: ActionOutcome::Done,
+        reason: "would attach the deny-all inline policy".into(),
+        time,
+        details: serde_json::json!({"policy": "trailhound-quarantine", "ttl_secs": 3600}),
+    };
+    let skipped = Action {
+        action_id: "act-0002".into(),
+        principal: "arn:aws:iam::111122223333:root".into(),
+        mode: ActionMode::Enforce,
+        outcome: ActionOutcome::Skipped,
+        reason: "root is alerted, never acted on".into(),
+        time: time + 3_600_000_000,
+        details: serde_json::json!({}),
+        ..action.clone()
+    };
+    let mut lake = LakeWriter::open(LakeConfig::new(&root)).unwrap();
+    lake.write_actions(&[action.clone(), skipped]).unwrap();
+    lake.close().unwrap();
+    drop(lake);
+
+    let root_text = root.to_string_lossy().to_string();
+    let out = trailhound(
+        &[
+            "sql",
+            "SELECT action_id, alert_id, rule_id, principal, kind, mode, outcome, reason, \
+             CAST(time AS BIGINT) AS time, json_get_str(details, 'policy') AS policy, \
+             json_get_int(details, 'ttl_secs') AS ttl, date, hour \
+             FROM actions ORDER BY action_id",
+            "--lake",
+            &root_text,
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let first = &rows[0];
+    for (column, want) in [
+        ("action_id", action.action_id.as_str()),
+        ("alert_id", action.alert_id.as_str()),
+        ("rule_id", action.rule_id.as_str()),
+        ("principal", action.principal.as_str()),
+        ("kind", "quarantine-principal"),
+        ("mode", "shadow"),
+        ("outcome", "done"),
+        ("reason", action.reason.as_str()),
+        ("policy", "trailhound-quarantine"),
+        ("date", "2026-11-02"),
+        ("hour", "10"),
+    ] {
+        assert_eq!(first[column], want, "{column}: {first}");
+    }
+    assert_eq!(first["time"].as_i64(), Some(time));
+    assert_eq!(first["ttl"].as_i64(), Some(3600));
+    assert_eq!(rows[1]["outcome"], "skipped");
+    assert_eq!(rows[1]["mode"], "enforce");
+    assert_eq!(rows[1]["hour"], "11");
+
+    let Some(python) = std::env::var_os("TRAILHOUND_PYTHON") else {
+        eprintln!(
+            "SKIPPED (DuckDB part): TRAILHOUND_PYTHON is unset (./scripts/test sets it to a Python with DuckDB from PyPI)"
+        );
+        return;
+    };
+    let script = format!(
+        "import duckdb, json\n\
+         rows = duckdb.sql(\"select action_id, alert_id, rule_id, principal, kind, mode, outcome, reason, \
+         epoch_us(time), json_extract_string(details, '$.policy'), date, hour \
+         from read_parquet('{root_text}/table=actions/*/*/*.parquet', hive_partitioning=1) \
+         order by action_id\").fetchall()\n\
+         print(json.dumps([[str(v) for v in r] for r in rows]))"
+    );
+    let out = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python:?}: {e}"));
+    assert!(out.status.success(), "DuckDB failed: {}", text(&out.stderr));
+    let rows: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows[0],
+        [
+            action.action_id.as_str(),
+            action.alert_id.as_str(),
+            action.rule_id.as_str(),
+            action.principal.as_str(),
+            "quarantine-principal",
+            "shadow",
+            "done",
+            action.reason.as_str(),
+            &time.to_string(),
+            "trailhound-quarantine",
+            "2026-11-02",
+            "10",
+        ]
+    );
+    assert_eq!(rows[1][6], "skipped");
+}

@@ -11,6 +11,7 @@
 //! see the same columns. Fields the model does not lift stay reachable as JSON
 //! text in `request`, `response` and `extra`.
 
+pub mod action;
 pub mod alert;
 pub mod deadletter;
 pub mod event;
@@ -18,6 +19,7 @@ pub mod id;
 pub mod schema;
 pub mod time;
 
+pub use action::{Action, ActionMode, ActionOutcome};
 pub use alert::{Alert, Severity};
 pub use deadletter::{DeadLetter, Position};
 pub use event::{Event, Source};

@@ -29,7 +29,7 @@ fn prompt(lake: &LakeQuery, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!(
-            "trailhound sql: tables events, alerts (partition columns date, hour); end statements with ; and quit with \\q or Ctrl-D"
+            "trailhound sql: tables events, alerts, actions (partition columns date, hour); end statements with ; and quit with \\q or Ctrl-D"
         );
     }
     let mut failed = false;

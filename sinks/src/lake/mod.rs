@@ -5,17 +5,20 @@
 //! ```text
 //! <root>/table=events/date=2026-11-02/hour=10/part-<writer id>-00001.parquet
 //! <root>/table=alerts/date=2026-11-02/hour=10/part-<writer id>-00001.parquet
+//! <root>/table=actions/date=2026-11-02/hour=10/part-<writer id>-00002.parquet
 //! ```
 //!
 //! Rows land in the partition of their event time (alerts: the time of their
-//! first triggering event), in UTC. Files are rolled by size, by age and when
+//! first triggering event; actions: the time they were taken), in UTC. Files are rolled by size, by age and when
 //! the writer closes, and published atomically: a part is written to a
 //! dot-prefixed `.tmp` file in the same folder, fsynced, then renamed into
 //! place, so a reader listing `*.parquet` never sees a half-written file.
 //!
-//! The `actions` table (responses taken) joins these two when responders land.
+//! The `actions` table holds every response action ([`trailhound_core::Action`]):
+//! the responders write it through [`LakeWriter::write_actions`].
 //! `docs/lake.md` is the user's guide.
 
+pub mod actions;
 pub mod alerts;
 pub mod sql;
 mod writer;
@@ -24,10 +27,11 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use trailhound_core::Alert;
+use trailhound_core::{Action, Alert};
 
 use crate::SinkError;
 
+pub use actions::{action_schema, actions_to_batch};
 pub use alerts::{alert_schema, alerts_to_batch};
 pub use writer::{LakeConfig, LakeStats, LakeWriter};
 
@@ -38,17 +42,20 @@ pub enum Table {
     Events,
     /// Every alert raised.
     Alerts,
+    /// Every response action, taken or not ([`trailhound_core::Action`]).
+    Actions,
 }
 
 impl Table {
     /// Every table, in the order they are registered for SQL.
-    pub const ALL: [Table; 2] = [Table::Events, Table::Alerts];
+    pub const ALL: [Table; 3] = [Table::Events, Table::Alerts, Table::Actions];
 
-    /// The table's name (`events`, `alerts`).
+    /// The table's name (`events`, `alerts`, `actions`).
     pub fn name(self) -> &'static str {
         match self {
             Table::Events => "events",
             Table::Alerts => "alerts",
+            Table::Actions => "actions",
         }
     }
 
@@ -62,6 +69,7 @@ impl Table {
         match self {
             Table::Events => trailhound_core::schema::columns::EVENT_TIME,
             Table::Alerts => "first_event_time",
+            Table::Actions => "time",
         }
     }
 
@@ -70,6 +78,7 @@ impl Table {
         match self {
             Table::Events => trailhound_core::event_schema(),
             Table::Alerts => alert_schema(),
+            Table::Actions => action_schema(),
         }
     }
 }
@@ -173,6 +182,8 @@ pub trait LakeHook: Send {
     fn record_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
     /// Records alerts.
     fn record_alerts(&mut self, alerts: &[Alert]) -> Result<(), SinkError>;
+    /// Records response actions.
+    fn record_actions(&mut self, actions: &[Action]) -> Result<(), SinkError>;
     /// Publishes files that reached their age limit.
     fn tick(&mut self) -> Result<(), SinkError>;
     /// Publishes every open file.

@@ -67,7 +67,10 @@ impl LakeQuery {
     pub fn open(root: &Path) -> Result<Self, QueryError> {
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let mut ctx = SessionContext::new_with_config(config);
+        // The JSON functions the rules use (`json_get_str(request, 'userName')`),
+        // for `request`, `response`, `extra` and the actions' `details`.
+        datafusion_functions_json::register_all(&mut ctx)?;
         for table in Table::ALL {
             register(&ctx, root, table)?;
         }
@@ -211,6 +214,7 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::actions::tests::action;
     use crate::lake::alerts::tests::alert;
     use crate::lake::{LakeConfig, LakeWriter};
 
@@ -269,6 +273,31 @@ mod tests {
         assert_eq!(row["alert_id"], "a1");
         assert_eq!(row["event_count"], 2);
         assert_eq!(row["tags"][0], "attack.t1562.008");
+    }
+
+    #[test]
+    fn actions_are_a_table_with_json_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = LakeQuery::open(dir.path()).unwrap();
+        let n = text(&q, "SELECT count(*) AS n FROM actions", OutputFormat::Csv);
+        assert_eq!(n, "n\n0\n");
+        let mut lake = LakeWriter::open(LakeConfig::new(dir.path())).unwrap();
+        lake.write_actions(&[action(1, T0), action(2, T0 + HOUR)])
+            .unwrap();
+        lake.close().unwrap();
+        let q = LakeQuery::open(dir.path()).unwrap();
+        let rows = text(
+            &q,
+            "SELECT action_id, alert_id, kind, mode, outcome, hour, \
+             json_get_str(details, 'policy') AS policy FROM actions ORDER BY action_id",
+            OutputFormat::Csv,
+        );
+        assert_eq!(
+            rows,
+            "action_id,alert_id,kind,mode,outcome,hour,policy\n\
+             x1,a1,quarantine-principal,shadow,done,10,trailhound-quarantine\n\
+             x2,a2,quarantine-principal,shadow,done,11,trailhound-quarantine\n"
+        );
     }
 
     #[test]

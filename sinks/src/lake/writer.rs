@@ -12,9 +12,9 @@ use arrow::compute::take_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use trailhound_core::Alert;
+use trailhound_core::{Action, Alert};
 
-use super::{LakeHook, Table, alerts_to_batch, partition_dir};
+use super::{LakeHook, Table, actions_to_batch, alerts_to_batch, partition_dir};
 use crate::SinkError;
 
 const SINK: &str = "lake";
@@ -134,6 +134,15 @@ impl LakeWriter {
         }
         let batch = alerts_to_batch(alerts).map_err(encode)?;
         self.write(Table::Alerts, &batch)
+    }
+
+    /// Writes response actions.
+    pub fn write_actions(&mut self, actions: &[Action]) -> Result<(), SinkError> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let batch = actions_to_batch(actions).map_err(encode)?;
+        self.write(Table::Actions, &batch)
     }
 
     /// Writes a batch of `table`'s schema, split by hour partition.
@@ -298,6 +307,9 @@ impl LakeHook for LakeWriter {
     }
     fn record_alerts(&mut self, alerts: &[Alert]) -> Result<(), SinkError> {
         self.write_alerts(alerts)
+    }
+    fn record_actions(&mut self, actions: &[Action]) -> Result<(), SinkError> {
+        self.write_actions(actions)
     }
     fn tick(&mut self) -> Result<(), SinkError> {
         self.roll_expired()
