@@ -21,6 +21,7 @@
 pub mod actions;
 pub mod alerts;
 pub mod sql;
+pub mod stale;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use trailhound_core::{Action, Alert};
 
+use super::stale::{WriterLock, sweep};
 use super::{LakeHook, Table, actions_to_batch, alerts_to_batch, partition_dir};
 use crate::SinkError;
 
@@ -65,7 +66,8 @@ struct OpenPart {
 /// Writes events and alerts into the lake. Call [`LakeWriter::close`] (or
 /// [`LakeHook::close`]) at the end: parts still open are published then.
 /// Dropping the writer without closing leaves only dot-prefixed temporary
-/// files, which no reader lists.
+/// files, which no reader lists; the next writer to open the lake removes
+/// them (see [`super::stale`]).
 pub struct LakeWriter {
     config: LakeConfig,
     props: WriterProperties,
@@ -73,6 +75,9 @@ pub struct LakeWriter {
     next_part: u64,
     open: HashMap<(Table, i64), OpenPart>,
     stats: LakeStats,
+    /// Held while the writer lives: tells other writers' sweeps that this
+    /// writer's temporary parts are still being written.
+    _lock: WriterLock,
 }
 
 fn io(source: std::io::Error) -> SinkError {
@@ -102,13 +107,29 @@ impl LakeWriter {
             .set_compression(Compression::ZSTD(level))
             .set_created_by(format!("trailhound {}", env!("CARGO_PKG_VERSION")))
             .build();
+        let writer_id = uuid::Uuid::new_v4().simple().to_string();
+        let lock = WriterLock::acquire(&config.root, &writer_id).map_err(io)?;
+        match sweep(&config.root, &writer_id) {
+            Ok(s) if !s.removed.is_empty() => {
+                tracing::warn!(
+                    removed = s.removed.len(),
+                    root = %config.root.display(),
+                    "Removed stale temporary lake files left by a writer that stopped without closing (their rows were never published)."
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, root = %config.root.display(), "Cannot look for stale temporary lake files; they stay hidden from readers.");
+            }
+        }
         Ok(Self {
             config,
             props,
-            writer_id: uuid::Uuid::new_v4().simple().to_string(),
+            writer_id,
             next_part: 0,
             open: HashMap::new(),
             stats: LakeStats::default(),
+            _lock: lock,
         })
     }
 
@@ -333,6 +354,9 @@ mod tests {
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
+                if path.ends_with(super::super::stale::WRITERS_DIR) {
+                    continue;
+                }
                 if path.is_dir() {
                     stack.push(path);
                 } else {
@@ -444,6 +468,33 @@ mod tests {
         assert_eq!(published(dir.path()).len(), 4);
         assert_eq!(files(dir.path()).len(), 4);
         assert_eq!(lake.stats().files, 4);
+    }
+
+    #[test]
+    fn a_writer_that_died_leaves_only_temporary_files_and_the_next_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut crashed = LakeWriter::open(LakeConfig::new(dir.path())).unwrap();
+        crashed.write_alerts(&[alert(1, T0)]).unwrap();
+        // A crash: the open part is never finished. Forgetting the writer
+        // keeps its lock file, as a killed process would (its lock, though,
+        // is held until this test ends, so it counts as alive).
+        let lock_dir = dir.path().join(super::super::stale::WRITERS_DIR);
+        std::mem::forget(crashed);
+        let left = files(dir.path());
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(published(dir.path()).is_empty());
+        let live = LakeWriter::open(LakeConfig::new(dir.path())).unwrap();
+        assert_eq!(files(dir.path()).len(), 1, "a live writer's part is kept");
+        drop(live);
+        // Now the writer is gone: release its lock as the OS would.
+        for entry in std::fs::read_dir(&lock_dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::remove_file(&path).unwrap();
+            File::create(&path).unwrap();
+        }
+        let next = LakeWriter::open(LakeConfig::new(dir.path())).unwrap();
+        assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+        drop(next);
     }
 
     #[test]
