@@ -28,6 +28,9 @@ pub enum Command {
     Sql(SqlArgs),
     /// Replay the audit lake's events of a time range through the rules: what would have fired.
     Backtest(BacktestArgs),
+    /// Warm-start baselines from history, or show what a state folder has learnt.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
 }
 
 /// How query results are printed.
@@ -258,4 +261,51 @@ pub struct GenerateArgs {
     /// Write CloudTrail files uncompressed.
     #[arg(long)]
     pub no_gzip: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Learn the baselines from past CloudTrail and session logs into a state folder, without
+    /// alerting; `trailhound detect --state DIR` then starts live with them learnt.
+    Build(BaselineBuildArgs),
+    /// Show what the checkpoint in a state folder holds: keys per baseline rule, inputs read.
+    Show {
+        /// The state folder (as given to `detect --state` or `baseline build --state`).
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineBuildArgs {
+    /// History to learn from: files, folders (read recursively), globs, or - for standard input.
+    #[arg(value_name = "PATHS", required = true)]
+    pub paths: Vec<String>,
+    /// The state folder to write (created if missing; an existing checkpoint there is resumed
+    /// and added to, inputs it has read already are skipped).
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Where records that cannot be parsed are written (JSON lines; created only when needed).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "trailhound.deadletter.jsonl"
+    )]
+    pub dead_letters: PathBuf,
+    /// Reader threads (default: one per core, at most 8).
+    #[arg(long)]
+    pub readers: Option<usize>,
+    /// Seconds between checkpoints during the build.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub checkpoint_secs: u64,
+    /// How late (behind the newest event time) an event may be: a number followed by s, m, h or d.
+    #[arg(long, value_name = "PERIOD", default_value = "20m")]
+    pub lateness: String,
+    /// No summary on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

@@ -74,7 +74,6 @@
 //! the fingerprint of what the rule's baseline learns.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -320,6 +319,10 @@ fn learnt(first: u32, now: u32, learning_micros: i64) -> bool {
 trait Profile {
     fn last(&self) -> u32;
     fn heap(&self) -> usize;
+    /// Where the profile's heap part starts, for prefetching.
+    fn heap_start(&self) -> Option<*const u8> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -328,24 +331,54 @@ struct Keyed<P> {
     p: P,
 }
 
-/// Profiles by 64-bit key: a dense vector plus an index from the key's low
-/// 32 bits to the position; keys whose low 32 bits are taken by another key
-/// go to `overflow`, keyed by all 64 bits.
+/// Profiles by 64-bit key: a dense vector plus an open-addressed index.
+///
+/// Each index slot packs the key's low 32 bits (a tag) with the profile's
+/// position plus one (0: empty); lookups probe linearly from a slot chosen by
+/// the tag and confirm the whole key in the vector, so keys that share their
+/// low 32 bits simply take further slots. The index stays at most three
+/// quarters full. Keys are only removed by [`KeyTable::retain`], which
+/// compacts the vector and rebuilds the index, so slots never need
+/// tombstones. One slot read and one profile read per lookup, both of which
+/// [`KeyTable::prefetch_slot`] and [`KeyTable::prefetch_profile`] can start
+/// ahead of time for a batch of rows.
 #[derive(Debug, Clone)]
 struct KeyTable<P> {
     entries: Vec<Keyed<P>>,
-    index: FpMap<u32, u32>,
-    overflow: FpMap<u64, u32>,
+    slots: Vec<u64>,
 }
 
 impl<P> Default for KeyTable<P> {
     fn default() -> Self {
         Self {
             entries: Vec::new(),
-            index: FpMap::default(),
-            overflow: FpMap::default(),
+            slots: Vec::new(),
         }
     }
+}
+
+/// Smallest index of a table that has keys.
+const MIN_SLOTS: usize = 16;
+
+/// Where a tag's probe starts in an index of `mask + 1` slots.
+fn home_slot(tag: u32, mask: usize) -> usize {
+    ((u64::from(tag).wrapping_mul(FP_MUL) >> 32) as usize) & mask
+}
+
+/// Asks the processor to start loading the cache line at `p`. Only a hint:
+/// it never faults, whatever the address.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is a hint that never reads memory
+        // architecturally and cannot fault, whatever the address; SSE is
+        // part of every x86_64 target.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl<P: Profile> KeyTable<P> {
@@ -354,95 +387,131 @@ impl<P: Profile> KeyTable<P> {
     }
 
     fn position(&self, key: u64) -> Option<usize> {
-        if let Some(&pos) = self.index.get(&(key as u32)) {
-            let pos = pos as usize;
-            if self.entries.get(pos).is_some_and(|e| e.key == key) {
-                return Some(pos);
-            }
-        }
-        if self.overflow.is_empty() {
+        if self.slots.is_empty() {
             return None;
         }
-        self.overflow.get(&key).map(|&p| p as usize)
+        let mask = self.slots.len() - 1;
+        let tag = key as u32;
+        let mut i = home_slot(tag, mask);
+        loop {
+            let slot = *self.slots.get(i)?;
+            if slot == 0 {
+                return None;
+            }
+            if (slot >> 32) as u32 == tag {
+                let pos = (slot as u32 as usize).wrapping_sub(1);
+                if self.entries.get(pos).is_some_and(|e| e.key == key) {
+                    return Some(pos);
+                }
+            }
+            i = (i + 1) & mask;
+        }
     }
 
-    /// Adds a key known to be absent; `None` past `u32::MAX` keys.
+    /// Starts loading the index slot where a lookup of `key` begins.
+    fn prefetch_slot(&self, key: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let i = home_slot(key as u32, self.slots.len() - 1);
+        if let Some(slot) = self.slots.get(i) {
+            prefetch(slot);
+        }
+    }
+
+    /// Starts loading `key`'s profile (and its heap part) when its home
+    /// slot (ideally already in cache through [`KeyTable::prefetch_slot`])
+    /// holds it; does nothing otherwise.
+    fn prefetch_profile(&self, key: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let tag = key as u32;
+        let i = home_slot(tag, self.slots.len() - 1);
+        let Some(&slot) = self.slots.get(i) else {
+            return;
+        };
+        if slot == 0 || (slot >> 32) as u32 != tag {
+            return;
+        }
+        let pos = (slot as u32 as usize).wrapping_sub(1);
+        if let Some(e) = self.entries.get(pos) {
+            prefetch(e);
+            if let Some(heap) = e.p.heap_start() {
+                prefetch(heap);
+            }
+        }
+    }
+
+    /// Writes `pos` into the index under `key`, which must be absent.
+    fn link(&mut self, key: u64, pos: usize) {
+        let mask = self.slots.len() - 1;
+        let tag = key as u32;
+        let mut i = home_slot(tag, mask);
+        while let Some(slot) = self.slots.get_mut(i) {
+            if *slot == 0 {
+                *slot = (u64::from(tag) << 32) | (pos as u64 + 1);
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Makes an index of `slots` slots (a power of two) over the vector.
+    fn reindex(&mut self, slots: usize) {
+        self.slots = vec![0; slots];
+        for pos in 0..self.entries.len() {
+            let key = self.entries[pos].key;
+            self.link(key, pos);
+        }
+    }
+
+    /// Index slots for `keys` keys: at most three quarters full.
+    fn slots_for(keys: usize) -> usize {
+        (keys.saturating_mul(4) / 3 + 1)
+            .next_power_of_two()
+            .max(MIN_SLOTS)
+    }
+
+    /// Adds a key known to be absent; `None` past `u32::MAX - 1` keys.
     fn insert(&mut self, key: u64, p: P) -> Option<usize> {
-        let pos = u32::try_from(self.entries.len()).ok()?;
+        let pos = self.entries.len();
+        if pos >= u32::MAX as usize - 1 {
+            return None;
+        }
         if self.entries.len() == self.entries.capacity() {
             // Grow by a quarter rather than double: large vectors are
             // reallocated in place or remapped, and the slack stays small.
             self.entries.reserve_exact((self.entries.len() / 4).max(16));
         }
         self.entries.push(Keyed { key, p });
-        match self.index.entry(key as u32) {
-            MapEntry::Vacant(v) => {
-                v.insert(pos);
-            }
-            MapEntry::Occupied(_) => {
-                self.overflow.insert(key, pos);
-            }
+        if (pos + 1).saturating_mul(4) > self.slots.len().saturating_mul(3) {
+            self.reindex(Self::slots_for(pos + 1).max(self.slots.len() * 2));
+        } else {
+            self.link(key, pos);
         }
-        Some(pos as usize)
+        Some(pos)
     }
 
     fn at(&mut self, pos: usize) -> Option<&mut P> {
         self.entries.get_mut(pos).map(|e| &mut e.p)
     }
 
-    fn unlink(&mut self, key: u64, pos: usize) {
-        match self.index.get(&(key as u32)) {
-            Some(&p) if p as usize == pos => {
-                self.index.remove(&(key as u32));
-            }
-            _ => {
-                self.overflow.remove(&key);
-            }
-        }
-    }
-
-    fn relink(&mut self, key: u64, from: usize, to: usize) {
-        let to32 = to as u32;
-        match self.index.get_mut(&(key as u32)) {
-            Some(p) if *p as usize == from => *p = to32,
-            _ => {
-                if let Some(p) = self.overflow.get_mut(&key) {
-                    *p = to32;
-                }
-            }
-        }
-    }
-
-    fn remove_at(&mut self, pos: usize) {
-        let Some(key) = self.entries.get(pos).map(|e| e.key) else {
-            return;
-        };
-        self.unlink(key, pos);
-        let last = self.entries.len() - 1;
-        self.entries.swap_remove(pos);
-        if pos != last
-            && let Some(moved) = self.entries.get(pos).map(|e| e.key)
-        {
-            self.relink(moved, last, pos);
-        }
-    }
-
     /// Removes the profiles `keep` refuses; returns how many.
     fn retain(&mut self, mut keep: impl FnMut(&P) -> bool) -> usize {
-        let mut removed = 0;
-        let mut i = 0;
-        while i < self.entries.len() {
-            if keep(&self.entries[i].p) {
-                i += 1;
-            } else {
-                self.remove_at(i);
-                removed += 1;
+        let before = self.entries.len();
+        self.entries.retain(|e| keep(&e.p));
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            if self.entries.capacity() > 2 * self.entries.len() + 64 {
+                self.entries.shrink_to_fit();
             }
-        }
-        if removed > 0 && self.entries.capacity() > 2 * self.entries.len() + 64 {
-            self.entries.shrink_to_fit();
-            self.index.shrink_to_fit();
-            self.overflow.shrink_to_fit();
+            let slots = if self.entries.is_empty() {
+                0
+            } else {
+                Self::slots_for(self.entries.len())
+            };
+            self.reindex(slots);
         }
         removed
     }
@@ -450,10 +519,8 @@ impl<P: Profile> KeyTable<P> {
     fn from_entries(entries: Vec<Keyed<P>>) -> Self {
         let mut t = Self {
             entries: Vec::with_capacity(entries.len()),
-            index: FpMap::default(),
-            overflow: FpMap::default(),
+            slots: vec![0; Self::slots_for(entries.len())],
         };
-        t.index.reserve(entries.len());
         for e in entries {
             if t.position(e.key).is_none() {
                 t.insert(e.key, e.p);
@@ -464,8 +531,7 @@ impl<P: Profile> KeyTable<P> {
 
     fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Keyed<P>>()
-            + map_heap_bytes(&self.index)
-            + map_heap_bytes(&self.overflow)
+            + self.slots.capacity() * std::mem::size_of::<u64>()
             + self.entries.iter().map(|e| e.p.heap()).sum::<usize>()
     }
 }
@@ -629,6 +695,9 @@ impl Profile for ValueProfile {
     }
     fn heap(&self) -> usize {
         self.values.len() * std::mem::size_of::<Seen>()
+    }
+    fn heap_start(&self) -> Option<*const u8> {
+        (!self.values.is_empty()).then(|| self.values.as_ptr().cast::<u8>())
     }
 }
 
@@ -943,6 +1012,12 @@ impl BaselineStore {
         }
     }
 
+    /// Keys held per rule, in the rule set's order (0 for rules without a
+    /// baseline or without state yet).
+    pub fn keys_per_rule(&self) -> Vec<usize> {
+        self.rules.iter().map(|r| r.state.keys()).collect()
+    }
+
     /// Sets the budgets.
     pub fn set_limits(&mut self, limits: BaselineLimits) {
         self.limits = limits;
@@ -963,6 +1038,32 @@ impl BaselineStore {
                 .map(|r| r.state.heap_bytes())
                 .sum::<usize>()
             + self.interner.heap_bytes()
+    }
+
+    /// Starts loading the index slot that observing `key` for rule `ri`
+    /// reads first. A hint for memory-bound feeds: call it some rows ahead
+    /// of [`BaselineStore::observe`] (the engine uses 16), then
+    /// [`BaselineStore::prefetch_profile`] fewer rows ahead (8), so that the
+    /// cache misses of many rows overlap instead of queueing one by one.
+    /// `rare` rules (keyed by value, not by key) are not prefetched.
+    pub fn prefetch_slot(&self, ri: usize, key: u64) {
+        match self.rules.get(ri).map(|r| &r.state) {
+            Some(RuleState::Values(t)) => t.prefetch_slot(key),
+            Some(RuleState::Hours(t)) => t.prefetch_slot(key),
+            Some(RuleState::Rate(t)) => t.prefetch_slot(key),
+            _ => {}
+        }
+    }
+
+    /// Starts loading `key`'s profile for rule `ri` (and, for `new_value`,
+    /// its set of values); see [`BaselineStore::prefetch_slot`].
+    pub fn prefetch_profile(&self, ri: usize, key: u64) {
+        match self.rules.get(ri).map(|r| &r.state) {
+            Some(RuleState::Values(t)) => t.prefetch_profile(key),
+            Some(RuleState::Hours(t)) => t.prefetch_profile(key),
+            Some(RuleState::Rate(t)) => t.prefetch_profile(key),
+            _ => {}
+        }
     }
 
     /// Learns one row of rule `ri` and says whether it departs from the
@@ -1311,15 +1412,17 @@ fn band_of(bin: u32, baseline: &CompiledBaseline) -> usize {
     usize::from(hour_of(start, baseline.utc_offset_minutes) / BAND_HOURS)
 }
 
+/// Learns the key's current bin, which always had rows (a bin is only ever
+/// opened by a row). A bin whose `sum` came to 0 counts as history too: a
+/// principal that works all day without an error has a usual of 0 errors,
+/// not no history.
 fn fold(p: &mut RateProfile, baseline: &CompiledBaseline) {
-    if p.running > 0.0 {
-        let band = band_of(p.bin, baseline);
-        if let (Some(high), Some(bins)) = (p.high.get_mut(band), p.bins.get_mut(band)) {
-            *high = (p.running as f32).max(*high * RATE_DECAY);
-            *bins = bins.saturating_add(1);
-        }
-        p.history = p.history.saturating_add(1);
+    let band = band_of(p.bin, baseline);
+    if let (Some(high), Some(bins)) = (p.high.get_mut(band), p.bins.get_mut(band)) {
+        *high = (p.running.max(0.0) as f32).max(*high * RATE_DECAY);
+        *bins = bins.saturating_add(1);
     }
+    p.history = p.history.saturating_add(1);
 }
 
 fn learn_rate(
@@ -1788,7 +1891,6 @@ mod tests {
             assert_eq!(t.position(k), None);
             t.insert(k, p(i as u32));
         }
-        assert_eq!(t.overflow.len(), 3);
         for (i, &k) in keys.iter().enumerate() {
             assert_eq!(t.entries[t.position(k).unwrap()].p.last, i as u32);
         }

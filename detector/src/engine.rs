@@ -37,6 +37,11 @@ pub const MAX_EVENT_IDS: usize = 20;
 /// count in a window or sequence: 20 minutes.
 pub const DEFAULT_LATENESS_MICROS: i64 = 20 * 60 * 1_000_000;
 
+/// How many rows ahead a baseline feed starts loading a key's index slot.
+const PREFETCH_SLOT_AHEAD: usize = 16;
+/// How many rows ahead a baseline feed starts loading a key's profile.
+const PREFETCH_PROFILE_AHEAD: usize = 8;
+
 /// Counters the engine keeps about itself.
 #[derive(Debug, Default, Clone)]
 pub struct EngineStats {
@@ -180,6 +185,18 @@ impl Engine {
     /// refusals at the global cap.
     pub fn baseline_stats(&self) -> &BaselineStats {
         self.baselines.stats()
+    }
+
+    /// Baseline keys held per rule, as (rule id, keys), for the rules that
+    /// have a baseline.
+    pub fn baseline_keys(&self) -> Vec<(&str, usize)> {
+        self.rules
+            .rules()
+            .iter()
+            .zip(self.baselines.keys_per_rule())
+            .filter(|(r, _)| r.baseline().is_some())
+            .map(|(r, keys)| (r.id.as_str(), keys))
+            .collect()
     }
 
     /// The rules this engine runs.
@@ -594,12 +611,21 @@ impl Engine {
             .as_primitive::<TimestampMicrosecondType>();
         let mut ordered: Vec<(i64, usize)> = rows.iter().map(|&r| (times.value(r), r)).collect();
         ordered.sort_unstable();
+        let keyed: Vec<(i64, usize, u64)> = ordered
+            .into_iter()
+            .filter_map(|(time, row)| columns.key_fingerprint(row).map(|k| (time, row, k)))
+            .collect();
         let mut alerts = Vec::new();
         let mut value = String::new();
-        for (time, row) in ordered {
-            let Some(key) = columns.key_fingerprint(row) else {
-                continue;
-            };
+        for (j, &(time, row, key)) in keyed.iter().enumerate() {
+            // State lookups are cache misses on a large store: start those
+            // of the rows ahead so that they overlap.
+            if let Some(&(_, _, ahead)) = keyed.get(j + PREFETCH_SLOT_AHEAD) {
+                self.baselines.prefetch_slot(ri, ahead);
+            }
+            if let Some(&(_, _, ahead)) = keyed.get(j + PREFETCH_PROFILE_AHEAD) {
+                self.baselines.prefetch_profile(ri, ahead);
+            }
             let has_value = columns.value_into(row, &mut value);
             let observed = crate::baseline::Row {
                 key,

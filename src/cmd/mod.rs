@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod backtest;
+mod baseline;
 mod demo;
 mod detect;
 mod generate;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(&args),
         Command::Sql(args) => sql::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Baseline(cmd) => baseline::run(cmd),
     }
 }
 
