@@ -2,25 +2,27 @@
 //! (or `TRAILHOUND_CONFIG=FILE`). `docs/configuration.md` is the guide.
 //!
 //! Today it holds `notify:`, the alert sinks beside standard output:
-//! `slack`, `pagerduty`, `webhook` (each behind a route and a delivery queue
-//! with retries and a dead-letter file, see `trailhound_sinks::notify`) and
+//! `slack`, `pagerduty`, `webhook`, `kafka` (each behind a route and a
+//! delivery queue with retries and a dead-letter file, see
+//! `trailhound_sinks::notify`) and
 //! `stdout` (which then takes the place of the `--format` output). Secrets
 //! (`url` of Slack, `routing_key`, `secret`) may be written `env:VAR_NAME` so
 //! that the file holds none. Unknown keys are errors; every error names the
 //! file and the key. `kafka:`, `metrics:` and `response:` are accepted and
 //! not read yet: later versions read them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use trailhound_core::Severity;
 use trailhound_sinks::notify::delivery::DEFAULT_DEAD_LETTERS;
+use trailhound_sinks::notify::kafka::{BusConfig, is_secret_property};
 use trailhound_sinks::notify::pagerduty::DEFAULT_BASE_URL;
 use trailhound_sinks::notify::{
-    DeliveryPolicy, PagerDutyConfig, PagerDutySink, Route, Routed, SlackConfig, SlackSink,
-    StatsHandle, WebhookConfig, WebhookFormat, WebhookSink,
+    DeliveryPolicy, KafkaSink, KafkaSinkConfig, PagerDutyConfig, PagerDutySink, Route, Routed,
+    SlackConfig, SlackSink, StatsHandle, WebhookConfig, WebhookFormat, WebhookSink,
 };
 use trailhound_sinks::{AlertSink, JsonLinesSink, OcsfLinesSink, TextSink};
 
@@ -106,6 +108,8 @@ pub enum SinkKind {
     Webhook,
     /// Standard output.
     Stdout,
+    /// The Kafka alerts topic.
+    Kafka,
 }
 
 impl SinkKind {
@@ -115,6 +119,7 @@ impl SinkKind {
             SinkKind::Pagerduty => "pagerduty",
             SinkKind::Webhook => "webhook",
             SinkKind::Stdout => "stdout",
+            SinkKind::Kafka => "kafka",
         }
     }
 }
@@ -155,6 +160,16 @@ pub struct SinkSpec {
     /// PagerDuty: allow resolve events.
     #[serde(default)]
     pub resolve: bool,
+    /// Kafka: the bootstrap brokers (`host:port,...`; `env:VAR` allowed).
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// Kafka: the topic alerts go to (default `trailhound.alerts`).
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Kafka: librdkafka properties passed through (`security.protocol`,
+    /// `sasl.password: env:KAFKA_PASSWORD`, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
     /// Which alerts it takes.
     #[serde(default)]
     pub route: RouteSpec,
@@ -391,6 +406,11 @@ impl NotifyConfig {
             };
             let route = self.route(spec, &at, path)?;
             let policy = || self.policy(spec, &at, path);
+            if spec.kind != SinkKind::Kafka {
+                unused("brokers", spec.brokers.is_some())?;
+                unused("topic", spec.topic.is_some())?;
+                unused("properties", !spec.properties.is_empty())?;
+            }
             match spec.kind {
                 SinkKind::Slack => {
                     unused("routing_key", spec.routing_key.is_some())?;
@@ -473,6 +493,33 @@ impl NotifyConfig {
                     };
                     out.replaces_stdout = true;
                     out.sinks.push(Box::new(Routed::new(route, inner)));
+                }
+                SinkKind::Kafka => {
+                    unused("url", spec.url.is_some())?;
+                    unused("routing_key", spec.routing_key.is_some())?;
+                    unused("secret", spec.secret.is_some())?;
+                    unused("format", spec.format.is_some())?;
+                    unused("resolve", spec.resolve)?;
+                    let brokers = resolve("brokers", required("brokers", &spec.brokers)?, false)?;
+                    let mut bus = BusConfig::new(brokers);
+                    if let Some(topic) = &spec.topic {
+                        if topic.trim().is_empty() {
+                            return Err(invalid(format!("{at}.topic"), "is empty".into()));
+                        }
+                        bus.topics.alerts = topic.clone();
+                    }
+                    for (key, value) in &spec.properties {
+                        let value = resolve(
+                            &format!("properties.{key}"),
+                            value.clone(),
+                            is_secret_property(key),
+                        )?;
+                        bus.properties.insert(key.clone(), value);
+                    }
+                    let sink = KafkaSink::new(KafkaSinkConfig { name, bus }, route, policy()?)
+                        .map_err(|e| invalid(at.clone(), e.to_string()))?;
+                    out.stats.push(sink.stats_handle());
+                    out.sinks.push(Box::new(sink));
                 }
             }
         }
@@ -648,6 +695,45 @@ response: ~
         assert!(built.replaces_stdout);
         let names: Vec<&str> = built.stats.iter().map(|s| s.name()).collect();
         assert_eq!(names, ["oncall", "slack", "webhook"]);
+    }
+
+    #[test]
+    fn a_kafka_sink_takes_brokers_topic_and_properties() {
+        let text = "notify:\n  sinks:\n    - kind: kafka\n      name: bus\n      \
+                    brokers: env:BROKERS\n      topic: soc.alerts\n      \
+                    properties: {security.protocol: plaintext}\n      \
+                    route: {min_severity: high}\n";
+        let env = |name: &str| (name == "BROKERS").then(|| "127.0.0.1:9".to_string());
+        let built = parse(text)
+            .unwrap()
+            .notify
+            .build(Path::new("trailhound.yaml"), env)
+            .unwrap();
+        assert_eq!(built.sinks.len(), 1);
+        assert_eq!(built.sinks[0].name(), "kafka");
+        assert_eq!(built.stats[0].name(), "bus");
+
+        let build = |text: &str| {
+            parse(text)
+                .unwrap()
+                .notify
+                .build(Path::new("trailhound.yaml"), no_env)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let m = build("notify:\n  sinks:\n    - kind: kafka\n");
+        assert!(m.contains("notify.sinks[0].brokers"), "{m}");
+        let m = build("notify:\n  sinks:\n    - kind: kafka\n      brokers: b:9\n      url: x\n");
+        assert!(
+            m.contains("notify.sinks[0].url") && m.contains("not used"),
+            "{m}"
+        );
+        let m = build("notify:\n  sinks:\n    - kind: stdout\n      topic: t\n");
+        assert!(
+            m.contains("notify.sinks[0].topic") && m.contains("not used"),
+            "{m}"
+        );
     }
 
     #[test]

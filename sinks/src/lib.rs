@@ -1,8 +1,9 @@
 //! # trailhound-sinks
 //!
-//! Where alerts go. Today: readable text and JSON lines on any writer (stdout
-//! by default). Slack, PagerDuty, webhooks, Kafka, the Parquet audit lake and
-//! the responders land here too, behind the same [`AlertSink`] trait.
+//! Where alerts go: readable text and JSON lines on any writer (stdout by
+//! default), Slack, PagerDuty, webhooks and Kafka ([`notify`]), all behind
+//! the same [`AlertSink`] trait; the Parquet audit lake ([`lake`]) and
+//! Prometheus metrics ([`metrics`]). The responders land here too.
 //!
 //! The one design decision to know: a sink acknowledges an alert only once it
 //! is durably delivered (`send` returns `Ok` after the write, `flush` after
@@ -23,8 +24,8 @@ pub use lake::{LakeConfig, LakeHook, LakeStats, LakeWriter};
 pub use memory::MemorySink;
 pub use metrics::{EngineState, Metrics, MetricsError, MetricsServer};
 pub use notify::{
-    DeliveryPolicy, NotifyError, PagerDutySink, Route, Routed, SinkStats, SlackSink, StatsHandle,
-    WebhookSink,
+    DeliveryPolicy, KafkaSink, NotifyError, PagerDutySink, Route, Routed, SinkStats, SlackSink,
+    StatsHandle, WebhookSink,
 };
 pub use ocsf::OcsfLinesSink;
 pub use text::{JsonLinesSink, TextSink};

@@ -362,11 +362,30 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    /// Starts the worker thread of sink `name` of `kind`.
+    /// Starts the worker thread of HTTP sink `name` of `kind`: `encoder`
+    /// builds each job's request, a blocking client (rustls, the policy's
+    /// `request_timeout`, no redirects) posts it.
     pub fn start(
         name: &str,
         kind: &'static str,
         encoder: Box<dyn Encode>,
+        policy: DeliveryPolicy,
+    ) -> Result<Self, NotifyError> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(policy.request_timeout))
+            .max_redirects(0)
+            .user_agent(format!("trailhound/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self::start_transport(name, kind, Box::new(Http { encoder, agent }), policy)
+    }
+
+    /// Starts the worker thread of sink `name` of `kind` over any transport.
+    pub fn start_transport(
+        name: &str,
+        kind: &'static str,
+        transport: Box<dyn Transport>,
         policy: DeliveryPolicy,
     ) -> Result<Self, NotifyError> {
         if policy.queue_size == 0 {
@@ -394,19 +413,12 @@ impl Delivery {
             },
             warned_full: std::sync::atomic::AtomicBool::new(false),
         });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(policy.request_timeout))
-            .max_redirects(0)
-            .user_agent(format!("trailhound/{}", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         let worker = {
             let shared = Arc::clone(&shared);
             let policy = policy.clone();
             std::thread::Builder::new()
                 .name(format!("notify-{name}"))
-                .spawn(move || Worker::new(shared, encoder, agent, policy).run())
+                .spawn(move || Worker::new(shared, transport, policy).run())
                 .map_err(|source| NotifyError::Thread {
                     sink: name.to_string(),
                     source,
@@ -564,20 +576,53 @@ impl Drop for Delivery {
     }
 }
 
-/// How one attempt ended.
-enum Outcome {
+/// How one attempt at delivering a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination has it.
     Delivered,
+    /// A failure that may pass (the destination is down, slow or rate
+    /// limiting): retried with backoff, or after `retry_after` when the
+    /// destination asked for it.
     Retry {
+        /// What happened, in words.
         detail: String,
+        /// How long the destination asked to wait.
         retry_after: Option<Duration>,
     },
+    /// A final refusal: retrying the same request cannot help.
     Rejected(String),
+    /// The job cannot be put into the destination's form (dead-lettered as `encode_failed`).
+    Unencodable(String),
+}
+
+/// What carries jobs to a destination: one blocking attempt per call, from
+/// the delivery's worker thread. HTTP sinks use [`Delivery::start`] with an
+/// [`Encode`]; other transports (Kafka) implement this directly and start
+/// with [`Delivery::start_transport`].
+pub trait Transport: Send + 'static {
+    /// Makes one attempt at delivering `job`.
+    fn attempt(&mut self, job: &Job) -> Outcome;
+}
+
+/// HTTP: an [`Encode`] builds the request, a blocking client posts it.
+struct Http {
+    encoder: Box<dyn Encode>,
+    agent: ureq::Agent,
+}
+
+impl Transport for Http {
+    fn attempt(&mut self, job: &Job) -> Outcome {
+        match self.encoder.encode(job) {
+            Ok(request) => post(&self.agent, &request),
+            Err(e) => Outcome::Unencodable(e),
+        }
+    }
 }
 
 struct Worker {
     shared: Arc<Shared>,
-    encoder: Box<dyn Encode>,
-    agent: ureq::Agent,
+    transport: Box<dyn Transport>,
     policy: DeliveryPolicy,
     rng: rand::rngs::SmallRng,
     /// The last failure, to say why queued jobs expired.
@@ -587,17 +632,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(
-        shared: Arc<Shared>,
-        encoder: Box<dyn Encode>,
-        agent: ureq::Agent,
-        policy: DeliveryPolicy,
-    ) -> Self {
+    fn new(shared: Arc<Shared>, transport: Box<dyn Transport>, policy: DeliveryPolicy) -> Self {
         use rand::SeedableRng;
         Self {
             shared,
-            encoder,
-            agent,
+            transport,
             policy,
             rng: rand::rngs::SmallRng::from_entropy(),
             last_error: None,
@@ -665,18 +704,18 @@ impl Worker {
     fn deliver(&mut self, item: &Queued) {
         let mut attempts = 0u32;
         loop {
-            let request = match self.encoder.encode(&item.job) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.shared.fail(item, reason::ENCODE_FAILED, e, attempts);
-                    return;
-                }
-            };
             if attempts > 0 {
                 self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
             }
-            attempts += 1;
-            match self.post(&request) {
+            let outcome = self.transport.attempt(&item.job);
+            if !matches!(outcome, Outcome::Unencodable(_)) {
+                attempts += 1;
+            }
+            match outcome {
+                Outcome::Unencodable(e) => {
+                    self.shared.fail(item, reason::ENCODE_FAILED, e, attempts);
+                    return;
+                }
                 Outcome::Delivered => {
                     self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
                     self.last_error = None;
@@ -776,44 +815,45 @@ impl Worker {
         st.backing_off = false;
         ok
     }
+}
 
-    fn post(&self, request: &Request) -> Outcome {
-        let mut builder = self.agent.post(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
-        }
-        match builder.send(&request.body[..]) {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                let body = response
-                    .body_mut()
-                    .with_config()
-                    .limit(4096)
-                    .read_to_string()
-                    .unwrap_or_default();
-                let detail = format!("HTTP {status}: {}", one_line(&body, 300));
-                match status {
-                    200..=299 => Outcome::Delivered,
-                    408 | 425 | 429 | 500..=599 => Outcome::Retry {
-                        detail,
-                        retry_after,
-                    },
-                    _ => Outcome::Rejected(detail),
-                }
+/// One HTTP POST and what its answer means for the job.
+fn post(agent: &ureq::Agent, request: &Request) -> Outcome {
+    let mut builder = agent.post(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
+    match builder.send(&request.body[..]) {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(4096)
+                .read_to_string()
+                .unwrap_or_default();
+            let detail = format!("HTTP {status}: {}", one_line(&body, 300));
+            match status {
+                200..=299 => Outcome::Delivered,
+                408 | 425 | 429 | 500..=599 => Outcome::Retry {
+                    detail,
+                    retry_after,
+                },
+                _ => Outcome::Rejected(detail),
             }
-            Err(e @ (ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_))) => {
-                Outcome::Rejected(e.to_string())
-            }
-            Err(e) => Outcome::Retry {
-                detail: e.to_string(),
-                retry_after: None,
-            },
         }
+        Err(e @ (ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_))) => {
+            Outcome::Rejected(e.to_string())
+        }
+        Err(e) => Outcome::Retry {
+            detail: e.to_string(),
+            retry_after: None,
+        },
     }
 }
 

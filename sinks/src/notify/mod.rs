@@ -7,6 +7,8 @@
 //!   with the alert id as dedup key, and `resolve` when enabled.
 //! - [`WebhookSink`] ([`webhook`]): any HTTP endpoint, the alert (or its
 //!   OCSF Detection Finding) as JSON, signed with HMAC-SHA256.
+//! - [`KafkaSink`] ([`kafka`]): the Kafka alerts topic, keyed by alert id,
+//!   each record acknowledged by the broker.
 //!
 //! Each is a [`Route`] ([`route`]: which alerts it takes) in front of a
 //! [`Delivery`] ([`delivery`]: a bounded queue, one worker thread, retries
@@ -16,6 +18,7 @@
 //! counts what it did in [`SinkStats`].
 
 pub mod delivery;
+pub mod kafka;
 pub mod pagerduty;
 pub mod route;
 pub mod slack;
@@ -29,8 +32,10 @@ mod testserver;
 use trailhound_core::Alert;
 
 pub use delivery::{
-    Delivery, DeliveryPolicy, Encode, Job, NotifyDeadLetter, Request, SinkStats, StatsHandle,
+    Delivery, DeliveryPolicy, Encode, Job, NotifyDeadLetter, Outcome, Request, SinkStats,
+    StatsHandle, Transport,
 };
+pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use pagerduty::{PagerDutyConfig, PagerDutySink};
 pub use route::{Route, Routed};
 pub use slack::{SlackConfig, SlackSink};
@@ -119,7 +124,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// A route in front of a delivery: what the three HTTP sinks share.
+/// A route in front of a delivery: what the notification sinks share.
 #[derive(Debug)]
 struct Queued {
     kind: &'static str,
