@@ -28,6 +28,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// Replay the audit lake's events of a time range through the rules: what would have fired.
     Backtest(BacktestArgs),
+    /// Send CloudTrail and session logs to Kafka's event topic (files, folders, globs, or - for stdin).
+    Ingest(IngestArgs),
     /// Warm-start baselines from history, or show what a state folder has learnt.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -200,6 +202,46 @@ pub struct DetectArgs {
     #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics")]
     pub metrics_linger: u64,
     /// No summary and no progress bar on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Consume the event topic of this Kafka cluster (bootstrap brokers, host:port,...) as a
+    /// member of --group instead of reading files; the `kafka:` section of --config and
+    /// TRAILHOUND_KAFKA_* variables give the other settings. State follows partitions in --state.
+    #[arg(long, value_name = "BROKERS", conflicts_with_all = ["paths", "demo"])]
+    pub kafka: Option<String>,
+    /// With --kafka: the consumer group; its members share the partitions.
+    #[arg(long, value_name = "NAME", requires = "kafka")]
+    pub group: Option<String>,
+    /// With --kafka: close every window and exit after this many seconds without an event
+    /// (bounded runs and tests).
+    #[arg(long, value_name = "SECS", requires = "kafka")]
+    pub exit_when_idle: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Inputs: files, folders (read recursively, in time order), globs, or - for standard input.
+    #[arg(value_name = "PATHS", required = true)]
+    pub paths: Vec<String>,
+    /// The Kafka cluster's bootstrap brokers (host:port,...); the `kafka:` section of --config
+    /// and TRAILHOUND_KAFKA_* variables give the other settings.
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: String,
+    /// Keep a ledger of the inputs the broker acknowledged in this folder; a later run skips them.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Where records that cannot be parsed are written (JSON lines; created only when needed),
+    /// besides the dead-letter topic.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "trailhound.deadletter.jsonl"
+    )]
+    pub dead_letters: PathBuf,
+    /// Settings file (YAML); its `kafka:` section is read.
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// No summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -22,6 +22,22 @@ pub const SCHEMA_HEADER: &str = "trailhound-schema";
 /// Version 1: the JSON of [`Event`].
 pub const EVENT_JSON_V1: &str = "event.v1+json";
 
+/// A detector's event-time progress on one partition of the event topic,
+/// sent to the partitions of the rekeyed topic (see `docs/architecture.md`,
+/// "Kafka"): JSON `{"source": "<topic>/<partition>", "front": <micros or null>}`.
+pub const FRONT_JSON_V1: &str = "front.v1+json";
+
+/// Schemas of control records: not events, returned apart by the consumer
+/// ([`crate::Batch::control`]).
+pub const CONTROL_SCHEMAS: &[&str] = &[FRONT_JSON_V1];
+
+/// Header naming the rule a rekeyed event was forwarded for.
+pub const RULE_HEADER: &str = "trailhound-rule";
+
+/// Header naming where a rekeyed event came from: `<topic>/<partition>/<offset>`
+/// of the event topic.
+pub const ORIGIN_HEADER: &str = "trailhound-origin";
+
 /// The message key of an event: its principal.
 pub fn event_key(event: &Event) -> &str {
     &event.principal

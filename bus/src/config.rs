@@ -102,6 +102,10 @@ pub struct TopicNames {
     pub actions: String,
     /// Records that could not be decoded or processed, with the reason.
     pub dead_letters: String,
+    /// Events re-published by detectors keyed by a rule's state key (for
+    /// rules whose state is not per principal), with the rule in a header;
+    /// each consumer group uses `<this>.<group>`.
+    pub rekeyed: String,
 }
 
 impl Default for TopicNames {
@@ -111,6 +115,7 @@ impl Default for TopicNames {
             alerts: "trailhound.alerts".into(),
             actions: "trailhound.actions".into(),
             dead_letters: "trailhound.dead-letters".into(),
+            rekeyed: "trailhound.rekeyed".into(),
         }
     }
 }
@@ -126,10 +131,14 @@ pub enum TopicKind {
     Actions,
     /// Dead letters.
     DeadLetters,
+    /// Events forwarded between detectors, keyed by a rule's state key.
+    Rekeyed,
 }
 
 impl TopicKind {
-    /// Every kind, in a stable order.
+    /// Every kind [`crate::ensure_topics`] creates, in a stable order. The
+    /// rekeyed topic is not among them: each consumer group has its own
+    /// (`<rekeyed>.<group>`), created by its detectors.
     pub const ALL: [TopicKind; 4] = [
         TopicKind::Events,
         TopicKind::Alerts,
@@ -251,6 +260,7 @@ impl BusConfig {
             TopicKind::Alerts => &self.topics.alerts,
             TopicKind::Actions => &self.topics.actions,
             TopicKind::DeadLetters => &self.topics.dead_letters,
+            TopicKind::Rekeyed => &self.topics.rekeyed,
         };
         format!("{}{}", self.topic_prefix, name)
     }
@@ -263,7 +273,7 @@ impl BusConfig {
 
     /// Overlays `TRAILHOUND_KAFKA_*` variables from `vars`:
     /// `BROKERS`, `CLIENT_ID`, `TOPIC_PREFIX`, `TOPIC_EVENTS`, `TOPIC_ALERTS`,
-    /// `TOPIC_ACTIONS`, `TOPIC_DEAD_LETTERS`, `PARTITIONS`, `REPLICATION`,
+    /// `TOPIC_ACTIONS`, `TOPIC_DEAD_LETTERS`, `TOPIC_REKEYED`, `PARTITIONS`, `REPLICATION`,
     /// `COMPRESSION`, `DELIVERY_TIMEOUT_MS`, `SESSION_TIMEOUT_MS`,
     /// `AUTO_OFFSET_RESET`, and `PROP_<NAME>` for pass-through properties.
     /// Unknown `TRAILHOUND_KAFKA_*` names are an error, so a typo is not ignored.
@@ -295,6 +305,7 @@ impl BusConfig {
                 "TOPIC_ALERTS" => self.topics.alerts = value,
                 "TOPIC_ACTIONS" => self.topics.actions = value,
                 "TOPIC_DEAD_LETTERS" => self.topics.dead_letters = value,
+                "TOPIC_REKEYED" => self.topics.rekeyed = value,
                 "PARTITIONS" => self.partitions = parse_number(key, &value)?,
                 "REPLICATION" => self.replication = parse_number(key, &value)?,
                 "DELIVERY_TIMEOUT_MS" => self.delivery_timeout_ms = parse_number(key, &value)?,

@@ -31,7 +31,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Serialize;
 use trailhound_core::{DeadLetter, Event, Position};
 
-use crate::codec::{SCHEMA_HEADER, decode_event};
+use crate::codec::{CONTROL_SCHEMAS, SCHEMA_HEADER, decode_event};
 use crate::config::{BusConfig, TopicKind};
 use crate::error::{BusError, DecodeError};
 
@@ -74,6 +74,32 @@ pub struct Delivered {
     pub key: Option<String>,
     /// The event.
     pub event: Event,
+    /// Headers other than the schema header, in order (empty for events
+    /// written by [`crate::EventProducer`]; rekeyed events carry the rule and
+    /// their origin, [`crate::codec::RULE_HEADER`], [`crate::codec::ORIGIN_HEADER`]).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Delivered {
+    /// The value of header `name` as text, when present and UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// A control record (a schema of [`crate::codec::CONTROL_SCHEMAS`]): not an
+/// event, handed to the caller as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlRecord {
+    /// Topic, partition and offset.
+    pub position: MessagePosition,
+    /// The schema header's value.
+    pub schema: String,
+    /// The payload, as it was.
+    pub payload: Vec<u8>,
 }
 
 /// A message that could not be decoded, with the reason. The caller
@@ -131,15 +157,17 @@ pub struct Batch {
     pub events: Vec<Delivered>,
     /// Messages that could not be decoded.
     pub undecodable: Vec<Undecodable>,
+    /// Control records ([`crate::codec::CONTROL_SCHEMAS`]), in partition order.
+    pub control: Vec<ControlRecord>,
     /// Rebalances seen during the poll, in order. All of the batch's records
     /// were fetched before the first of them.
     pub rebalances: Vec<RebalanceNotice>,
 }
 
 impl Batch {
-    /// Number of messages (decoded or not).
+    /// Number of messages (decoded or not, control records included).
     pub fn len(&self) -> usize {
-        self.events.len() + self.undecodable.len()
+        self.events.len() + self.undecodable.len() + self.control.len()
     }
 
     /// True when no message arrived.
@@ -155,6 +183,9 @@ impl Batch {
         }
         for u in &self.undecodable {
             offsets.mark(&u.position);
+        }
+        for c in &self.control {
+            offsets.mark(&c.position);
         }
         offsets
     }
@@ -266,11 +297,18 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Revoke(list) => {
                 let partitions = partitions_of(list);
+                // Lost (the session timed out): another member may own them
+                // already, so neither checkpoint nor commit on their behalf.
+                let lost = consumer.assignment_lost();
+                if lost {
+                    tracing::warn!(partitions = ?partitions, "kafka partitions lost (session timed out); not checkpointing them");
+                }
                 let mut hook = self
                     .revoke_hook
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                if let Some(hook) = hook.as_mut()
+                if !lost
+                    && let Some(hook) = hook.as_mut()
                     && let Some(offsets) = hook(&partitions)
                     && !offsets.is_empty()
                 {
@@ -318,6 +356,17 @@ impl EventConsumer {
 
     /// Joins `group` and subscribes to `topic` (which must carry events).
     pub fn subscribe(config: &BusConfig, group: &str, topic: &str) -> Result<Self, BusError> {
+        Self::subscribe_topics(config, group, &[topic])
+    }
+
+    /// Joins `group` and subscribes to every topic of `topics` (all carrying
+    /// events or control records); the first is reported by [`EventConsumer::topic`].
+    pub fn subscribe_topics(
+        config: &BusConfig,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Self, BusError> {
+        let topic = topics.first().copied().unwrap_or_default();
         let client_config = config.consumer_config(group)?;
         let (sender, notices) = mpsc::channel();
         let context = GroupContext {
@@ -332,9 +381,9 @@ impl EventConsumer {
                 }
             })?;
         consumer
-            .subscribe(&[topic])
+            .subscribe(topics)
             .map_err(|source| BusError::Subscribe {
-                topic: topic.to_string(),
+                topic: topics.join(","),
                 source,
             })?;
         Ok(Self {
@@ -395,6 +444,9 @@ impl EventConsumer {
                 batch
                     .undecodable
                     .retain(|u| !revoked.contains(&u.position.partition_id()));
+                batch
+                    .control
+                    .retain(|c| !revoked.contains(&c.position.partition_id()));
             }
         }
         Ok(batch)
@@ -435,6 +487,19 @@ impl EventConsumer {
         self.consumer
             .commit(&list, CommitMode::Sync)
             .map_err(BusError::Commit)
+    }
+
+    /// The high watermark (the offset the next record written will get) of
+    /// one partition, asked of the broker (at most `timeout`).
+    pub fn high_watermark(
+        &self,
+        partition: &PartitionId,
+        timeout: Duration,
+    ) -> Result<i64, BusError> {
+        self.consumer
+            .fetch_watermarks(&partition.topic, partition.partition, timeout)
+            .map(|(_, high)| high)
+            .map_err(BusError::Metadata)
     }
 
     /// The partitions currently assigned to this consumer.
@@ -478,6 +543,16 @@ fn push_message(batch: &mut Batch, message: &BorrowedMessage<'_>) {
             .find(|h| h.key == SCHEMA_HEADER)
             .and_then(|h| h.value)
     });
+    if let Some(s) = schema
+        && let Some(control) = CONTROL_SCHEMAS.iter().find(|c| c.as_bytes() == s)
+    {
+        batch.control.push(ControlRecord {
+            position,
+            schema: (*control).to_string(),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        });
+        return;
+    }
     match decode_event(schema, message.payload()) {
         Ok(event) => batch.events.push(Delivered {
             position,
@@ -485,6 +560,16 @@ fn push_message(batch: &mut Batch, message: &BorrowedMessage<'_>) {
                 .key()
                 .map(|k| String::from_utf8_lossy(k).into_owned()),
             event,
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .filter(|h| h.key != SCHEMA_HEADER)
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }),
         Err(error) => batch.undecodable.push(Undecodable {
             position,

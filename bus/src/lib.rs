@@ -37,8 +37,10 @@ pub mod produce;
 pub use admin::{TopicStatus, ensure_named_topics, ensure_topics, partition_count};
 pub use config::{BusConfig, Compression, OffsetReset, TopicKind, TopicNames};
 pub use consume::{
-    Batch, Delivered, EventConsumer, MessagePosition, Offsets, PartitionId, RebalanceNotice,
-    RevokeHook, Undecodable,
+    Batch, ControlRecord, Delivered, EventConsumer, MessagePosition, Offsets, PartitionId,
+    RebalanceNotice, RevokeHook, Undecodable,
 };
 pub use error::{BusError, ConfigError, DecodeError};
-pub use produce::{EventProducer, InputAck, InputSender, RecordProducer, record_schema};
+pub use produce::{
+    EventProducer, InputAck, InputSender, RawRecord, RecordProducer, RecordSender, record_schema,
+};

@@ -165,14 +165,39 @@ impl Acking {
         schema: &str,
         tracker: &Arc<Tracker>,
     ) -> Result<(), BusError> {
-        let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+        self.enqueue_with(topic, None, key, payload, schema, &[], tracker)
+    }
+
+    /// [`Acking::enqueue`] with extra headers and, optionally, a partition
+    /// chosen by the caller (else the key's hash picks it).
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_with(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: &[u8],
+        schema: &str,
+        extra: &[(&str, &[u8])],
+        tracker: &Arc<Tracker>,
+    ) -> Result<(), BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(1 + extra.len()).insert(Header {
             key: SCHEMA_HEADER,
             value: Some(schema.as_bytes()),
         });
+        for (name, value) in extra {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(*value),
+            });
+        }
         let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(tracker))
             .key(key)
             .payload(payload)
             .headers(headers);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         let deadline = Instant::now() + self.delivery_timeout;
         loop {
             match self.producer.send(record) {
@@ -330,7 +355,7 @@ impl InputSender<'_> {
 /// topics: `<kind>.v1+json`.
 pub fn record_schema(kind: TopicKind) -> &'static str {
     match kind {
-        TopicKind::Events => crate::codec::EVENT_JSON_V1,
+        TopicKind::Events | TopicKind::Rekeyed => crate::codec::EVENT_JSON_V1,
         TopicKind::Alerts => "alert.v1+json",
         TopicKind::Actions => "action.v1+json",
         TopicKind::DeadLetters => "dead-letter.v1+json",
@@ -389,9 +414,77 @@ impl RecordProducer {
         )
     }
 
+    /// Starts a group of records to any topics, sent one by one with
+    /// [`RecordSender::send`] and confirmed together by [`RecordSender::finish`].
+    pub fn begin(&self, label: impl Into<String>) -> RecordSender<'_> {
+        RecordSender {
+            acking: &self.acking,
+            label: label.into(),
+            tracker: Tracker::new(),
+            sent: 0,
+            started: Instant::now(),
+        }
+    }
+
     /// Waits (at most `timeout`) for every queued record.
     pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
         self.acking.flush(timeout)
+    }
+}
+
+/// One record of a [`RecordSender`]: payload already encoded, its schema
+/// header, extra headers, and a partition when the caller picks it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// The destination topic (full name).
+    pub topic: &'a str,
+    /// The partition; `None` lets the key's hash choose.
+    pub partition: Option<i32>,
+    /// The message key.
+    pub key: &'a [u8],
+    /// The payload.
+    pub payload: &'a [u8],
+    /// The value of the schema header.
+    pub schema: &'a str,
+    /// Further headers.
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+/// Records on their way to the broker, confirmed as a group.
+pub struct RecordSender<'p> {
+    acking: &'p Acking,
+    label: String,
+    tracker: Arc<Tracker>,
+    sent: u64,
+    started: Instant,
+}
+
+impl RecordSender<'_> {
+    /// Queues one record (returns once librdkafka has it).
+    pub fn send(&mut self, record: RawRecord<'_>) -> Result<(), BusError> {
+        self.acking.enqueue_with(
+            record.topic,
+            record.partition,
+            record.key,
+            record.payload,
+            record.schema,
+            record.headers,
+            &self.tracker,
+        )?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Records queued so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Waits until the broker acknowledged every record sent.
+    pub fn finish(self) -> Result<u64, BusError> {
+        self.acking
+            .wait(&self.label, &self.tracker, self.sent, self.started)?;
+        Ok(self.sent)
     }
 }
 

@@ -145,6 +145,11 @@ impl CompiledRule {
         self.evidence.render(batch, row)
     }
 
+    /// The columns (indexes in the event schema) of the dedup key.
+    pub fn dedup_columns(&self) -> &[usize] {
+        &self.dedup_key
+    }
+
     /// The dedup key of one row: the values of the key columns, joined.
     pub fn dedup_key(&self, batch: &RecordBatch, row: usize) -> Vec<String> {
         self.dedup_key

@@ -5,6 +5,7 @@ mod baseline;
 mod demo;
 mod detect;
 mod generate;
+mod kafka;
 mod rules;
 mod sql;
 
@@ -14,11 +15,13 @@ use crate::cli::{Cli, Command, RuleArgs};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Detect(args) if args.kafka.is_some() => kafka::detect(&args),
         Command::Detect(args) if args.demo => demo::run(&args),
         Command::Detect(args) => detect::run(&args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Generate(args) => generate::run(&args),
         Command::Sql(args) => sql::run(&args),
+        Command::Ingest(args) => kafka::ingest(&args),
         Command::Backtest(args) => backtest::run(&args),
         Command::Baseline(cmd) => baseline::run(cmd),
     }

@@ -1,0 +1,262 @@
+//! `trailhound ingest PATHS --kafka BROKERS`: every input parsed by the same
+//! code as the embedded pipeline, its events sent to the event topic keyed
+//! by principal, and the input recorded as done only once the broker has
+//! acknowledged every one of its records.
+//!
+//! Inputs are sent one after another in the order given (the caller lists
+//! folders in time order), so each partition receives a principal's events
+//! in the order the embedded pipeline would read them. With a state folder
+//! the ledger of done inputs (`<state>/checkpoint.bin`, the embedded
+//! pipeline's checkpoint format with an empty engine) is written after each
+//! input; a later run skips those inputs. An input that fails part-way is
+//! not recorded and is sent again whole by the next run (at least once).
+//!
+//! Dead letters go to the local dead-letter file and to the dead-letter
+//! topic (keyed by their origin), both before the input is recorded.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use trailhound_bus::{
+    BusConfig, BusError, EventProducer, InputSender, RecordProducer, TopicKind, ensure_topics,
+};
+use trailhound_core::{DeadLetter, Event, Position};
+use trailhound_detector::checkpoint::{
+    self, Checkpoint, InputIdentity, InputLedger, InputMark, Resume,
+};
+use trailhound_ingest::{Emit, Limits, ParseContext, parse_input, read_file};
+use trailhound_sinks::DeadLetterFile;
+
+use crate::error::KafkaError;
+
+/// One input to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestInput {
+    /// A file.
+    Path(PathBuf),
+    /// Standard input (never recorded in the ledger).
+    Stdin,
+}
+
+impl IngestInput {
+    fn name(&self) -> String {
+        match self {
+            IngestInput::Path(p) => p.display().to_string(),
+            IngestInput::Stdin => "-".into(),
+        }
+    }
+
+    fn identity(&self) -> Option<InputIdentity> {
+        let IngestInput::Path(p) = self else {
+            return None;
+        };
+        let meta = std::fs::metadata(p).ok()?;
+        let stamp = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Some(InputIdentity {
+            size: meta.len(),
+            stamp,
+        })
+    }
+}
+
+/// How an ingest run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Folder of the ledger of done inputs; `None` keeps none.
+    pub state: Option<PathBuf>,
+    /// Local dead-letter file; `None` sends dead letters to the topic only.
+    pub dead_letter_path: Option<PathBuf>,
+    /// Parser limits.
+    pub limits: Limits,
+    /// Set to stop after the input being sent.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSummary {
+    /// Inputs whose records the broker acknowledged in this run.
+    pub inputs_sent: u64,
+    /// Inputs skipped because the ledger says they were sent before.
+    pub inputs_already_sent: u64,
+    /// Events acknowledged.
+    pub events: u64,
+    /// Dead letters by reason.
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
+    /// Inputs that could not be opened or read.
+    pub input_errors: Vec<String>,
+    /// True when asked to stop before the end.
+    pub stopped: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl IngestSummary {
+    /// Events per second over the run.
+    pub fn events_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.events as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The parser's output going straight to the producer.
+struct SendEmit<'p> {
+    sender: InputSender<'p>,
+    dead_letters: Vec<DeadLetter>,
+    error: Option<BusError>,
+}
+
+impl Emit for SendEmit<'_> {
+    fn event(&mut self, event: Event) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.sender.send(&event) {
+            self.error = Some(e);
+        }
+    }
+
+    fn dead_letter(&mut self, dead_letter: DeadLetter) {
+        self.dead_letters.push(dead_letter);
+    }
+}
+
+/// Sends every input to the event topic (see the module page).
+pub fn ingest(
+    inputs: Vec<IngestInput>,
+    bus: &BusConfig,
+    options: &IngestOptions,
+) -> Result<IngestSummary, KafkaError> {
+    let started = Instant::now();
+    ensure_topics(bus, Duration::from_secs(30))?;
+    let producer = EventProducer::new(bus)?;
+    let records = RecordProducer::new(bus)?;
+    let mut ledger = match &options.state {
+        Some(dir) => checkpoint::load(dir)?.map(|c| c.inputs).unwrap_or_default(),
+        None => InputLedger::default(),
+    };
+    let mut dead_file = options.dead_letter_path.clone().map(DeadLetterFile::new);
+    let mut summary = IngestSummary::default();
+    for input in inputs {
+        if options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            summary.stopped = true;
+            break;
+        }
+        let name = input.name();
+        let identity = options.state.as_ref().and(input.identity());
+        if let Some(id) = &identity
+            && ledger.resume(&name, id) == Resume::Done
+        {
+            summary.inputs_already_sent += 1;
+            continue;
+        }
+        let mut ctx = ParseContext::new(name.clone());
+        ctx.limits = options.limits;
+        let bytes = match read_input(&input, &ctx, options.limits) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(input = %name, error = %e, "input could not be read");
+                summary.input_errors.push(e);
+                continue;
+            }
+        };
+        let mut emit = SendEmit {
+            sender: producer.begin_input(name.clone()),
+            dead_letters: Vec::new(),
+            error: None,
+        };
+        if bytes.len() as u64 > options.limits.max_input_bytes {
+            emit.dead_letter(ctx.dead_letter(
+                Position::Whole,
+                "input_too_large",
+                format!(
+                    "input is over the {}-byte limit",
+                    options.limits.max_input_bytes
+                ),
+                b"",
+            ));
+        } else {
+            parse_input(&bytes, &ctx, &mut emit);
+        }
+        let SendEmit {
+            sender,
+            dead_letters,
+            error,
+        } = emit;
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        let ack = sender.finish()?;
+        if !dead_letters.is_empty() {
+            if let Some(f) = dead_file.as_mut() {
+                for dl in &dead_letters {
+                    f.write(dl)?;
+                }
+                f.flush()?;
+            }
+            records.send_json(
+                TopicKind::DeadLetters,
+                dead_letters.iter().map(|d| (d.origin.as_str(), d)),
+            )?;
+            for dl in &dead_letters {
+                *summary
+                    .dead_letters_by_reason
+                    .entry(dl.reason.to_string())
+                    .or_default() += 1;
+            }
+        }
+        summary.events += ack.records;
+        summary.inputs_sent += 1;
+        tracing::debug!(input = %name, records = ack.records, elapsed = ?ack.elapsed, "input acknowledged by the broker");
+        if let (Some(dir), Some(identity)) = (&options.state, identity) {
+            ledger.inputs.insert(
+                name,
+                InputMark {
+                    identity,
+                    records: ack.records + dead_letters.len() as u64,
+                    complete: true,
+                },
+            );
+            let cp = Checkpoint {
+                written_by: format!("trailhound {}", env!("CARGO_PKG_VERSION")),
+                written_at: trailhound_core::time::now_micros(),
+                inputs: ledger.clone(),
+                engine: Vec::new(),
+            };
+            checkpoint::save(dir, &cp)?;
+        }
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn read_input(input: &IngestInput, ctx: &ParseContext, limits: Limits) -> Result<Vec<u8>, String> {
+    match input {
+        IngestInput::Path(p) => read_file(p, ctx).map_err(|e| e.to_string()),
+        IngestInput::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .take(limits.max_input_bytes.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            Ok(bytes)
+        }
+    }
+}

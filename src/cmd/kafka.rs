@@ -1,0 +1,188 @@
+//! `trailhound ingest PATHS --kafka BROKERS` and
+//! `trailhound detect --kafka BROKERS --group NAME`: wiring only, the work is
+//! in `trailhound-kafka`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use trailhound_bus::BusConfig;
+use trailhound_kafka::detect::{DetectIo, DetectOptions};
+use trailhound_kafka::ingest::{IngestInput, IngestOptions};
+use trailhound_sinks::{AlertSink, LakeHook, Metrics, MetricsServer};
+
+use crate::cli::{DetectArgs, IngestArgs};
+
+/// The bus settings: the `kafka:` section of the config file, then
+/// `TRAILHOUND_KAFKA_*`, then `--kafka` for the brokers.
+fn bus_config(brokers: &str, config: Option<&Path>) -> anyhow::Result<BusConfig> {
+    let mut bus = match config {
+        Some(path) => match crate::config::Config::load(path)?.kafka {
+            Some(section) => serde_yaml::from_value::<BusConfig>(section)
+                .with_context(|| format!("config file {}: kafka", path.display()))?,
+            None => BusConfig::default(),
+        },
+        None => BusConfig::default(),
+    };
+    bus.apply_env()?;
+    if !brokers.trim().is_empty() {
+        bus.brokers = brokers.trim().to_string();
+    }
+    bus.validate()?;
+    Ok(bus)
+}
+
+/// SIGINT or SIGTERM set the flag (a second SIGINT exits at once).
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop));
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    Ok(stop)
+}
+
+pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let bus = bus_config(&args.kafka, args.config.as_deref())?;
+    let mut inputs = Vec::new();
+    let mut named = Vec::new();
+    for p in &args.paths {
+        if p == "-" {
+            inputs.push(IngestInput::Stdin);
+        } else {
+            named.push(p.clone());
+        }
+    }
+    let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
+    inputs.extend(files.into_iter().map(IngestInput::Path));
+    let options = IngestOptions {
+        state: args.state.clone(),
+        dead_letter_path: Some(args.dead_letters.clone()),
+        stop: Some(stop_flag()?),
+        ..IngestOptions::default()
+    };
+    let summary = trailhound_kafka::ingest::ingest(inputs, &bus, &options)?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: {} events from {} inputs acknowledged by {} ({:.0} events/s){}",
+            summary.events,
+            summary.inputs_sent,
+            bus.brokers,
+            summary.events_per_second(),
+            if summary.inputs_already_sent > 0 {
+                format!(
+                    "; {} inputs sent before, skipped",
+                    summary.inputs_already_sent
+                )
+            } else {
+                String::new()
+            }
+        );
+        for (reason, n) in &summary.dead_letters_by_reason {
+            eprintln!("  dead letters {reason}: {n}");
+        }
+        for e in &summary.input_errors {
+            eprintln!("  input error: {e}");
+        }
+        if summary.stopped {
+            eprintln!("  stopped before the end: run again to send the rest");
+        }
+    }
+    Ok(if summary.input_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
+    let brokers = args.kafka.as_deref().unwrap_or_default();
+    let bus = bus_config(brokers, args.config.as_deref())?;
+    let Some(group) = args.group.clone() else {
+        bail!("--kafka needs --group NAME: the consumer group whose members share the partitions");
+    };
+    let rules = super::load_rules(&args.rules)?;
+    let suppress = super::detect::load_suppress(args)?;
+    let lateness =
+        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--lateness {:?} is not a number followed by s, m, h or d",
+                args.lateness
+            )
+        })?;
+    let mut sinks: Vec<Box<dyn AlertSink>> = vec![super::detect::stdout_sink(args.format)];
+    let notify = crate::config::load_notify(args.config.as_deref())?;
+    if let Some(n) = notify {
+        if n.replaces_stdout {
+            sinks.clear();
+        }
+        sinks.extend(n.sinks);
+    }
+    let mut lake = super::detect::open_lake(args)?;
+    let endpoint = match args.metrics {
+        Some(addr) => {
+            let metrics = Metrics::new().context("cannot set up the metrics")?;
+            let server = MetricsServer::start(addr, metrics.clone())?;
+            if !args.quiet {
+                eprintln!("metrics: serving http://{}/metrics", server.local_addr());
+            }
+            Some((metrics, server))
+        }
+        None => None,
+    };
+    let options = DetectOptions {
+        state: args.state.clone(),
+        checkpoint_every: Duration::from_secs(args.checkpoint_secs.max(1)),
+        exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
+        lateness_micros: lateness,
+        dead_letter_path: Some(args.dead_letters.clone()),
+        ..DetectOptions::new(group)
+    };
+    let io = DetectIo {
+        sinks: &mut sinks,
+        lake: lake.as_mut().map(|l| l as &mut dyn LakeHook),
+        metrics: endpoint.as_ref().map(|(m, _)| m.clone()),
+        stop: stop_flag()?,
+    };
+    let summary = trailhound_kafka::detect::run(&bus, &rules, suppress, &options, io)?;
+    drop(sinks);
+    if !args.quiet {
+        eprintln!(
+            "detect: {} events from {} in {:.1} s; {} alerts; {} rules per partition, {} through the rekeyed topic ({} rows forwarded, {} applied, {} duplicates skipped)",
+            summary.events,
+            bus.brokers,
+            summary.elapsed.as_secs_f64(),
+            summary.alerts(),
+            summary.rules_principal,
+            summary.rules_rekeyed,
+            summary.forwarded,
+            summary.rekeyed_applied,
+            summary.rekeyed_duplicates,
+        );
+        eprintln!(
+            "  partitions restored from checkpoints: {}; checkpoints written: {}; records skipped as already in restored state: {}; rebalances: {}",
+            summary.partitions_restored,
+            summary.checkpoints,
+            summary.skipped_restored,
+            summary.rebalances,
+        );
+        for (rule, n) in &summary.alerts_by_rule {
+            eprintln!("  alerts {rule}: {n}");
+        }
+        for (reason, n) in &summary.dead_letters_by_reason {
+            eprintln!("  dead letters {reason}: {n}");
+        }
+        if summary.rule_errors > 0 {
+            eprintln!("  rule errors: {}", summary.rule_errors);
+        }
+    }
+    Ok(if summary.rule_errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
