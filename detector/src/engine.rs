@@ -26,6 +26,7 @@ use trailhound_rules::{CompiledRule, RuleError, RuleSet, Suppress};
 use crate::baseline::{BaselineLimits, BaselineSnapshot, BaselineStats, BaselineStore};
 use crate::correlate::{CorrelateState, Joins, SideRow};
 use crate::dedup::{Dedup, Verdict};
+use crate::link::{LinkConfig, LinkContext, RowLink};
 use crate::prefilter::{self, Hits, NameIndex};
 use crate::sequence::{SequenceState, StartMeta};
 use crate::window::{GroupMeta, RowInfo, WindowState};
@@ -93,6 +94,7 @@ pub struct Engine {
     sequences: Vec<Option<SequenceState>>,
     correlations: Vec<Option<CorrelateState>>,
     baselines: BaselineStore,
+    links: LinkContext,
     idx_event_time: usize,
     idx_event_id: usize,
     idx_principal: usize,
@@ -137,6 +139,7 @@ impl Engine {
         Self {
             rules,
             baselines,
+            links: LinkContext::default(),
             suppress: Suppress::default(),
             dedup: Dedup::default(),
             stats: EngineStats::default(),
@@ -158,6 +161,13 @@ impl Engine {
             idx_session_id: idx(columns::SESSION_ID),
             idx_target: idx(columns::TARGET),
         }
+    }
+
+    /// Sets how gateway logins and AWS principals are linked for the
+    /// context every alert carries ([`crate::link`]).
+    pub fn with_links(mut self, config: LinkConfig) -> Self {
+        self.links = LinkContext::new(config);
+        self
     }
 
     /// Sets the global suppress list: events from these principals, accounts
@@ -270,6 +280,7 @@ impl Engine {
             .column(self.idx_event_time)
             .as_primitive::<TimestampMicrosecondType>();
         let batch_newest = times.values().iter().copied().max();
+        let row_links = self.links.observe(batch);
         let mut alerts = Vec::new();
         let mut candidates = Vec::new();
         let rules = std::mem::take(&mut self.rules);
@@ -318,7 +329,30 @@ impl Engine {
             candidates.extend(self.close(Some(watermark))?);
         }
         alerts.extend(self.finish(candidates));
+        if !row_links.is_empty() {
+            self.annotate_links(&mut alerts, &row_links);
+        }
         Ok(alerts)
+    }
+
+    /// Gives each alert of this batch the other side of its gateway <-> AWS
+    /// link (see [`crate::link`]), found through its first linked event.
+    /// Correlation rules already show both sides and are left as they are.
+    fn annotate_links(&self, alerts: &mut [Alert], row_links: &HashMap<String, RowLink>) {
+        for alert in alerts {
+            let correlation = self
+                .rules
+                .rules()
+                .iter()
+                .find(|r| r.id == alert.rule_id)
+                .is_some_and(|r| r.correlate().is_some());
+            if correlation {
+                continue;
+            }
+            if let Some(link) = alert.event_ids.iter().find_map(|id| row_links.get(id)) {
+                self.links.annotate(alert, link);
+            }
+        }
     }
 
     /// Closes every window and ends every sequence wait: call at the end of

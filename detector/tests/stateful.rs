@@ -218,3 +218,86 @@ fn a_gateway_session_then_iam_through_the_linked_role_is_one_alert_showing_comma
     assert!(!a.event_ids.contains(&"c4".to_string()));
     assert_eq!(a.event_count, 6);
 }
+
+fn linked_role_stop_logging(id: &str, second: u32, role: &str, login: &str) -> String {
+    format!(
+        r#"{{"eventTime":"2026-11-02T10:00:{second:02}Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","eventID":"{id}","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.5","readOnly":false,"requestParameters":{{"name":"main"}},"userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/{role}/{login}","accountId":"111122223333","sessionContext":{{"sourceIdentity":"{login}","sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::111122223333:role/{role}"}}}}}}}}"#
+    )
+}
+
+#[test]
+fn alerts_on_either_side_of_a_gateway_link_carry_the_other_side() {
+    let before = [
+        session_command(1, 5, "alice", "aws sts get-caller-identity"),
+        session_command(2, 20, "alice", "aws cloudtrail stop-logging --name main"),
+    ]
+    .join("\n");
+    let trail = [
+        linked_role_stop_logging("s1", 30, "gateway-ops", "alice"),
+        // A login with no gateway activity: nothing to link.
+        linked_role_stop_logging("s2", 31, "break-glass", "bob"),
+    ]
+    .join("\n");
+    let after = session_command(3, 50, "alice", "history -c");
+    let mut engine = builtin();
+    let memory = MemorySink::new();
+    let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(memory.clone())];
+    let config = PipelineConfig {
+        dead_letter_path: None,
+        readers: 1,
+        ..PipelineConfig::default()
+    };
+    let inputs = [
+        ("before.jsonl", before),
+        ("trail.jsonl", trail),
+        ("after.jsonl", after),
+    ]
+    .into_iter()
+    .map(|(name, text)| Input::Bytes {
+        name: name.into(),
+        bytes: text.into_bytes(),
+    })
+    .collect();
+    run(inputs, &mut engine, &mut sinks, &config, None).unwrap_or_else(|e| panic!("{e}"));
+    let alerts = memory.alerts();
+
+    let stopped = of(&alerts, "aws-cloudtrail-logging-stopped");
+    let alice = stopped
+        .iter()
+        .find(|a| a.event_ids.iter().any(|id| id == "s1"))
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    for shown in [
+        "gateway user alice typed before this",
+        "bastion-1 (g-7): aws cloudtrail stop-logging --name main",
+        "bastion-1 (g-7): aws sts get-caller-identity",
+    ] {
+        assert!(
+            alice.evidence.contains(shown),
+            "{shown} missing from: {}",
+            alice.evidence
+        );
+    }
+    let bob = stopped
+        .iter()
+        .find(|a| a.event_ids.iter().any(|id| id == "s2"))
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert!(
+        !bob.evidence.contains("typed before this"),
+        "{}",
+        bob.evidence
+    );
+
+    let wiped = of(&alerts, "session-history-wiped");
+    assert_eq!(wiped.len(), 1, "{alerts:#?}");
+    for shown in [
+        "AWS calls through alice's linked principal",
+        "arn:aws:iam::111122223333:role/gateway-ops cloudtrail:StopLogging",
+    ] {
+        assert!(
+            wiped[0].evidence.contains(shown),
+            "{shown} missing from: {}",
+            wiped[0].evidence
+        );
+    }
+    assert!(!wiped[0].evidence.contains("bob"), "{}", wiped[0].evidence);
+}
