@@ -322,9 +322,20 @@ pub enum BaselineCommand {
 
 #[derive(Debug, Args)]
 pub struct BaselineBuildArgs {
-    /// History to learn from: files, folders (read recursively), globs, or - for standard input.
-    #[arg(value_name = "PATHS", required = true)]
+    /// History to learn from: files, folders (read recursively), globs, or - for standard input
+    /// (after the lake's events, when --lake is given too).
+    #[arg(value_name = "PATHS", required_unless_present = "lake")]
     pub paths: Vec<String>,
+    /// Also learn from the audit lake's events in this folder (oldest first, hour by hour).
+    #[arg(long, value_name = "DIR")]
+    pub lake: Option<PathBuf>,
+    /// With --lake: the first event time to learn from (RFC 3339, or UTC as 2026-11-02,
+    /// 2026-11-02T10, 2026-11-02T10:30). Default: the lake's beginning.
+    #[arg(long, value_name = "TIME", requires = "lake")]
+    pub from: Option<String>,
+    /// With --lake: learn from events before this time (written like --from). Default: all.
+    #[arg(long, value_name = "TIME", requires = "lake")]
+    pub to: Option<String>,
     /// The state folder to write (created if missing; an existing checkpoint there is resumed
     /// and added to, inputs it has read already are skipped).
     #[arg(long, value_name = "DIR")]

@@ -164,3 +164,38 @@ fn a_build_without_baseline_rules_or_inputs_and_a_show_without_checkpoint_are_cl
     let err = text(&show.stderr);
     assert!(err.contains("no checkpoint"), "{err}");
 }
+
+#[test]
+fn a_baseline_built_from_the_audit_lake_makes_the_first_live_call_from_a_new_network_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (history, live) = history_and_live(dir.path());
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_str().unwrap();
+    let kept = trailhound(
+        &["detect", &history, "--lake", lake_s, "--quiet"],
+        dir.path(),
+    );
+    assert!(kept.status.success(), "{}", text(&kept.stderr));
+
+    let state = dir.path().join("state");
+    let state_s = state.to_str().unwrap();
+    let build = trailhound(
+        &["baseline", "build", "--lake", lake_s, "--state", state_s],
+        dir.path(),
+    );
+    let err = text(&build.stderr);
+    assert!(build.status.success(), "{err}");
+    assert!(err.contains("30 event(s) learnt"), "{err}");
+
+    let out = trailhound(
+        &["detect", &live, "--format", "json", "--state", state_s],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        alerts_of(&text(&out.stdout), RULE).len(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -203,16 +203,29 @@ pub fn run(
     options: &BacktestOptions,
     on_alert: &mut dyn FnMut(&Alert),
 ) -> Result<BacktestReport, BacktestError> {
+    let mut engine = Engine::new(rules)
+        .with_suppress(options.suppress.clone())
+        .with_lateness(options.lateness_micros);
+    replay(&mut engine, options, true, on_alert)
+}
+
+/// [`run`] on an engine the caller made (one restored from a checkpoint,
+/// or one that only learns, as `trailhound baseline build --lake` does).
+/// `flush` closes windows and sequences at the end of the range; without
+/// it their state stays in the engine for whatever comes next.
+pub fn replay(
+    engine: &mut Engine,
+    options: &BacktestOptions,
+    flush: bool,
+    on_alert: &mut dyn FnMut(&Alert),
+) -> Result<BacktestReport, BacktestError> {
     if options.from >= options.to {
         return Err(BacktestError::EmptyRange {
             from: format_micros(options.from),
             to: format_micros(options.to),
         });
     }
-    let mut engine = Engine::new(rules)
-        .with_suppress(options.suppress.clone())
-        .with_lateness(options.lateness_micros);
-    let mut tally = Tally::new(&engine, options.samples);
+    let mut tally = Tally::new(engine, options.samples);
     let hours: Vec<_> = partitions(&options.lake, Table::Events)
         .map_err(|source| BacktestError::List {
             path: options.lake.join(Table::Events.folder()),
@@ -272,14 +285,16 @@ pub fn run(
             }
         }
     }
-    match engine.flush() {
-        Ok(alerts) => tally.add(&alerts, on_alert),
-        Err(e) => {
-            tracing::error!(error = %e, "Closing windows at the end of the range failed.");
-            tally.rule_errors += 1;
+    if flush {
+        match engine.flush() {
+            Ok(alerts) => tally.add(&alerts, on_alert),
+            Err(e) => {
+                tracing::error!(error = %e, "Closing windows at the end of the range failed.");
+                tally.rule_errors += 1;
+            }
         }
     }
-    Ok(tally.report(&engine, options, hours.len()))
+    Ok(tally.report(engine, options, hours.len()))
 }
 
 /// The rows of an hour's sorted batches inside `[from, to)`, as one batch.

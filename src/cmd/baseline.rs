@@ -1,5 +1,5 @@
-//! `trailhound baseline build PATHS --state DIR`: learn baselines from
-//! history without alerting; `trailhound baseline show --state DIR`: what a
+//! `trailhound baseline build [PATHS] [--lake DIR] --state DIR`: learn
+//! baselines from history (the audit lake, then files) without alerting; `trailhound baseline show --state DIR`: what a
 //! state folder has learnt.
 //!
 //! The build runs only the rules with a `baseline:` block through the same
@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use trailhound_detector::backtest::{self, BacktestOptions};
+use trailhound_detector::checkpoint::Checkpoint;
 use trailhound_detector::pipeline::{EndOfInput, RunOptions, StateConfig};
 use trailhound_detector::{Engine, Input, PipelineConfig, Progress, checkpoint};
 use trailhound_rules::RuleSet;
@@ -42,7 +44,80 @@ fn baseline_rules(args: &RuleArgs) -> anyhow::Result<RuleSet> {
     Ok(RuleSet::from_rules(rules))
 }
 
+/// Learns the lake's events of the range into the checkpoint of the state
+/// folder (restoring it first when there is one).
+fn build_from_lake(
+    args: &BaselineBuildArgs,
+    lake: &std::path::Path,
+    lateness: i64,
+) -> anyhow::Result<()> {
+    let time = |flag: &str, text: &Option<String>, default: i64| {
+        match text {
+        None => Ok(default),
+        Some(t) => backtest::parse_time(t).ok_or_else(|| {
+            anyhow::anyhow!("{flag} {t:?} is not a time: give RFC 3339 or, in UTC, 2026-11-02, 2026-11-02T10 or 2026-11-02T10:30")
+        }),
+    }
+    };
+    let from = time("--from", &args.from, 0)?;
+    let to = time("--to", &args.to, i64::MAX / 2)?;
+    let mut engine = Engine::new(baseline_rules(&args.rules)?).with_lateness(lateness);
+    let previous = checkpoint::load(&args.state)?;
+    if let Some(cp) = &previous {
+        engine.restore_state(&cp.engine).map_err(|reason| {
+            anyhow::anyhow!(
+                "the checkpoint in {} cannot be restored: {reason}",
+                args.state.display()
+            )
+        })?;
+    }
+    let options = BacktestOptions::new(lake, from, to);
+    let report = backtest::replay(&mut engine, &options, false, &mut |_| {})
+        .with_context(|| format!("cannot learn from the lake at {}", lake.display()))?;
+    let state = engine.save_state().map_err(anyhow::Error::msg)?;
+    let cp = Checkpoint {
+        written_by: format!("trailhound {}", env!("CARGO_PKG_VERSION")),
+        written_at: trailhound_core::time::now_micros(),
+        inputs: previous.map(|p| p.inputs).unwrap_or_default(),
+        engine: state,
+    };
+    checkpoint::save(&args.state, &cp)?;
+    if !args.quiet {
+        eprintln!(
+            "lake:          {} event(s) learnt from {} hour partition(s) of {} ({} departure(s) in them not alerted)",
+            report.events,
+            report.partitions,
+            lake.display(),
+            report.alerts
+        );
+        if args.paths.is_empty() {
+            eprint!("{}", keys_table(&engine));
+            eprintln!(
+                "state:         {}; start live with `trailhound detect --state {} ...`",
+                args.state.display(),
+                args.state.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn build(args: &BaselineBuildArgs) -> anyhow::Result<ExitCode> {
+    let lateness =
+        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--lateness {:?} is not a number followed by s, m, h or d",
+                args.lateness
+            )
+        })?;
+    std::fs::create_dir_all(&args.state)
+        .with_context(|| format!("cannot create the state folder {}", args.state.display()))?;
+    if let Some(lake) = &args.lake {
+        build_from_lake(args, lake, lateness)?;
+        if args.paths.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let mut inputs = Vec::new();
     let mut named = Vec::new();
     for p in &args.paths {
@@ -55,15 +130,6 @@ fn build(args: &BaselineBuildArgs) -> anyhow::Result<ExitCode> {
     let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
     inputs.extend(files.into_iter().map(Input::Path));
     let rules = baseline_rules(&args.rules)?;
-    let lateness =
-        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--lateness {:?} is not a number followed by s, m, h or d",
-                args.lateness
-            )
-        })?;
-    std::fs::create_dir_all(&args.state)
-        .with_context(|| format!("cannot create the state folder {}", args.state.display()))?;
     let mut engine = Engine::new(rules).with_lateness(lateness);
     let mut config = PipelineConfig {
         dead_letter_path: Some(args.dead_letters.clone()),
@@ -161,7 +227,7 @@ fn show(state: &std::path::Path, rules: &RuleArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let mut out = format!(
-        "checkpoint:    {} (written by trailhound {} at {})\n",
+        "checkpoint:    {} (written by {} at {})\n",
         checkpoint::path_in(state).display(),
         cp.written_by,
         trailhound_core::time::format_micros(cp.written_at)
