@@ -202,6 +202,13 @@ fn same_alerts_as_live(live: &Live, to: &str) -> serde_json::Value {
     );
     assert_eq!(replayed, live.alerts, "backtest and live alerts differ");
     assert_eq!(report["alerts"].as_u64(), Some(live.alerts.len() as u64));
+    // And the report's own comparison with the lake's alerts table agrees.
+    assert_eq!(
+        report["lake_alerts"].as_u64(),
+        Some(live.alerts.len() as u64)
+    );
+    assert_eq!(report["new_alerts"].as_u64(), Some(0));
+    assert_eq!(report["gone_alerts"].as_u64(), Some(0));
     report
 }
 
@@ -243,6 +250,7 @@ fn the_range_prunes_and_bad_times_are_refused() {
     assert_eq!(report["partitions"].as_u64(), Some(0));
     assert_eq!(report["events"].as_u64(), Some(0));
     assert_eq!(report["alerts"].as_u64(), Some(0));
+    assert_eq!(report["lake_alerts"].as_u64(), Some(0));
 
     // One hour: only that partition is read, and its count is the lake's.
     let out = backtest(

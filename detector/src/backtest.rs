@@ -14,7 +14,7 @@
 //! The engine starts empty: baselines learn from the range itself, and
 //! dedup, windows and sequences see only its events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -128,6 +128,13 @@ pub struct RuleReport {
     pub alerts: u64,
     /// Its matches before dedup (windows and sequences: the ones that fired).
     pub matches: u64,
+    /// Its alerts in the lake's `alerts` table for the range (what the live
+    /// runs that wrote the lake raised).
+    pub live: u64,
+    /// Alerts the backtest raised that the lake does not hold (by alert id).
+    pub new: u64,
+    /// Alerts the lake holds that the backtest did not raise.
+    pub gone: u64,
     /// The responses its `respond:` names, with what they would have done.
     pub responses: Vec<ResponseReport>,
     /// The first alerts it raised, at most [`BacktestOptions::samples`].
@@ -156,7 +163,15 @@ pub struct BacktestReport {
     /// Rows left out of windows as late (0 in an event-time-ordered replay
     /// unless the lateness is shorter than a window's slide allows).
     pub late_rows: u64,
-    /// The rules that fired, most alerts first.
+    /// Alerts in the lake's `alerts` table for the range, of the rules that ran.
+    pub lake_alerts: u64,
+    /// Backtest alerts the lake does not hold.
+    pub new_alerts: u64,
+    /// Lake alerts the backtest did not raise.
+    pub gone_alerts: u64,
+    /// Alerts in the lake for the range from rules that did not run.
+    pub lake_alerts_other_rules: u64,
+    /// The rules that fired, in the backtest or in the lake, most alerts first.
     pub rules: Vec<RuleReport>,
 }
 
@@ -294,7 +309,56 @@ pub fn replay(
             }
         }
     }
-    Ok(tally.report(engine, options, hours.len()))
+    let live = lake_alerts(&lake, options)?;
+    Ok(tally.report(engine, options, hours.len(), live))
+}
+
+/// The alert ids per rule in the lake's `alerts` table whose first event
+/// time is in the range (read from the `date` partitions it spans).
+fn lake_alerts(
+    lake: &LakeQuery,
+    options: &BacktestOptions,
+) -> Result<BTreeMap<String, BTreeSet<String>>, BacktestError> {
+    let day = |t: i64| {
+        chrono::DateTime::from_timestamp_micros(t).map(|d| d.format("%Y-%m-%d").to_string())
+    };
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (Some(first), Some(last)) = (day(options.from), day(options.to.saturating_sub(1))) else {
+        return Ok(out);
+    };
+    let sql = format!(
+        "SELECT alert_id, rule_id, CAST(first_event_time AS BIGINT) AS t FROM alerts \
+         WHERE date >= '{first}' AND date <= '{last}'"
+    );
+    let lake_error = |source| BacktestError::Lake {
+        partition: "table=alerts".into(),
+        source,
+    };
+    let schema_error = |reason: String| BacktestError::Schema {
+        partition: "table=alerts".into(),
+        reason,
+    };
+    let (_, batches) = lake.query(&sql).map_err(lake_error)?;
+    for batch in &batches {
+        let text = |i: usize| {
+            cast(batch.column(i), &DataType::Utf8).map_err(|e| schema_error(e.to_string()))
+        };
+        let (ids, rules) = (text(0)?, text(1)?);
+        let times =
+            cast(batch.column(2), &DataType::Int64).map_err(|e| schema_error(e.to_string()))?;
+        let (ids, rules) = (ids.as_string::<i32>(), rules.as_string::<i32>());
+        let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+        for row in 0..batch.num_rows() {
+            let t = times.value(row);
+            if ids.is_null(row) || rules.is_null(row) || t < options.from || t >= options.to {
+                continue;
+            }
+            out.entry(rules.value(row).to_string())
+                .or_default()
+                .insert(ids.value(row).to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// The rows of an hour's sorted batches inside `[from, to)`, as one batch.
@@ -356,6 +420,7 @@ fn normalise(batch: &RecordBatch, partition: &str) -> Result<RecordBatch, Backte
 #[derive(Default)]
 struct RuleTally {
     alerts: u64,
+    ids: BTreeSet<String>,
     samples: Vec<Alert>,
     responses: BTreeMap<usize, (u64, u64)>,
 }
@@ -393,6 +458,7 @@ impl Tally {
             on_alert(alert);
             let tally = self.per_rule.entry(alert.rule_id.clone()).or_default();
             tally.alerts += 1;
+            tally.ids.insert(alert.alert_id.clone());
             if tally.samples.len() < self.samples {
                 tally.samples.push(alert.clone());
             }
@@ -415,17 +481,26 @@ impl Tally {
     }
 
     fn report(
-        self,
+        mut self,
         engine: &Engine,
         options: &BacktestOptions,
         partitions: usize,
+        mut live: BTreeMap<String, BTreeSet<String>>,
     ) -> BacktestReport {
         let stats = engine.stats();
         let mut rules: Vec<RuleReport> = Vec::new();
         let mut total = 0;
+        let (mut lake_total, mut new_total, mut gone_total) = (0, 0, 0);
+        // Rules that fired only live get an entry too (with 0 alerts).
+        for id in live.keys() {
+            if engine.rules().rules().iter().any(|r| &r.id == id) {
+                self.per_rule.entry(id.clone()).or_default();
+            }
+        }
         for (id, tally) in self.per_rule {
             let RuleTally {
                 alerts,
+                ids,
                 samples,
                 responses,
             } = tally;
@@ -433,6 +508,12 @@ impl Tally {
             let Some(rule) = engine.rules().rules().iter().find(|r| r.id == id) else {
                 continue;
             };
+            let in_lake = live.remove(&id).unwrap_or_default();
+            let new = ids.difference(&in_lake).count() as u64;
+            let gone = in_lake.difference(&ids).count() as u64;
+            lake_total += in_lake.len() as u64;
+            new_total += new;
+            gone_total += gone;
             let responses = rule
                 .respond
                 .iter()
@@ -452,11 +533,19 @@ impl Tally {
                 severity: rule.severity,
                 alerts,
                 matches: stats.matches.get(&id).copied().unwrap_or_default(),
+                live: in_lake.len() as u64,
+                new,
+                gone,
                 responses,
                 samples,
             });
         }
-        rules.sort_by(|a, b| b.alerts.cmp(&a.alerts).then(a.rule_id.cmp(&b.rule_id)));
+        rules.sort_by(|a, b| {
+            b.alerts
+                .cmp(&a.alerts)
+                .then(b.live.cmp(&a.live))
+                .then(a.rule_id.cmp(&b.rule_id))
+        });
         BacktestReport {
             from: format_micros(options.from),
             to: format_micros(options.to),
@@ -467,6 +556,10 @@ impl Tally {
             alerts: total,
             rule_errors: self.rule_errors,
             late_rows: engine.late_dropped(),
+            lake_alerts: lake_total,
+            new_alerts: new_total,
+            gone_alerts: gone_total,
+            lake_alerts_other_rules: live.values().map(|ids| ids.len() as u64).sum(),
             rules,
         }
     }
@@ -495,9 +588,24 @@ impl BacktestReport {
             out,
             "{} alert(s) from {} rule(s); {} rule error(s); {} late row(s)",
             self.alerts,
-            self.rules.len(),
+            self.rules.iter().filter(|r| r.alerts > 0).count(),
             self.rule_errors,
             self.late_rows
+        )?;
+        writeln!(
+            out,
+            "against the lake's alerts: {} there, {} new, {} gone{}",
+            self.lake_alerts,
+            self.new_alerts,
+            self.gone_alerts,
+            if self.lake_alerts_other_rules > 0 {
+                format!(
+                    " ({} more from rules that did not run)",
+                    self.lake_alerts_other_rules
+                )
+            } else {
+                String::new()
+            }
         )?;
         if self.rules.is_empty() {
             return Ok(());
@@ -512,8 +620,8 @@ impl BacktestReport {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<width$}  {:>6}  {:>7}  {:<13}  responses (would take / never on root or AWS services)",
-            "rule", "alerts", "matches", "severity"
+            "{:<width$}  {:>6}  {:>7}  {:>5}  {:>4}  {:>4}  {:<13}  responses (would take / never on root or AWS services)",
+            "rule", "alerts", "matches", "live", "new", "gone", "severity"
         )?;
         for r in &self.rules {
             let responses = if r.responses.is_empty() {
@@ -538,14 +646,17 @@ impl BacktestReport {
             };
             writeln!(
                 out,
-                "{:<width$}  {:>6}  {:>7}  {:<13}  {responses}",
+                "{:<width$}  {:>6}  {:>7}  {:>5}  {:>4}  {:>4}  {:<13}  {responses}",
                 r.rule_id,
                 r.alerts,
                 r.matches,
+                r.live,
+                r.new,
+                r.gone,
                 r.severity.as_str()
             )?;
         }
-        for r in &self.rules {
+        for r in self.rules.iter().filter(|r| r.alerts > 0) {
             writeln!(out)?;
             writeln!(out, "{} ({}): {}", r.rule_id, r.severity, r.title)?;
             for a in &r.samples {
@@ -639,6 +750,11 @@ mod tests {
         let report = run(rules(), &options, &mut |a| seen.push(a.clone())).unwrap();
         assert_eq!(report.partitions, 2);
         assert_eq!(report.events, 4);
+        // The lake has no alerts: all of them are new.
+        assert_eq!(
+            (report.lake_alerts, report.new_alerts, report.gone_alerts),
+            (0, 3, 0)
+        );
         // alice: minutes 5 and 30 are one alert, 70 opens the next period; root: one.
         assert_eq!(report.alerts, 3);
         let alice: Vec<i64> = seen
@@ -657,6 +773,24 @@ mod tests {
             (r.responses[1].would_take, r.responses[1].never_acted_on),
             (3, 0)
         );
+
+        // Compared with the lake's alerts: one of them there, one the rules
+        // no longer raise, one from a rule that did not run.
+        let mut ghost = seen[0].clone();
+        ghost.alert_id = "ghost".into();
+        let mut other = seen[0].clone();
+        other.alert_id = "other".into();
+        other.rule_id = "not-running".into();
+        lake.write_alerts(&[seen[0].clone(), ghost, other]).unwrap();
+        lake.close().unwrap();
+        let report = run(rules(), &options, &mut |_| {}).unwrap();
+        assert_eq!(
+            (report.lake_alerts, report.new_alerts, report.gone_alerts),
+            (2, 2, 1)
+        );
+        assert_eq!(report.lake_alerts_other_rules, 1);
+        let r = &report.rules[0];
+        assert_eq!((r.alerts, r.live, r.new, r.gone), (3, 2, 2, 1));
 
         // The range prunes: only the first hour, and within it from minute 6.
         let options = BacktestOptions::new(dir.path(), at(6), at(60));
