@@ -103,13 +103,7 @@ fn build_from_lake(
 }
 
 fn build(args: &BaselineBuildArgs) -> anyhow::Result<ExitCode> {
-    let lateness =
-        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--lateness {:?} is not a number followed by s, m, h or d",
-                args.lateness
-            )
-        })?;
+    let lateness = super::lateness_micros(&args.lateness)?;
     std::fs::create_dir_all(&args.state)
         .with_context(|| format!("cannot create the state folder {}", args.state.display()))?;
     if let Some(lake) = &args.lake {
@@ -118,17 +112,7 @@ fn build(args: &BaselineBuildArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let mut inputs = Vec::new();
-    let mut named = Vec::new();
-    for p in &args.paths {
-        if p == "-" {
-            inputs.push(Input::Stdin);
-        } else {
-            named.push(p.clone());
-        }
-    }
-    let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
-    inputs.extend(files.into_iter().map(Input::Path));
+    let inputs = super::expand_inputs(&args.paths, || Input::Stdin, Input::Path)?;
     let rules = baseline_rules(&args.rules)?;
     let mut engine = Engine::new(rules).with_lateness(lateness);
     let mut config = PipelineConfig {

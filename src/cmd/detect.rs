@@ -22,17 +22,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     if args.paths.is_empty() {
         bail!("nothing to read: give files, folders, globs or - for standard input (or --demo)");
     }
-    let mut inputs = Vec::new();
-    let mut named = Vec::new();
-    for p in &args.paths {
-        if p == "-" {
-            inputs.push(Input::Stdin);
-        } else {
-            named.push(p.clone());
-        }
-    }
-    let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
-    inputs.extend(files.into_iter().map(Input::Path));
+    let inputs = super::expand_inputs(&args.paths, || Input::Stdin, Input::Path)?;
     let rules = super::load_rules(&args.rules)?;
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![stdout_sink(args.format)];
     let run = run_pipeline(inputs, rules, &mut sinks, args)?;
@@ -186,13 +176,7 @@ pub fn run_pipeline(
         sinks.extend(n.sinks);
     }
     let suppress = load_suppress(args)?;
-    let lateness =
-        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--lateness {:?} is not a number followed by s, m, h or d",
-                args.lateness
-            )
-        })?;
+    let lateness = super::lateness_micros(&args.lateness)?;
     let mut engine = Engine::new(rules)
         .with_suppress(suppress)
         .with_lateness(lateness);

@@ -35,3 +35,33 @@ pub fn load_rules(args: &RuleArgs) -> anyhow::Result<trailhound_rules::RuleSet> 
     };
     Ok(trailhound_rules::RuleSet::load(&options)?)
 }
+
+/// The inputs of a command line: `-` is standard input, anything else a
+/// file, folder (read recursively) or glob, expanded in the order file
+/// names say they were written.
+pub fn expand_inputs<T>(
+    paths: &[String],
+    stdin: impl Fn() -> T,
+    path: impl Fn(std::path::PathBuf) -> T,
+) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context;
+    let mut inputs = Vec::new();
+    let mut named = Vec::new();
+    for p in paths {
+        if p == "-" {
+            inputs.push(stdin());
+        } else {
+            named.push(p.clone());
+        }
+    }
+    let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
+    inputs.extend(files.into_iter().map(path));
+    Ok(inputs)
+}
+
+/// `--lateness` in microseconds.
+pub fn lateness_micros(text: &str) -> anyhow::Result<i64> {
+    trailhound_rules::rule::parse_period_micros(text).ok_or_else(|| {
+        anyhow::anyhow!("--lateness {text:?} is not a number followed by s, m, h or d")
+    })
+}
