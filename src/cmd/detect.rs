@@ -200,6 +200,10 @@ pub fn run_pipeline(
     });
     let mut lake = open_lake(args)?;
     let endpoint = start_metrics(args)?;
+    if let Some((m, _)) = &endpoint {
+        // The notify sinks' counters, read at every scrape.
+        m.watch_sinks(notify_stats.iter().cloned());
+    }
     let stop = Arc::clone(&progress.stop);
     let options = RunOptions {
         progress: Some(progress),

@@ -155,6 +155,12 @@ struct Inner {
     checkpoints: IntCounter,
     consumer_lag: IntGaugeVec,
     actions: IntCounterVec,
+    /// Notification sinks (`notify:`): deliveries by result, dead letters,
+    /// queue depth; read from the sinks' counters at each scrape.
+    notify: IntCounterVec,
+    notify_dead_letters: IntCounterVec,
+    notify_queue: IntGaugeVec,
+    sinks: Mutex<Vec<crate::notify::StatsHandle>>,
     /// Newest ingest time of the batches evaluated so far (µs), `i64::MIN`
     /// before the first: the ingest clock of event-to-alert latency.
     newest_ingest: AtomicI64,
@@ -383,6 +389,30 @@ impl Metrics {
                 "Response actions, by kind and outcome.",
                 &["kind", "outcome"],
             )?,
+            notify: counter_vec(
+                &r,
+                "trailhound_notify_total",
+                "Notification sink jobs, by sink, kind and result (sent, retried, failed, dropped, not_routed).",
+                &["sink", "kind", "result"],
+            )?,
+            notify_dead_letters: counter_vec(
+                &r,
+                "trailhound_notify_dead_letters_total",
+                "Alerts a notification sink wrote to its dead-letter file, by sink and kind.",
+                &["sink", "kind"],
+            )?,
+            notify_queue: reg(
+                &r,
+                "trailhound_notify_queue_depth",
+                IntGaugeVec::new(
+                    Opts::new(
+                        "trailhound_notify_queue_depth",
+                        "Alerts waiting or in flight in a notification sink's queue.",
+                    ),
+                    &["sink", "kind"],
+                ),
+            )?,
+            sinks: Mutex::new(Vec::new()),
             newest_ingest: AtomicI64::new(i64::MIN),
             registry: r,
         };
@@ -534,8 +564,58 @@ impl Metrics {
         }
     }
 
+    /// Reports the counters of these notification sinks (the `notify:`
+    /// sinks of a config file) at every scrape, beside those watched before.
+    pub fn watch_sinks(&self, handles: impl IntoIterator<Item = crate::notify::StatsHandle>) {
+        if let Ok(mut sinks) = self.inner.sinks.lock() {
+            sinks.extend(handles);
+        }
+        self.refresh_sinks();
+    }
+
+    /// Moves the notification series up to the sinks' counters now.
+    fn refresh_sinks(&self) {
+        let Ok(sinks) = self.inner.sinks.lock() else {
+            return;
+        };
+        for handle in sinks.iter() {
+            let st = handle.snapshot();
+            let (sink, kind) = (st.name.as_str(), st.kind.as_str());
+            for (result, total) in [
+                ("sent", st.sent),
+                ("retried", st.retried),
+                ("failed", st.failed),
+                ("dropped", st.dropped),
+                ("not_routed", st.not_routed),
+            ] {
+                if let Some(c) = child(
+                    &self.inner.notify,
+                    "trailhound_notify_total",
+                    &[sink, kind, result],
+                ) {
+                    advance(&c, total);
+                }
+            }
+            if let Some(c) = child(
+                &self.inner.notify_dead_letters,
+                "trailhound_notify_dead_letters_total",
+                &[sink, kind],
+            ) {
+                advance(&c, st.dead_lettered);
+            }
+            if let Some(g) = child(
+                &self.inner.notify_queue,
+                "trailhound_notify_queue_depth",
+                &[sink, kind],
+            ) {
+                g.set(i64::try_from(st.queue_depth).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     /// Every metric in the text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
+        self.refresh_sinks();
         let last = self.inner.last_checkpoint.lock().ok().and_then(|l| *l);
         if let Some(at) = last
             && let Some(g) = child(

@@ -558,3 +558,57 @@ fn metric_names(expr: &str) -> Vec<String> {
     }
     names
 }
+
+#[test]
+fn notification_sinks_are_reported_at_each_scrape() {
+    use crate::AlertSink;
+    use crate::notify::{DeliveryPolicy, Route, SlackConfig, SlackSink};
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = DeliveryPolicy {
+        dead_letters: dir.path().join("dead.jsonl"),
+        ..DeliveryPolicy::default()
+    };
+    let route = Route::new(Severity::Critical, Vec::new(), &[] as &[&str]).unwrap();
+    let mut sink = SlackSink::new(
+        SlackConfig {
+            name: "chat".into(),
+            webhook_url: "http://127.0.0.1:9/services/x".into(),
+        },
+        route,
+        policy,
+    )
+    .unwrap();
+    let m = Metrics::new().unwrap();
+    assert!(!m.render().contains("trailhound_notify_total"));
+    m.watch_sinks([sink.stats_handle()]);
+    let series = r#"trailhound_notify_total{kind="slack",result="not_routed",sink="chat"}"#;
+    assert_eq!(sample(&m.render(), series), Some(0.0));
+    // Not routed (below critical): counted by the sink, seen at the next scrape.
+    sink.send(&alert("r", Severity::Low, 0, 1)).unwrap();
+    sink.send(&alert("r", Severity::Low, 0, 1)).unwrap();
+    let text = m.render();
+    assert_eq!(sample(&text, series), Some(2.0));
+    assert_eq!(
+        sample(
+            &text,
+            r#"trailhound_notify_total{kind="slack",result="sent",sink="chat"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"trailhound_notify_queue_depth{kind="slack",sink="chat"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"trailhound_notify_dead_letters_total{kind="slack",sink="chat"}"#
+        ),
+        Some(0.0)
+    );
+    drop(sink);
+}
