@@ -89,6 +89,23 @@ fn fed() -> Metrics {
     m.checkpoint_written_at(SystemTime::now() - Duration::from_secs(30));
     m.consumer_lag(2, 40);
     m.action("quarantine_role", "shadow");
+    // A notify sink whose route takes nothing: one alert not routed.
+    let sink = crate::notify::SlackSink::new(
+        crate::notify::SlackConfig {
+            name: "chat".into(),
+            webhook_url: "http://127.0.0.1:9/services/x".into(),
+        },
+        crate::notify::Route::new(Severity::Critical, Vec::new(), &[] as &[&str]).unwrap(),
+        crate::notify::DeliveryPolicy {
+            dead_letters: std::env::temp_dir().join("trailhound-metrics-test.jsonl"),
+            ..crate::notify::DeliveryPolicy::default()
+        },
+    )
+    .unwrap();
+    m.watch_sinks([sink.stats_handle()]);
+    let mut sink = sink;
+    crate::AlertSink::send(&mut sink, &alert("rule-a", Severity::Low, 0, 1)).unwrap();
+    drop(sink);
     m
 }
 
@@ -135,6 +152,9 @@ fn exposition_has_every_metric_with_its_type() {
         ("trailhound_checkpoints_total", "counter"),
         ("trailhound_consumer_lag", "gauge"),
         ("trailhound_actions_total", "counter"),
+        ("trailhound_notify_total", "counter"),
+        ("trailhound_notify_dead_letters_total", "counter"),
+        ("trailhound_notify_queue_depth", "gauge"),
         ("trailhound_build_info", "gauge"),
     ];
     let got = families(&text);
@@ -207,6 +227,9 @@ fn exposition_values_and_labels() {
         "kind",
         "outcome",
         "version",
+        // A notify sink's configured name, and what happened to its jobs.
+        "sink",
+        "result",
     ];
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((_, labels)) = line.split_once('{') else {
@@ -525,6 +548,8 @@ fn dashboard_queries_use_exported_metrics() {
         "trailhound_principals_tracked",
         "trailhound_checkpoint_age_seconds",
         "trailhound_consumer_lag",
+        "trailhound_notify_total",
+        "trailhound_notify_queue_depth",
     ] {
         assert!(used.contains(must), "the dashboard has no panel on {must}");
     }
