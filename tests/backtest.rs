@@ -291,6 +291,24 @@ fn the_range_prunes_and_bad_times_are_refused() {
         "{}",
         text(&out.stderr)
     );
+    let out = trailhound(
+        &[
+            "backtest",
+            "--lake",
+            "no-such-lake",
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-03",
+        ],
+        live.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no lake at no-such-lake"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = backtest(live, &["--from", "2026-11-03", "--to", "2026-11-02"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("empty"), "{}", text(&out.stderr));

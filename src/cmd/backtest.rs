@@ -16,6 +16,12 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             anyhow!("{flag} {text:?} is not a time: give RFC 3339 or, in UTC, 2026-11-02, 2026-11-02T10 or 2026-11-02T10:30")
         })
     };
+    if !args.lake.is_dir() {
+        anyhow::bail!(
+            "no lake at {}: give --lake (or TRAILHOUND_LAKE) the folder `detect --lake` wrote",
+            args.lake.display()
+        );
+    }
     let from = time("--from", &args.from)?;
     let to = time("--to", &args.to)?;
     let lateness =
