@@ -216,6 +216,9 @@ pub struct DetectArgs {
     /// (bounded runs and tests).
     #[arg(long, value_name = "SECS", requires = "kafka")]
     pub exit_when_idle: Option<u64>,
+    /// With --kafka: most records taken per poll (smaller batches: lower latency, less throughput).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub poll_records: usize,
 }
 
 #[derive(Debug, Args)]

@@ -8,8 +8,9 @@
 //! `stdout` (which then takes the place of the `--format` output). Secrets
 //! (`url` of Slack, `routing_key`, `secret`) may be written `env:VAR_NAME` so
 //! that the file holds none. Unknown keys are errors; every error names the
-//! file and the key. `kafka:`, `metrics:` and `response:` are accepted and
-//! not read yet: later versions read them.
+//! file and the key. `kafka:` (the bus settings) is read by `ingest --kafka`
+//! and `detect --kafka`; `metrics:` and `response:` are accepted and not
+//! read yet: later versions read them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,9 +65,9 @@ pub struct Config {
     /// Alert sinks.
     #[serde(default)]
     pub notify: NotifyConfig,
-    /// Kafka settings: read by later versions; accepted and not used yet.
+    /// Kafka settings (`trailhound_bus::BusConfig`), read by `ingest --kafka`
+    /// and `detect --kafka`.
     #[serde(default)]
-    #[allow(dead_code, reason = "read by later versions")]
     pub kafka: Option<serde_yaml::Value>,
     /// Metrics settings: read by later versions; accepted and not used yet.
     #[serde(default)]

@@ -126,6 +126,8 @@ pub struct DetectSummary {
     pub rules_rekeyed: usize,
     /// True when it stopped because it was idle.
     pub idle_exit: bool,
+    /// From the first event polled to the last one's alerts delivered.
+    pub busy: Duration,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -488,6 +490,7 @@ pub fn run(
     let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
     let mut encode_buf = Vec::with_capacity(2048);
+    let mut first_event: Option<Instant> = None;
 
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -515,8 +518,10 @@ pub fn run(
                 RebalanceNotice::Failed(e) => tracing::warn!(error = %e, "rebalance failed"),
             }
         }
-        if !batch.events.is_empty() || !batch.undecodable.is_empty() {
+        let had_events = !batch.events.is_empty() || !batch.undecodable.is_empty();
+        if had_events {
             last_event = Instant::now();
+            first_event.get_or_insert(last_event);
         }
         let mut out = Outbox {
             alerts: Vec::new(),
@@ -620,6 +625,9 @@ pub fn run(
             dead_file.as_mut(),
             &mut summary,
         )?;
+        if had_events && let Some(first) = first_event {
+            summary.busy = first.elapsed();
+        }
 
         if let Some(m) = &metrics
             && last_lag.elapsed() >= Duration::from_secs(5)

@@ -138,6 +138,7 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         state: args.state.clone(),
         checkpoint_every: Duration::from_secs(args.checkpoint_secs.max(1)),
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
+        poll_rows: args.poll_records.max(1),
         lateness_micros: lateness,
         dead_letter_path: Some(args.dead_letters.clone()),
         ..DetectOptions::new(group)
