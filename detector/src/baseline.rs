@@ -9,7 +9,7 @@
 //! - `unusual_hour`: 24 saturating 16-bit counters, one per hour of day (UTC
 //!   or the rule's offset). When one would pass 65,535 all are halved, which
 //!   keeps their shares; shares are taken over the counters' sum.
-//! - `rate`: per key a fixed 56-byte history: for each of four 6-hour parts
+//! - `rate`: per key a fixed 48-byte history: for each of four 6-hour parts
 //!   of the day (in the rule's offset; one part when bins are 6 h or longer)
 //!   the *usual* value, a decayed maximum of past bins' values (each active
 //!   bin folded into its part multiplies the old maximum by [`RATE_DECAY`]
@@ -100,7 +100,7 @@ pub const EXACT_DISTINCT: usize = 1024;
 pub const RATE_DECAY: f32 = 0.98;
 /// Version of [`BaselineSnapshot`]'s layout; a snapshot of another version
 /// restores nothing.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 const SWEEP_EVERY_MICROS: i64 = 3_600 * 1_000_000;
 const HOUR_MICROS: i64 = 3_600 * 1_000_000;
@@ -719,7 +719,7 @@ impl Profile for HourProfile {
     }
 }
 
-/// `rate`: 56 bytes; the current bin's distinct values on the heap while
+/// `rate`: 48 bytes; the current bin's distinct values on the heap while
 /// the bin lasts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RateProfile {
@@ -733,10 +733,12 @@ struct RateProfile {
     alerted: bool,
     /// Usual value per part of the day.
     high: [f32; BANDS],
-    /// Active bins per part of the day.
-    bins: [u16; BANDS],
-    /// The current bin's value so far.
-    running: f64,
+    /// Active bins per part of the day (saturating: only whether there
+    /// were any is shown).
+    bins: [u8; BANDS],
+    /// The current bin's value so far (f32: exact for counts up to 2^24,
+    /// about 7 significant digits for sums).
+    running: f32,
     /// The current bin's distinct values (`count_distinct`).
     distinct: Option<Box<Distinct>>,
 }
@@ -1419,7 +1421,7 @@ fn band_of(bin: u32, baseline: &CompiledBaseline) -> usize {
 fn fold(p: &mut RateProfile, baseline: &CompiledBaseline) {
     let band = band_of(p.bin, baseline);
     if let (Some(high), Some(bins)) = (p.high.get_mut(band), p.bins.get_mut(band)) {
-        *high = (p.running.max(0.0) as f32).max(*high * RATE_DECAY);
+        *high = p.running.max(0.0).max(*high * RATE_DECAY);
         *bins = bins.saturating_add(1);
     }
     p.history = p.history.saturating_add(1);
@@ -1445,14 +1447,14 @@ fn learn_rate(
     }
     match baseline.measure {
         Measure::Count => p.running += 1.0,
-        Measure::Sum => p.running += row.amount.unwrap_or(0.0),
+        Measure::Sum => p.running += row.amount.unwrap_or(0.0) as f32,
         Measure::CountDistinct => {
             let fp = value_fp(row.value?);
             let d = p
                 .distinct
                 .get_or_insert_with(|| Box::new(Distinct::Exact(Vec::new())));
             d.insert(fp);
-            p.running = d.estimate();
+            p.running = d.estimate() as f32;
         }
     }
     if p.alerted {
@@ -1465,13 +1467,14 @@ fn learn_rate(
     }
     let band = band_of(bin, baseline);
     let usual = f64::from(p.high.get(band).copied().unwrap_or(0.0));
-    if !(p.running > baseline.factor * usual && p.running >= baseline.min_value) {
+    let running = f64::from(p.running);
+    if !(running > baseline.factor * usual && running >= baseline.min_value) {
         return None;
     }
     p.alerted = true;
     let banded = baseline.bin_micros < i64::from(BAND_HOURS) * HOUR_MICROS;
     Some(Finding::Rate {
-        value: p.running,
+        value: running,
         estimated: p.distinct.as_ref().is_some_and(|d| d.is_estimate()),
         bin_start: i64::from(bin) * baseline.bin_micros,
         band: banded.then_some(band as u8 * BAND_HOURS),
@@ -1760,7 +1763,7 @@ mod tests {
     fn profiles_stay_small() {
         assert!(std::mem::size_of::<ValueProfile>() <= 32);
         assert!(std::mem::size_of::<HourProfile>() <= 60);
-        assert!(std::mem::size_of::<RateProfile>() <= 64);
+        assert!(std::mem::size_of::<RateProfile>() <= 48);
         assert!(std::mem::size_of::<RareValue>() <= 32);
         assert_eq!(std::mem::size_of::<Seen>(), 8);
     }

@@ -280,7 +280,7 @@ impl Engine {
             .column(self.idx_event_time)
             .as_primitive::<TimestampMicrosecondType>();
         let batch_newest = times.values().iter().copied().max();
-        let row_links = self.links.observe(batch);
+        let row_links = self.links.observe(batch, self.watermark());
         let mut alerts = Vec::new();
         let mut candidates = Vec::new();
         let rules = std::mem::take(&mut self.rules);

@@ -18,9 +18,11 @@
 //! with recent gateway activity, so the state stays small however many
 //! role sessions an account has: at most [`LinkConfig::max_lines`] lines per
 //! login and side, [`LinkConfig::max_links`] logins, nothing older than
-//! [`LinkConfig::within_micros`] behind the newest event time. The context
+//! [`LinkConfig::within_micros`] behind the watermark. The context
 //! is recent by nature and is not checkpointed: after a restart it refills
-//! within one `within`.
+//! within one `within`. Lines are forgotten `within` behind the engine's
+//! watermark, not behind the newest event, so parallel inputs read ahead of
+//! each other keep each other's context.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -35,8 +37,11 @@ use trailhound_core::{Alert, event_schema};
 pub struct LinkConfig {
     /// How far apart a command and an AWS call may be: 30 minutes.
     pub within_micros: i64,
-    /// Most lines kept (and shown) per login and side: 6.
+    /// Most lines kept per login and side: 32 (a replayed day-long session
+    /// log must not push a call's commands out before the call is read).
     pub max_lines: usize,
+    /// Most lines an alert shows per side, the nearest to it: 6.
+    pub shown_lines: usize,
     /// Most logins kept: 100,000 (the least recently active go first).
     pub max_links: usize,
     /// AWS principal ARN -> gateway login, for principals that are a
@@ -49,7 +54,8 @@ impl Default for LinkConfig {
     fn default() -> Self {
         Self {
             within_micros: 30 * 60 * 1_000_000,
-            max_lines: 6,
+            max_lines: 32,
+            shown_lines: 6,
             max_links: 100_000,
             aws_principals: HashMap::new(),
         }
@@ -112,7 +118,6 @@ pub struct LinkContext {
     config: LinkConfig,
     cols: Option<Cols>,
     logins: HashMap<String, Recent>,
-    newest: Option<i64>,
     last_expiry: Option<i64>,
 }
 
@@ -164,7 +169,6 @@ impl LinkContext {
             config,
             cols,
             logins: HashMap::new(),
-            newest: None,
             last_expiry: None,
         }
     }
@@ -184,8 +188,15 @@ impl LinkContext {
     }
 
     /// Learns the commands and linked AWS calls of a batch, and returns the
-    /// link of every row that has one, by event id.
-    pub fn observe(&mut self, batch: &RecordBatch) -> HashMap<String, RowLink> {
+    /// link of every row that has one, by event id. `watermark` is the
+    /// engine's (event time up to which rows are taken as complete): lines
+    /// are forgotten only once they are `within` behind it, so inputs read
+    /// in parallel, some ahead of others, do not expire each other's lines.
+    pub fn observe(
+        &mut self,
+        batch: &RecordBatch,
+        watermark: Option<i64>,
+    ) -> HashMap<String, RowLink> {
         let mut links = HashMap::new();
         let Some(c) = self.cols else {
             return links;
@@ -203,7 +214,6 @@ impl LinkContext {
             .collect();
         order.sort_unstable();
         for (time, row) in order {
-            self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
             let Some(event_id) = str_at(batch, c.event_id, row) else {
                 continue;
             };
@@ -259,7 +269,7 @@ impl LinkContext {
                 _ => {}
             }
         }
-        self.expire();
+        self.expire(watermark);
         links
     }
 
@@ -289,10 +299,10 @@ impl LinkContext {
         }
     }
 
-    /// Forgets lines older than `within` behind the newest event time, at
-    /// most once per `within / 4` of event time.
-    fn expire(&mut self) {
-        let Some(newest) = self.newest else { return };
+    /// Forgets lines older than `within` behind the watermark, at most once
+    /// per `within / 4` of event time.
+    fn expire(&mut self, watermark: Option<i64>) {
+        let Some(newest) = watermark else { return };
         let every = (self.config.within_micros / 4).max(1);
         if self
             .last_expiry
@@ -330,9 +340,14 @@ impl LinkContext {
                 format!("AWS calls through {}'s linked principal", link.login),
             ),
         };
-        let shown: Vec<String> = lines
+        let near: Vec<&Line> = lines
             .iter()
             .filter(|l| l.time >= from && l.time <= until)
+            .collect();
+        let skip = near.len().saturating_sub(self.config.shown_lines.max(1));
+        let shown: Vec<String> = near
+            .iter()
+            .skip(skip)
             .map(|l| format!("{} {}", format_micros(l.time), l.text))
             .collect();
         if shown.is_empty() {

@@ -227,18 +227,21 @@ fn linked_role_stop_logging(id: &str, second: u32, role: &str, login: &str) -> S
 
 #[test]
 fn alerts_on_either_side_of_a_gateway_link_carry_the_other_side() {
-    let before = [
+    // The gateway log is read whole before the trail (a day-long log
+    // replayed): later commands must not push out the ones before the call.
+    let mut before = vec![
         session_command(1, 5, "alice", "aws sts get-caller-identity"),
         session_command(2, 20, "alice", "aws cloudtrail stop-logging --name main"),
-    ]
-    .join("\n");
+    ];
+    before.extend((0..20).map(|i| session_command(10 + i, 35 + i, "alice", "ls -la")));
+    let before = before.join("\n");
     let trail = [
         linked_role_stop_logging("s1", 30, "gateway-ops", "alice"),
         // A login with no gateway activity: nothing to link.
         linked_role_stop_logging("s2", 31, "break-glass", "bob"),
     ]
     .join("\n");
-    let after = session_command(3, 50, "alice", "history -c");
+    let after = session_command(3, 58, "alice", "history -c");
     let mut engine = builtin();
     let memory = MemorySink::new();
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(memory.clone())];
