@@ -480,9 +480,10 @@ impl<P: Profile> KeyTable<P> {
             return None;
         }
         if self.entries.len() == self.entries.capacity() {
-            // Grow by a quarter rather than double: large vectors are
-            // reallocated in place or remapped, and the slack stays small.
-            self.entries.reserve_exact((self.entries.len() / 4).max(16));
+            // Grow by an eighth rather than double: large vectors are
+            // reallocated in place or remapped (no copy), and the slack
+            // stays around 6% of the table.
+            self.entries.reserve_exact((self.entries.len() / 8).max(16));
         }
         self.entries.push(Keyed { key, p });
         if (pos + 1).saturating_mul(4) > self.slots.len().saturating_mul(3) {
