@@ -96,9 +96,10 @@ fn member(
     rules: Arc<RuleSet>,
     group: &str,
     sink: Probe,
+    idle: Duration,
 ) -> thread::JoinHandle<Result<DetectSummary, String>> {
     let options = DetectOptions {
-        exit_when_idle: Some(Duration::from_secs(5)),
+        exit_when_idle: Some(idle),
         ..DetectOptions::new(group)
     };
     thread::spawn(move || {
@@ -150,9 +151,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ack.records as f64 / started.elapsed().as_secs_f64()
     );
     let sink = Probe::default();
-    let summary = member(bus, Arc::clone(&rules), "bench", sink.clone())
-        .join()
-        .map_err(|_| "the member panicked")??;
+    let summary = member(
+        bus,
+        Arc::clone(&rules),
+        "bench",
+        sink.clone(),
+        Duration::from_secs(5),
+    )
+    .join()
+    .map_err(|_| "the member panicked")??;
     let throughput = summary.events as f64 / summary.busy.as_secs_f64().max(1e-9);
     println!(
         "throughput: {} events from the event topic to alerts in {:.2} s: {:.0} events/s ({} alerts, {} rows forwarded to the rekeyed topic)",
@@ -169,7 +176,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bus.session_timeout_ms = 6000;
     ensure_topics(&bus, Duration::from_secs(30))?;
     let sink = Probe::default();
-    let handle = member(bus.clone(), Arc::clone(&rules), "bench", sink.clone());
+    // Idle limit past the wait below: the member must outlive it.
+    let handle = member(
+        bus.clone(),
+        Arc::clone(&rules),
+        "bench",
+        sink.clone(),
+        Duration::from_secs(15),
+    );
     // Let the member join and be assigned before the clock starts.
     thread::sleep(Duration::from_secs(8));
     let producer = EventProducer::new(&bus)?;
