@@ -208,12 +208,9 @@ impl LinkContext {
         else {
             return links;
         };
-        let mut order: Vec<(i64, usize)> = (0..batch.num_rows())
-            .filter(|&r| times.is_valid(r))
-            .map(|r| (times.value(r), r))
-            .collect();
-        order.sort_unstable();
-        for (time, row) in order {
+        // No sort needed: `push` keeps each login's lines in time order.
+        for row in (0..batch.num_rows()).filter(|&r| times.is_valid(r)) {
+            let time = times.value(row);
             let Some(event_id) = str_at(batch, c.event_id, row) else {
                 continue;
             };
@@ -291,7 +288,7 @@ impl LinkContext {
             Side::Gateway => &mut recent.commands,
             Side::Aws => &mut recent.calls,
         };
-        // Keep time order (rows come sorted per batch; batches may overlap).
+        // Keep time order whatever order rows and batches come in.
         let at = lines.partition_point(|l| l.time <= time);
         lines.insert(at, Line { time, text });
         while lines.len() > self.config.max_lines.max(1) {

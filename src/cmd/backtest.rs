@@ -24,13 +24,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     }
     let from = time("--from", &args.from)?;
     let to = time("--to", &args.to)?;
-    let lateness =
-        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
-            anyhow!(
-                "--lateness {:?} is not a number followed by s, m, h or d",
-                args.lateness
-            )
-        })?;
+    let lateness = super::lateness_micros(&args.lateness)?;
     let suppress = match &args.suppress {
         Some(path) => trailhound_rules::load_suppress_file(path).map_err(anyhow::Error::msg)?,
         None => Suppress::default(),

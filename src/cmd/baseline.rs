@@ -129,15 +129,7 @@ fn build(args: &BaselineBuildArgs) -> anyhow::Result<ExitCode> {
         config.readers = n.max(1);
     }
     let progress = Arc::new(Progress::default());
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(
-            signal,
-            130,
-            Arc::clone(&progress.stop),
-        );
-        signal_hook::flag::register(signal, Arc::clone(&progress.stop))
-            .context("cannot install the signal handler")?;
-    }
+    super::stop_on_signals(&progress.stop)?;
     // No sinks: what the history would have raised is counted, not sent.
     let mut sinks = Vec::new();
     let options = RunOptions {

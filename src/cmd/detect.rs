@@ -181,16 +181,7 @@ pub fn run_pipeline(
         .with_suppress(suppress)
         .with_lateness(lateness);
     let progress = Arc::new(Progress::default());
-    // SIGINT or SIGTERM: stop at the next safe point (a second SIGINT exits at once).
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(
-            signal,
-            130,
-            Arc::clone(&progress.stop),
-        );
-        signal_hook::flag::register(signal, Arc::clone(&progress.stop))
-            .context("cannot install the signal handler")?;
-    }
+    super::stop_on_signals(&progress.stop)?;
     let show_bar = !args.quiet && std::io::stderr().is_terminal() && inputs.len() > 1;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let bar_thread = show_bar.then(|| {

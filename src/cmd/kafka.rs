@@ -38,27 +38,13 @@ fn bus_config(brokers: &str, config: Option<&Path>) -> anyhow::Result<BusConfig>
 /// SIGINT or SIGTERM set the flag (a second SIGINT exits at once).
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop));
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install the signal handler")?;
-    }
+    super::stop_on_signals(&stop)?;
     Ok(stop)
 }
 
 pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let bus = bus_config(&args.kafka, args.config.as_deref())?;
-    let mut inputs = Vec::new();
-    let mut named = Vec::new();
-    for p in &args.paths {
-        if p == "-" {
-            inputs.push(IngestInput::Stdin);
-        } else {
-            named.push(p.clone());
-        }
-    }
-    let files = trailhound_ingest::expand_paths(&named).context("cannot list the inputs")?;
-    inputs.extend(files.into_iter().map(IngestInput::Path));
+    let inputs = super::expand_inputs(&args.paths, || IngestInput::Stdin, IngestInput::Path)?;
     let options = IngestOptions {
         state: args.state.clone(),
         dead_letter_path: Some(args.dead_letters.clone()),
@@ -107,13 +93,7 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     };
     let rules = super::load_rules(&args.rules)?;
     let suppress = super::detect::load_suppress(args)?;
-    let lateness =
-        trailhound_rules::rule::parse_period_micros(&args.lateness).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--lateness {:?} is not a number followed by s, m, h or d",
-                args.lateness
-            )
-        })?;
+    let lateness = super::lateness_micros(&args.lateness)?;
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![super::detect::stdout_sink(args.format)];
     let notify = crate::config::load_notify(args.config.as_deref())?;
     if let Some(n) = notify {

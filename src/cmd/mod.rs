@@ -65,3 +65,19 @@ pub fn lateness_micros(text: &str) -> anyhow::Result<i64> {
         anyhow::anyhow!("--lateness {text:?} is not a number followed by s, m, h or d")
     })
 }
+
+/// Makes SIGINT and SIGTERM set `stop` (the run ends at its next safe
+/// point); a second one while `stop` is set exits at once with status 130.
+pub fn stop_on_signals(stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            signal,
+            130,
+            std::sync::Arc::clone(stop),
+        );
+        signal_hook::flag::register(signal, std::sync::Arc::clone(stop))
+            .context("cannot install the signal handler")?;
+    }
+    Ok(())
+}
