@@ -33,6 +33,30 @@ pub enum Command {
     /// Warm-start baselines from history, or show what a state folder has learnt.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Undo response actions: remove exactly what they added (by action id, or all on a principal).
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Action ids (as action records, the lake's actions table and alerts show them).
+    #[arg(value_name = "ACTION_ID")]
+    pub action_ids: Vec<String>,
+    /// Release every action in place on this principal (an IAM user or role ARN).
+    #[arg(long, value_name = "ARN")]
+    pub principal: Option<String>,
+    /// Settings file: `response:` (AWS settings, gateway API, ledger).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The detector's state folder (its ledger is `actions.json` there).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// The ledger file itself (instead of --state's).
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Also record the releases in this audit lake's actions table.
+    #[arg(long, value_name = "DIR")]
+    pub lake: Option<PathBuf>,
 }
 
 /// How query results are printed.

@@ -9,8 +9,9 @@
 //! (`url` of Slack, `routing_key`, `secret`) may be written `env:VAR_NAME` so
 //! that the file holds none. Unknown keys are errors; every error names the
 //! file and the key. `kafka:` (the bus settings) is read by `ingest --kafka`
-//! and `detect --kafka`; `metrics:` and `response:` are accepted and not
-//! read yet: later versions read them.
+//! and `detect --kafka`; `response:` (automated response, see
+//! `trailhound_respond::config`) by `detect` and `release`; `metrics:` is
+//! accepted and not read yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -73,10 +74,11 @@ pub struct Config {
     #[serde(default)]
     #[allow(dead_code, reason = "read by later versions")]
     pub metrics: Option<serde_yaml::Value>,
-    /// Automated response settings: read by later versions; accepted and not used yet.
+    /// Automated response (`trailhound_respond::ResponseConfig`): modes,
+    /// policy, guardrails, AWS and gateway settings. Absent: shadow mode
+    /// with the defaults.
     #[serde(default)]
-    #[allow(dead_code, reason = "read by later versions")]
-    pub response: Option<serde_yaml::Value>,
+    pub response: Option<trailhound_respond::ResponseConfig>,
 }
 
 /// `notify:`: the sinks, and defaults every sink may override.
@@ -332,6 +334,39 @@ pub struct NotifySinks {
     pub stats: Vec<StatsHandle>,
     /// Whether the file configures standard output (which then replaces `--format`'s).
     pub replaces_stdout: bool,
+}
+
+/// `response:` of the settings file, or the defaults (shadow mode) when
+/// there is no file or no such section.
+pub fn load_response(
+    path: Option<&Path>,
+) -> Result<trailhound_respond::ResponseConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(trailhound_respond::ResponseConfig::default());
+    };
+    let config = Config::load(path)?;
+    let response = config.response.unwrap_or_default();
+    if response.max_actions == 0 {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "response.max_actions".into(),
+            message: "must be at least 1 (set mode: shadow to take no action)".into(),
+        });
+    }
+    if let Some(g) = &response.gateway
+        && url_scheme_unusable(&g.url)
+    {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "response.gateway.url".into(),
+            message: "must be an http:// or https:// URL".into(),
+        });
+    }
+    Ok(response)
+}
+
+fn url_scheme_unusable(url: &str) -> bool {
+    !(url.starts_with("http://") || url.starts_with("https://"))
 }
 
 /// Reads `path`, when given, and starts the sinks of its `notify:` section.

@@ -525,6 +525,8 @@ fn alerts_are_confirmed_and_keyed_by_alert_id() {
             event_count: 1,
             evidence: "1,200 objects in 5 minutes".into(),
             tags: vec!["attack.t1530".into()],
+            access_key_id: None,
+            session_id: None,
         })
         .collect();
     let producer = RecordProducer::new(&config).expect("a record producer");

@@ -81,6 +81,45 @@ pub struct Action {
     pub details: serde_json::Value,
 }
 
+/// What a response hook hands back: the action records to keep (lake,
+/// actions topic, metrics) and alerts about the response itself (a failed
+/// action, a circuit breaker that tripped), which go to the sinks like any
+/// other alert.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ResponseOutput {
+    /// Decisions taken since the last call.
+    pub actions: Vec<Action>,
+    /// Alerts raised by the responders.
+    pub alerts: Vec<crate::Alert>,
+}
+
+impl ResponseOutput {
+    /// Nothing to hand back.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.alerts.is_empty()
+    }
+
+    /// Appends `other`.
+    pub fn extend(&mut self, other: ResponseOutput) {
+        self.actions.extend(other.actions);
+        self.alerts.extend(other.alerts);
+    }
+}
+
+/// Where the pipeline hands alerts for automated response. The hook must
+/// not block detection on the network: `alerts` queues (bounded), the work
+/// happens elsewhere, and what was decided comes back through `poll`.
+pub trait ResponseHook: Send {
+    /// Alerts just raised and delivered to the sinks.
+    fn alerts(&mut self, alerts: &[crate::Alert]);
+    /// Decisions made since the last call (never waits); also the moment
+    /// to release actions whose time to live is over.
+    fn poll(&mut self) -> ResponseOutput;
+    /// Waits at most `timeout` for everything handed over so far to be
+    /// decided (at a checkpoint and at the end of a run).
+    fn settle(&mut self, timeout: std::time::Duration) -> ResponseOutput;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

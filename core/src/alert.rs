@@ -84,4 +84,12 @@ pub struct Alert {
     pub evidence: String,
     /// ATT&CK and other tags (`attack.t1562.008`).
     pub tags: Vec<String>,
+    /// The access key the triggering event was signed with, when the rule
+    /// fired on one event (what `disable-access-key` deactivates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The gateway session of the triggering event, when it came from one
+    /// (what `end-gateway-session` ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }

@@ -19,7 +19,7 @@ pub mod id;
 pub mod schema;
 pub mod time;
 
-pub use action::{Action, ActionMode, ActionOutcome};
+pub use action::{Action, ActionMode, ActionOutcome, ResponseHook, ResponseOutput};
 pub use alert::{Alert, Severity};
 pub use deadletter::{DeadLetter, Position};
 pub use event::{Event, Source};

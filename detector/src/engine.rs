@@ -106,6 +106,7 @@ pub struct Engine {
     idx_event_source: usize,
     idx_session_id: usize,
     idx_target: usize,
+    idx_access_key: usize,
 }
 
 struct Pending {
@@ -158,6 +159,7 @@ impl Engine {
             idx_source: idx(columns::SOURCE),
             idx_command: idx(columns::COMMAND),
             idx_event_source: idx(columns::EVENT_SOURCE),
+            idx_access_key: idx(columns::ACCESS_KEY_ID),
             idx_session_id: idx(columns::SESSION_ID),
             idx_target: idx(columns::TARGET),
         }
@@ -707,6 +709,8 @@ impl Engine {
                 event_count: 1,
                 evidence,
                 tags: rule.tags.clone(),
+                access_key_id: optional_cell(batch, self.idx_access_key, row),
+                session_id: optional_cell(batch, self.idx_session_id, row),
             });
         }
         Ok(alerts)
@@ -775,6 +779,8 @@ impl Engine {
                 event_count: c.event_count,
                 evidence: c.evidence,
                 tags: rule.tags.clone(),
+                access_key_id: None,
+                session_id: None,
             });
         }
         alerts
@@ -809,6 +815,8 @@ impl Engine {
             event_count: 1,
             evidence: rule.evidence(batch, row),
             tags: rule.tags.clone(),
+            access_key_id: optional_cell(batch, self.idx_access_key, row),
+            session_id: optional_cell(batch, self.idx_session_id, row),
         }
     }
 }
@@ -960,6 +968,16 @@ fn cell(batch: &RecordBatch, column: usize, row: usize) -> String {
     match batch.columns().get(column) {
         Some(c) if !c.is_null(row) => trailhound_rules::template::cell_text(c.as_ref(), row),
         _ => "-".to_string(),
+    }
+}
+
+/// A cell's text, `None` when NULL or empty.
+fn optional_cell(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
+    match batch.columns().get(column) {
+        Some(c) if !c.is_null(row) => {
+            Some(trailhound_rules::template::cell_text(c.as_ref(), row)).filter(|s| !s.is_empty())
+        }
+        _ => None,
     }
 }
 

@@ -21,12 +21,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use trailhound_core::{Alert, DeadLetter, Event, Position};
+use trailhound_core::{Alert, DeadLetter, Event, Position, ResponseHook, ResponseOutput};
 use trailhound_ingest::{Emit, Format, Limits, ParseContext, parse_input, read_file};
 use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, SinkError};
 // metrics (issue 8)
@@ -190,6 +190,8 @@ pub struct Summary {
     pub dead_letter_file: Option<PathBuf>,
     /// Alerts raised, by rule id.
     pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Response actions by `kind mode outcome` (`quarantine-principal shadow done`).
+    pub actions: BTreeMap<String, u64>,
     /// Rule evaluation failures (a rule erroring on a batch).
     pub rule_errors: u64,
     /// Batches evaluated.
@@ -393,6 +395,10 @@ pub struct RunOptions<'l> {
     pub lake: Option<&'l mut dyn LakeHook>,
     /// Prometheus metrics, fed where the summary counts (`trailhound_sinks::metrics`).
     pub metrics: Option<Metrics>,
+    /// Automated response (`trailhound_respond::ResponseWorker`): handed
+    /// every alert; its action records go to the lake and the metrics, its
+    /// own alerts (a failed action, a tripped breaker) to the sinks.
+    pub respond: Option<&'l mut dyn ResponseHook>,
 }
 
 /// [`run`], also handing every batch (after its rules ran) and every alert to
@@ -409,6 +415,7 @@ pub fn run_with_lake(
         progress,
         lake,
         metrics: None,
+        respond: None,
     };
     run_with(inputs, engine, sinks, config, options)
 }
@@ -426,6 +433,7 @@ pub fn run_with(
         progress,
         mut lake,
         metrics,
+        respond,
     } = options;
     let started = Instant::now();
     let progress = progress.unwrap_or_default();
@@ -474,6 +482,7 @@ pub fn run_with(
             identity,
             through: skip,
             complete: false,
+            ended: false,
             front: None,
             stream: None,
         });
@@ -485,6 +494,9 @@ pub fn run_with(
     let (tx, rx) = sync_channel::<Msg>(config.channel_chunks.max(1));
     let readers = config.readers.clamp(1, tasks.len().max(1));
     let queue = Mutex::new(tasks.into_iter().collect::<std::collections::VecDeque<_>>());
+    // Inputs handed to a reader so far, counted under the queue's lock: the
+    // tasks are taken in index order, so inputs `0..dispatched` have started.
+    let dispatched = AtomicUsize::new(0);
     let stop = Arc::clone(&progress.stop);
 
     std::thread::scope(|scope| {
@@ -494,13 +506,20 @@ pub fn run_with(
             let limits = config.limits;
             let chunk_size = config.chunk_events.max(1);
             let stop = &stop;
+            let dispatched = &dispatched;
             scope.spawn(move || {
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let task = match queue.lock() {
-                        Ok(mut q) => q.pop_front(),
+                        Ok(mut q) => {
+                            let task = q.pop_front();
+                            if task.is_some() {
+                                dispatched.fetch_add(1, Ordering::Release);
+                            }
+                            task
+                        }
                         Err(_) => None,
                     };
                     let Some(task) = task else { break };
@@ -521,6 +540,9 @@ pub fn run_with(
             state: config.state.as_ref(),
             last_checkpoint: Instant::now(),
             metrics,
+            dispatched: &dispatched,
+            held: None,
+            respond,
         };
         run.consume(rx, config)?;
         let mut summary = run.summary;
@@ -536,6 +558,8 @@ struct Tracked {
     /// Records handed over (absolute, skipped ones included).
     through: u64,
     complete: bool,
+    /// Its reader is done with it (read to the end, failed or stopped).
+    ended: bool,
     /// Newest event time seen from it while it is being read.
     front: Option<i64>,
     /// The stream its events belong to (`cloudtrail`, `session`).
@@ -628,6 +652,12 @@ struct Run<'r, 'l> {
     last_checkpoint: Instant,
     /// metrics (issue 8): fed beside the summary's counters.
     metrics: Option<Metrics>,
+    /// Inputs taken by a reader so far (they start in index order).
+    dispatched: &'r AtomicUsize,
+    /// The front last given to [`Engine::hold_watermark`].
+    held: Option<i64>,
+    /// Automated response, when on.
+    respond: Option<&'l mut dyn ResponseHook>,
 }
 
 impl Run<'_, '_> {
@@ -720,16 +750,23 @@ impl Run<'_, '_> {
                     }
                     if let Some(t) = self.tracked.get_mut(input) {
                         t.complete = true;
+                        t.ended = true;
                     }
                     reading.remove(&input);
                     self.hold(&reading);
                 }
                 Ok(Msg::InputStopped { input }) => {
+                    if let Some(t) = self.tracked.get_mut(input) {
+                        t.ended = true;
+                    }
                     reading.remove(&input);
                     self.hold(&reading);
                 }
                 Ok(Msg::InputError { input, error }) => {
                     self.progress.inputs_done.fetch_add(1, Ordering::Relaxed);
+                    if let Some(t) = self.tracked.get_mut(input) {
+                        t.ended = true;
+                    }
                     tracing::warn!(error = %error, "Input could not be read.");
                     self.summary.input_errors.push(error);
                     if let Some(m) = &self.metrics {
@@ -739,6 +776,7 @@ impl Run<'_, '_> {
                     self.hold(&reading);
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    self.poll_responses()?;
                     if let Some(l) = self.lake.as_mut() {
                         l.tick()?;
                     }
@@ -793,6 +831,7 @@ impl Run<'_, '_> {
         match self.state {
             Some(state) => self.checkpoint(state)?,
             None => {
+                self.settle_responses()?;
                 for s in self.sinks.iter_mut() {
                     s.flush()?;
                 }
@@ -833,7 +872,19 @@ impl Run<'_, '_> {
     /// being read, the newest event time it has shown. So neither a file
     /// read ahead in parallel nor a session log covering a whole day makes
     /// the CloudTrail files of that day late.
+    ///
+    /// An input a reader has taken but sent nothing from yet (still being
+    /// read or decompressed) has no front: until it shows one, the hold does
+    /// not move forward, or a reader that ran on to a later file could make
+    /// that input's events late. That makes what is late independent of how
+    /// the reader threads happen to be scheduled.
     fn hold(&mut self, reading: &BTreeSet<usize>) {
+        let started = self.dispatched.load(Ordering::Acquire);
+        let unknown = self
+            .tracked
+            .iter()
+            .take(started)
+            .any(|t| !t.ended && t.front.is_none());
         let front = self
             .streams
             .iter()
@@ -847,6 +898,12 @@ impl Run<'_, '_> {
                     .unwrap_or(*newest)
             })
             .min();
+        let front = if unknown {
+            Some(front.unwrap_or(i64::MIN).min(self.held.unwrap_or(i64::MIN)))
+        } else {
+            front
+        };
+        self.held = front;
         self.engine.hold_watermark(front);
     }
 
@@ -854,6 +911,7 @@ impl Run<'_, '_> {
     /// been evaluated (the caller flushed the batcher), alerts are delivered
     /// and the lake's open files are published before the state is saved.
     fn checkpoint(&mut self, state: &StateConfig) -> Result<(), PipelineError> {
+        self.settle_responses()?;
         for s in self.sinks.iter_mut() {
             s.flush()?;
         }
@@ -914,7 +972,8 @@ impl Run<'_, '_> {
                 return Ok(());
             }
         };
-        self.send(&alerts)
+        self.send(&alerts)?;
+        self.poll_responses()
     }
 
     fn send(&mut self, alerts: &[Alert]) -> Result<(), PipelineError> {
@@ -937,6 +996,59 @@ impl Run<'_, '_> {
         if let Some(m) = &self.metrics {
             m.alerts_raised(alerts); // metrics (issue 8)
         }
+        if let Some(r) = self.respond.as_mut() {
+            r.alerts(alerts);
+        }
+        Ok(())
+    }
+
+    /// Takes what the responders decided since the last look.
+    fn poll_responses(&mut self) -> Result<(), PipelineError> {
+        let Some(r) = self.respond.as_mut() else {
+            return Ok(());
+        };
+        let out = r.poll();
+        self.record_responses(out)
+    }
+
+    /// Waits (bounded) for the responders to decide on every alert so far.
+    fn settle_responses(&mut self) -> Result<(), PipelineError> {
+        let Some(r) = self.respond.as_mut() else {
+            return Ok(());
+        };
+        let out = r.settle(RESPONSE_SETTLE);
+        self.record_responses(out)
+    }
+
+    /// Action records to the lake, the metrics and the summary; the
+    /// responders' own alerts to the sinks.
+    fn record_responses(&mut self, out: ResponseOutput) -> Result<(), PipelineError> {
+        if !out.actions.is_empty() {
+            if let Some(l) = self.lake.as_mut() {
+                l.record_actions(&out.actions)?;
+            }
+            for a in &out.actions {
+                *self
+                    .summary
+                    .actions
+                    .entry(format!(
+                        "{} {} {}",
+                        a.kind,
+                        a.mode.as_str(),
+                        a.outcome.as_str()
+                    ))
+                    .or_default() += 1;
+                if let Some(m) = &self.metrics {
+                    m.action(&a.kind, a.outcome.as_str());
+                }
+            }
+        }
+        if !out.alerts.is_empty() {
+            self.send(&out.alerts)?;
+        }
         Ok(())
     }
 }
+
+/// How long a checkpoint or the end of a run waits for the responders.
+const RESPONSE_SETTLE: Duration = Duration::from_secs(60);

@@ -109,6 +109,7 @@ fn member(
             lake: None,
             metrics: None,
             stop: Arc::new(AtomicBool::new(false)),
+            respond: None,
         };
         trailhound_kafka::detect::run(&bus, &rules, Suppress::default(), &options, io)
             .map_err(|e| e.to_string())

@@ -41,7 +41,7 @@ use trailhound_bus::{
     RawRecord, RebalanceNotice, RecordProducer, RecordSender, TopicKind, ensure_named_topics,
     ensure_topics, partition_count,
 };
-use trailhound_core::{Alert, DeadLetter, Event, events_to_batch};
+use trailhound_core::{Alert, DeadLetter, Event, ResponseHook, events_to_batch};
 use trailhound_detector::Engine;
 use trailhound_rules::{CompiledRule, RuleSet, Suppress};
 use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, Metrics};
@@ -112,6 +112,8 @@ pub struct DetectSummary {
     pub dead_letters_by_reason: BTreeMap<String, u64>,
     /// Alerts by rule id.
     pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Response actions by `kind mode outcome`.
+    pub actions: BTreeMap<String, u64>,
     /// Rule evaluation failures.
     pub rule_errors: u64,
     /// Partitions whose state came from a checkpoint.
@@ -149,6 +151,10 @@ pub struct DetectIo<'a> {
     pub metrics: Option<Metrics>,
     /// Set to stop at the next safe point (checkpoint and commit, no flush).
     pub stop: Arc<AtomicBool>,
+    /// Automated response: handed every alert; its action records go to
+    /// the actions topic (keyed by principal) and the lake, its own alerts
+    /// to the sinks. Settled before every commit.
+    pub respond: Option<&'a mut dyn ResponseHook>,
 }
 
 /// Builds the engines.
@@ -433,6 +439,7 @@ pub fn run(
         mut lake,
         metrics,
         stop,
+        mut respond,
     } = io;
     ensure_topics(bus, Duration::from_secs(30))?;
     let events_topic = bus.topic(TopicKind::Events);
@@ -625,6 +632,18 @@ pub fn run(
             dead_file.as_mut(),
             &mut summary,
         )?;
+        let settle = idle || last_checkpoint.elapsed() >= options.checkpoint_every;
+        respond_step(
+            respond.as_deref_mut(),
+            &out.alerts,
+            settle,
+            &producer,
+            options,
+            sinks,
+            lake.as_deref_mut(),
+            metrics.as_ref(),
+            &mut summary,
+        )?;
         if had_events && let Some(first) = first_event {
             summary.busy = first.elapsed();
         }
@@ -648,6 +667,17 @@ pub fn run(
         }
     }
     if !summary.idle_exit {
+        respond_step(
+            respond,
+            &[],
+            true,
+            &producer,
+            options,
+            sinks,
+            lake.as_deref_mut(),
+            metrics.as_ref(),
+            &mut summary,
+        )?;
         commit_all(&consumer, &shared, lake.as_deref_mut())?;
     }
     for s in sinks.iter_mut() {
@@ -1029,6 +1059,74 @@ fn deliver(
     }
     if let Some(m) = metrics {
         m.alerts_raised(&out.alerts);
+    }
+    Ok(())
+}
+
+/// Hands a poll's alerts to the responder and records what it decided:
+/// action records on the actions topic (keyed by principal; gateways that
+/// listen there take `end-gateway-session` records as their command) and
+/// in the lake, the responder's own alerts to the sinks. `settle` waits
+/// (bounded) for every alert so far, before a commit.
+#[allow(clippy::too_many_arguments)]
+fn respond_step(
+    respond: Option<&mut (dyn ResponseHook + '_)>,
+    alerts: &[Alert],
+    settle: bool,
+    producer: &RecordProducer,
+    options: &DetectOptions,
+    sinks: &mut [Box<dyn AlertSink>],
+    mut lake: Option<&mut (dyn LakeHook + '_)>,
+    metrics: Option<&Metrics>,
+    summary: &mut DetectSummary,
+) -> Result<(), KafkaError> {
+    let Some(r) = respond else {
+        return Ok(());
+    };
+    let own: Vec<Alert> = alerts
+        .iter()
+        .filter(|a| !a.rule_id.starts_with("trailhound-response-"))
+        .cloned()
+        .collect();
+    if !own.is_empty() {
+        r.alerts(&own);
+    }
+    let out = if settle {
+        r.settle(Duration::from_secs(60))
+    } else {
+        r.poll()
+    };
+    if !out.actions.is_empty() {
+        producer.send_json(
+            TopicKind::Actions,
+            out.actions.iter().map(|a| (a.principal.as_str(), a)),
+        )?;
+        if let Some(l) = lake.as_deref_mut() {
+            l.record_actions(&out.actions)?;
+        }
+        for a in &out.actions {
+            *summary
+                .actions
+                .entry(format!(
+                    "{} {} {}",
+                    a.kind,
+                    a.mode.as_str(),
+                    a.outcome.as_str()
+                ))
+                .or_default() += 1;
+            if let Some(m) = metrics {
+                m.action(&a.kind, a.outcome.as_str());
+            }
+        }
+    }
+    if !out.alerts.is_empty() {
+        let outbox = Outbox {
+            alerts: out.alerts,
+            dead_letters: Vec::new(),
+        };
+        deliver(
+            &outbox, producer, options, sinks, lake, metrics, None, summary,
+        )?;
     }
     Ok(())
 }

@@ -272,6 +272,8 @@ mod tests {
                 "attack.t1562".into(),
                 "baseline".into(),
             ],
+            access_key_id: None,
+            session_id: None,
         }
     }
 

@@ -124,6 +124,8 @@ mod tests {
             event_count: 1,
             evidence: "p did x".into(),
             tags: vec![],
+            access_key_id: None,
+            session_id: None,
         }
     }
 

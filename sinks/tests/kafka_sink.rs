@@ -123,6 +123,8 @@ fn alert(n: u32, severity: Severity) -> Alert {
         event_count: 1,
         evidence: format!("bob called StopLogging ({n})"),
         tags: vec!["attack.t1562.008".into()],
+        access_key_id: None,
+        session_id: None,
     }
 }
 

@@ -120,7 +120,7 @@ impl Drop for MetricsEndpoint {
 }
 
 /// Starts the endpoint of `--metrics`, if given, and says where it is.
-fn start_metrics(args: &DetectArgs) -> anyhow::Result<Option<(Metrics, MetricsServer)>> {
+pub fn start_metrics(args: &DetectArgs) -> anyhow::Result<Option<(Metrics, MetricsServer)>> {
     let Some(addr) = args.metrics else {
         return Ok(None);
     };
@@ -177,6 +177,13 @@ pub fn run_pipeline(
     }
     let suppress = load_suppress(args)?;
     let lateness = super::lateness_micros(&args.lateness)?;
+    // Automated response: shadow unless `response.mode: enforce`.
+    let mut responder = super::respond::start_worker(
+        args.config.as_deref(),
+        &rules,
+        args.state.as_deref(),
+        args.quiet,
+    )?;
     let mut engine = Engine::new(rules)
         .with_suppress(suppress)
         .with_lateness(lateness);
@@ -200,9 +207,11 @@ pub fn run_pipeline(
         progress: Some(progress),
         lake: lake.as_mut().map(|l| l as &mut dyn LakeHook),
         metrics: endpoint.as_ref().map(|(m, _)| m.clone()),
+        respond: Some(&mut responder),
     };
     let result =
         trailhound_detector::pipeline::run_with(inputs, &mut engine, sinks, &config, options);
+    drop(responder);
     // Closing the configured sinks gives their queues a bounded time, then
     // writes what is left to their dead-letter files; count after that.
     sinks.truncate(configured_from);
@@ -305,6 +314,15 @@ pub fn print_summary(run: &RunSummary) {
     by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (rule, n) in by_rule {
         out.push_str(&format!("  {n:>6}  {rule}\n"));
+    }
+    if !s.actions.is_empty() {
+        out.push_str(&format!(
+            "responses:     {} action record(s)\n",
+            s.actions.values().sum::<u64>()
+        ));
+        for (what, n) in &s.actions {
+            out.push_str(&format!("  {n:>6}  {what}\n"));
+        }
     }
     if run.suppressed_by_list > 0 || run.suppress_file.is_some() {
         out.push_str(&format!(

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use trailhound_bus::BusConfig;
 use trailhound_kafka::detect::{DetectIo, DetectOptions};
 use trailhound_kafka::ingest::{IngestInput, IngestOptions};
-use trailhound_sinks::{AlertSink, LakeHook, Metrics, MetricsServer};
+use trailhound_sinks::{AlertSink, LakeHook};
 
 use crate::cli::{DetectArgs, IngestArgs};
 
@@ -96,24 +96,25 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     let lateness = super::lateness_micros(&args.lateness)?;
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![super::detect::stdout_sink(args.format)];
     let notify = crate::config::load_notify(args.config.as_deref())?;
+    let mut notify_stats = Vec::new();
     if let Some(n) = notify {
         if n.replaces_stdout {
             sinks.clear();
         }
+        notify_stats = n.stats;
         sinks.extend(n.sinks);
     }
     let mut lake = super::detect::open_lake(args)?;
-    let endpoint = match args.metrics {
-        Some(addr) => {
-            let metrics = Metrics::new().context("cannot set up the metrics")?;
-            let server = MetricsServer::start(addr, metrics.clone())?;
-            if !args.quiet {
-                eprintln!("metrics: serving http://{}/metrics", server.local_addr());
-            }
-            Some((metrics, server))
-        }
-        None => None,
-    };
+    let endpoint = super::detect::start_metrics(args)?;
+    if let Some((m, _)) = &endpoint {
+        m.watch_sinks(notify_stats.iter().cloned());
+    }
+    let mut responder = super::respond::start_worker(
+        args.config.as_deref(),
+        &rules,
+        args.state.as_deref(),
+        args.quiet,
+    )?;
     let options = DetectOptions {
         state: args.state.clone(),
         checkpoint_every: Duration::from_secs(args.checkpoint_secs.max(1)),
@@ -128,8 +129,10 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         lake: lake.as_mut().map(|l| l as &mut dyn LakeHook),
         metrics: endpoint.as_ref().map(|(m, _)| m.clone()),
         stop: stop_flag()?,
+        respond: Some(&mut responder),
     };
     let summary = trailhound_kafka::detect::run(&bus, &rules, suppress, &options, io)?;
+    drop(responder);
     drop(sinks);
     if !args.quiet {
         eprintln!(

@@ -6,6 +6,7 @@ mod demo;
 mod detect;
 mod generate;
 mod kafka;
+mod respond;
 mod rules;
 mod sql;
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => kafka::ingest(&args),
         Command::Backtest(args) => backtest::run(&args),
         Command::Baseline(cmd) => baseline::run(cmd),
+        Command::Release(args) => respond::release(&args),
     }
 }
 

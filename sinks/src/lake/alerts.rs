@@ -117,6 +117,8 @@ pub(crate) mod tests {
             event_count: 2,
             evidence: "alice did it".into(),
             tags: vec!["attack.t1562.008".into()],
+            access_key_id: None,
+            session_id: None,
         }
     }
 

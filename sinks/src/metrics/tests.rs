@@ -38,6 +38,8 @@ fn alert(rule: &str, severity: Severity, last_event_time: i64, detected_at: i64)
         event_count: 1,
         evidence: "why".into(),
         tags: Vec::new(),
+        access_key_id: None,
+        session_id: None,
     }
 }
 

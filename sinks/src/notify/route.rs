@@ -134,6 +134,8 @@ mod tests {
             event_count: 1,
             evidence: String::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            access_key_id: None,
+            session_id: None,
         }
     }
 

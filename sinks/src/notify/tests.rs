@@ -31,6 +31,8 @@ fn alert(i: usize, severity: Severity) -> Alert {
             "attack.t1562.008".into(),
             "baseline".into(),
         ],
+        access_key_id: None,
+        session_id: None,
     }
 }
 
