@@ -423,30 +423,20 @@ fn failover(test: &str, replace: bool) {
     setup.assert_every_event_processed("detect", events);
 }
 
-/// The survivor takes over the killed member's partitions.
-///
-/// Ignored on tansu 0.6.0: after the killed member's session times out,
-/// tansu logs "missed heartbeat for <member> ... after 6132ms" and re-forms
-/// the group, but the dead member stays in the member list the leader
-/// assigns over, so its partitions are handed to it again and never
-/// consumed (seen in the survivor's log: the same three of six partitions
-/// assigned before and after). Run it against Apache Kafka:
-/// `TRAILHOUND_KAFKA=host:port cargo nextest run -p trailhound --test kafka
-/// --run-ignored all`.
+/// The survivor takes over the killed member's partitions from their
+/// checkpoints once the killed member's session times out; nothing is lost
+/// or counted twice. (With the eager assignment strategies tansu 0.6.0 kept
+/// the old assignment after dropping the dead member; the consumer's
+/// default `cooperative-sticky` strategy makes it hand them over.)
 #[test]
-#[ignore = "tansu 0.6.0 keeps a killed member in the group: its partitions are never reassigned"]
 fn a_killed_detector_loses_nothing() {
     failover("kafka-failover", false);
 }
 
 /// The killed member's partitions are taken over from their checkpoints by
-/// a member that joins in its place; nothing is lost or counted twice.
-///
-/// Ignored on tansu 0.6.0 for the same reason: with the replacement the
-/// group has three members for tansu, one of them the dead one, whose third
-/// of the partitions is never consumed.
+/// the members left, a third member joining in its place among them;
+/// nothing is lost or counted twice.
 #[test]
-#[ignore = "tansu 0.6.0 keeps a killed member in the group: its partitions are never reassigned"]
 fn a_detector_killed_mid_stream_is_replaced_without_loss() {
     failover("kafka-replace", true);
 }

@@ -421,6 +421,19 @@ impl BusConfig {
                 "heartbeat.interval.ms",
                 (self.session_timeout_ms / 3).max(100).to_string(),
             );
+        // Incremental rebalancing: members keep the partitions they own
+        // while one joins or leaves, and only the moved ones are handed over
+        // (checkpointed by the loser, restored by the gainer). It is also
+        // what makes tansu 0.6.0 hand a dead member's partitions to the
+        // survivors (with the eager strategies it keeps the old assignment;
+        // docs/architecture.md, Kafka). A pass-through
+        // `partition.assignment.strategy` still wins.
+        if !self
+            .properties
+            .contains_key("partition.assignment.strategy")
+        {
+            config.set("partition.assignment.strategy", "cooperative-sticky");
+        }
         Ok(config)
     }
 }

@@ -300,21 +300,24 @@ fn two_consumers_split_the_partitions() {
         None
     });
     let mut notices_a = Vec::new();
-    let mut ids_a = Vec::new();
+    let mut ids_a = BTreeSet::new();
     // a alone gets all 6 partitions (and may start reading).
     within(Duration::from_secs(30), "a's first assignment", || {
         let batch = a
             .poll_batch(100, Duration::from_millis(200))
             .expect("polling a");
-        ids_a.extend(batch.events.iter().map(|d| d.event.event_id.clone()));
+        ids_a.extend(
+            batch
+                .events
+                .iter()
+                .map(|d| (d.position.partition, d.event.event_id.clone())),
+        );
         notices_a.extend(batch.rebalances);
         notices_a
             .iter()
             .any(|n| matches!(n, RebalanceNotice::Assigned(p) if p.len() == 6))
             .then_some(())
     });
-    // Nothing of a's is committed: whatever it read is read again after the split.
-    ids_a.clear();
     let mut partitions_a: BTreeSet<i32> = a
         .assignment()
         .expect("a's assignment")
@@ -325,7 +328,7 @@ fn two_consumers_split_the_partitions() {
 
     let mut b = EventConsumer::new(&config, &group).expect("consumer b");
     let mut notices_b = Vec::new();
-    let mut ids_b = Vec::new();
+    let mut ids_b = BTreeSet::new();
     let mut partitions_b = BTreeSet::new();
     within(
         Duration::from_secs(60),
@@ -346,16 +349,24 @@ fn two_consumers_split_the_partitions() {
                         d.position.partition
                     );
                 }
-                ids.extend(batch.events.iter().map(|d| d.event.event_id.clone()));
+                ids.extend(
+                    batch
+                        .events
+                        .iter()
+                        .map(|d| (d.position.partition, d.event.event_id.clone())),
+                );
+                // Notices are deltas (cooperative-sticky): a keeps what it
+                // is not asked to give up, and reads on where it was.
                 for notice in &batch.rebalances {
                     match notice {
                         RebalanceNotice::Assigned(p) => {
-                            partitions.clear();
                             partitions.extend(p.iter().map(|p| p.partition));
-                            // Restart the count: uncommitted records come again.
-                            ids.clear();
                         }
-                        RebalanceNotice::Revoked(_) => partitions.clear(),
+                        RebalanceNotice::Revoked(p) => {
+                            for p in p {
+                                partitions.remove(&p.partition);
+                            }
+                        }
                         RebalanceNotice::Failed(_) => {}
                     }
                 }
@@ -365,15 +376,30 @@ fn two_consumers_split_the_partitions() {
                 && !partitions_b.is_empty()
                 && partitions_a.is_disjoint(&partitions_b)
                 && partitions_a.len() + partitions_b.len() == 6;
-            (split && ids_a.len() + ids_b.len() >= 1_200).then_some(())
+            let distinct: BTreeSet<&String> =
+                ids_a.iter().chain(ids_b.iter()).map(|(_, id)| id).collect();
+            // Nothing was committed, so b reads its partitions from the
+            // start: everything a had read of them comes again.
+            let b_caught_up = ids_a
+                .iter()
+                .filter(|(p, _)| partitions_b.contains(p))
+                .all(|pair| ids_b.contains(pair));
+            (split && !ids_b.is_empty() && b_caught_up && distinct.len() >= 1_200).then_some(())
         },
     );
 
-    assert!(
-        notices_a
-            .iter()
-            .any(|n| matches!(n, RebalanceNotice::Revoked(p) if p.len() == 6)),
-        "a was told its partitions were revoked: {notices_a:?}"
+    // What a gave up is what b got, and a was told, inside the rebalance.
+    let revoked_a: BTreeSet<i32> = notices_a
+        .iter()
+        .filter_map(|n| match n {
+            RebalanceNotice::Revoked(p) => Some(p.iter().map(|p| p.partition)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        revoked_a, partitions_b,
+        "a was told which partitions moved: {notices_a:?}"
     );
     assert!(
         notices_b
@@ -381,12 +407,21 @@ fn two_consumers_split_the_partitions() {
             .any(|n| matches!(n, RebalanceNotice::Assigned(_))),
         "b was told about its partitions: {notices_b:?}"
     );
+    let by_hook: BTreeSet<i32> = revoked_by_hook
+        .lock()
+        .expect("hook log")
+        .iter()
+        .map(|p| p.partition)
+        .collect();
     assert_eq!(
-        revoked_by_hook.lock().expect("hook log").len(),
-        6,
+        by_hook, revoked_a,
         "the revoke hook ran inside the rebalance"
     );
-    let mut all: Vec<String> = ids_a.iter().chain(&ids_b).cloned().collect();
+    let mut all: Vec<String> = ids_a
+        .iter()
+        .chain(&ids_b)
+        .map(|(_, id)| id.clone())
+        .collect();
     all.sort();
     all.dedup();
     assert_eq!(
