@@ -205,6 +205,8 @@ pub struct DetectArgs {
     /// Keep state in this folder: resume from its checkpoint (skipping inputs read before,
     /// resuming a partly read one after its last record), checkpoint every --checkpoint-secs
     /// and at the end. Windows still open at the end are kept for the next run unless --flush.
+    /// With --kafka: a folder, or an object store URL shared by detectors on several
+    /// machines (s3://bucket/prefix, with the standard AWS_* variables; file:///path).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Seconds between checkpoints during a run (with --state).

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use broker::{Broker, Storage, unique};
 use common::{text, trailhound};
 use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind};
+use trailhound_kafka::state::StateStore;
+use trailhound_respond::moto::MotoServer;
 use trailhound_rules::baseline::BaselineKind;
 
 /// Allowed lateness of both runs: long enough that no row is ever late.
@@ -78,11 +80,17 @@ struct Setup {
     broker: Broker,
     prefix: String,
     dir: tempfile::TempDir,
+    /// The detectors' `--state`: a folder in `dir`, or an object store URL.
+    state: String,
+    /// More environment for every child (object store settings).
+    env: Vec<(String, String)>,
 }
 
 impl Setup {
     fn new(test: &str) -> Setup {
         Setup {
+            state: "detect-state".into(),
+            env: Vec::new(),
             // Memory storage: several times faster than sqlite here, and the
             // one-record batches below let it serve a fetch from any offset
             // (a member taking over resumes from a committed offset).
@@ -110,6 +118,7 @@ impl Setup {
             .env("TRAILHOUND_KAFKA_PROP_MAX_POLL_INTERVAL_MS", "10000")
             .env("TRAILHOUND_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null());
         c
     }
@@ -159,7 +168,7 @@ impl Setup {
                 "--group",
                 group,
                 "--state",
-                "detect-state",
+                &self.state,
                 "--format",
                 "json",
                 "--checkpoint-secs",
@@ -179,6 +188,16 @@ impl Setup {
         Guard {
             child: Some(child),
             name: format!("detector {name}"),
+        }
+    }
+
+    /// Where the detectors keep their checkpoints, as they open it.
+    fn state_store(&self) -> StateStore {
+        if self.state.contains("://") {
+            StateStore::parse_with(&self.state, self.env.clone())
+                .unwrap_or_else(|e| panic!("the state store {}: {e}", self.state))
+        } else {
+            StateStore::local(self.path(&self.state))
         }
     }
 
@@ -204,9 +223,10 @@ impl Setup {
                 )
                 .unwrap_or_else(|e| panic!("high watermark of {partition}: {e}"));
             total += high;
-            let saved =
-                trailhound_kafka::state::load(&self.path("detect-state"), &topic, partition)
-                    .unwrap_or_else(|e| panic!("reading checkpoint {partition}: {e}"));
+            let saved = self
+                .state_store()
+                .load(&topic, partition)
+                .unwrap_or_else(|e| panic!("reading checkpoint {partition}: {e}"));
             let next = saved.map_or(0, |s| s.next);
             assert_eq!(
                 next, high,
@@ -347,9 +367,52 @@ fn assert_same_alerts(
 
 #[test]
 fn two_detectors_in_one_group_give_the_embedded_alerts() {
-    let setup = Setup::new("kafka-two");
-    let inputs = inputs(&setup, "20", "1");
-    let want = embedded(&setup, &inputs);
+    two_detectors(&Setup::new("kafka-two"));
+}
+
+/// The same with the partition state in an S3 bucket (moto's S3 on
+/// loopback) that both detectors share, as detectors on two machines would:
+/// partitions that move are restored from the bucket.
+#[test]
+fn two_detectors_sharing_state_in_s3_give_the_embedded_alerts() {
+    let moto = MotoServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let created = ureq::put(&format!("{}/trailhound-state", moto.url)).send_empty();
+    assert!(created.is_ok(), "creating the bucket: {created:?}");
+    let mut setup = Setup::new("kafka-s3");
+    setup.state = "s3://trailhound-state/detect".into();
+    setup.env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    two_detectors(&setup);
+    let restored: u64 = ["a", "b"]
+        .iter()
+        .filter_map(|n| {
+            let log = setup.log(n);
+            let at = log.find("partitions restored from checkpoints: ")?;
+            let rest = &log[at + "partitions restored from checkpoints: ".len()..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(restored > 0, "no partition was restored from the bucket");
+    assert!(
+        !setup.path("s3:").exists(),
+        "the URL was taken for a local folder"
+    );
+}
+
+fn two_detectors(setup: &Setup) {
+    let inputs = inputs(setup, "20", "1");
+    let want = embedded(setup, &inputs);
     assert!(!want.is_empty(), "the embedded run raised no alerts");
     let events = setup.ingest(&inputs);
 
@@ -363,7 +426,7 @@ fn two_detectors_in_one_group_give_the_embedded_alerts() {
 
     let mut got = alerts(&setup.path("a.out"));
     got.extend(alerts(&setup.path("b.out")));
-    assert_same_alerts(&setup, &want, &got);
+    assert_same_alerts(setup, &want, &got);
     setup.assert_every_event_processed("detect", events);
     assert!(
         setup.log("a").contains("partitions assigned")

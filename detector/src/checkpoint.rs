@@ -131,14 +131,7 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<(), CheckpointError> 
         move |source| CheckpointError::Io { path, source }
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let body =
-        postcard::to_stdvec(checkpoint).map_err(|e| CheckpointError::Encode(e.to_string()))?;
-    let mut bytes = Vec::with_capacity(HEADER + body.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&fnv64(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
+    let bytes = encode(checkpoint)?;
     let target = path_in(dir);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     {
@@ -162,6 +155,27 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(CheckpointError::Io { path, source }),
     };
+    decode(&bytes, &path).map(Some)
+}
+
+/// A checkpoint as the bytes of its file: header (magic, format version,
+/// body length, checksum) and postcard body. What [`save`] writes, and what
+/// an object store holds for the Kafka detector.
+pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
+    let body =
+        postcard::to_stdvec(checkpoint).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(HEADER + body.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&fnv64(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+/// Reads the bytes of a checkpoint file; `path` names it in errors.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let path = path.to_path_buf();
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: path.clone(),
         reason,
@@ -192,9 +206,7 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     if fnv64(body) != sum {
         return Err(corrupt("the checksum does not match (damaged?)".into()));
     }
-    postcard::from_bytes(body)
-        .map(Some)
-        .map_err(|e| corrupt(format!("the body does not decode: {e}")))
+    postcard::from_bytes(body).map_err(|e| corrupt(format!("the body does not decode: {e}")))
 }
 
 /// 64-bit FNV-1a.

@@ -48,7 +48,7 @@ use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, Metrics};
 
 use crate::error::KafkaError;
 use crate::scope::{RekeyedRule, split};
-use crate::state::{self, PartitionState};
+use crate::state::{PartitionState, StateStore};
 
 /// How long an event partition without any event waits before it reports
 /// "no events" to the rekeyed partitions (which then stop waiting for it).
@@ -61,7 +61,7 @@ pub struct DetectOptions {
     pub group: String,
     /// Where partition checkpoints live; `None` keeps state in memory only
     /// (a partition that moves then starts empty on its new owner).
-    pub state: Option<PathBuf>,
+    pub state: Option<StateStore>,
     /// Wall time between checkpoints and commits.
     pub checkpoint_every: Duration,
     /// Flush every window and stop after this long without an event.
@@ -220,7 +220,7 @@ impl Part {
 
 /// The state shared between the poll loop and the revoke hook.
 struct Inner {
-    state_dir: Option<PathBuf>,
+    state: Option<StateStore>,
     events_topic: String,
     rekeyed_topic: String,
     event_partitions: usize,
@@ -246,8 +246,8 @@ impl Inner {
         if self.parts.contains_key(p) {
             return Ok(());
         }
-        let saved = match &self.state_dir {
-            Some(dir) => state::load(dir, &p.topic, p.partition)?,
+        let saved = match &self.state {
+            Some(store) => store.load(&p.topic, p.partition)?,
             None => None,
         };
         let restored = saved.is_some();
@@ -256,13 +256,11 @@ impl Inner {
             let report = engine
                 .restore_state(bytes)
                 .map_err(|reason| KafkaError::Restore {
-                    path: state::partition_dir(
-                        self.state_dir
-                            .as_deref()
-                            .unwrap_or(std::path::Path::new(".")),
-                        &p.topic,
-                        p.partition,
-                    ),
+                    path: self
+                        .state
+                        .as_ref()
+                        .map(|s| s.describe(&p.topic, p.partition))
+                        .unwrap_or_default(),
                     reason,
                 })?;
             if !report.dropped.is_empty() {
@@ -327,7 +325,7 @@ impl Inner {
         let Some(next) = part.next else {
             return Ok(None);
         };
-        if let Some(dir) = &self.state_dir
+        if let Some(store) = &self.state
             && part.dirty
         {
             let mut saved = PartitionState {
@@ -360,7 +358,7 @@ impl Inner {
                     saved.origins = origins.iter().map(|(k, v)| (k.clone(), *v)).collect();
                 }
             }
-            state::save(dir, &p.topic, p.partition, &saved)?;
+            store.save(&p.topic, p.partition, &saved)?;
             self.checkpoints += 1;
             if let Some(m) = &self.metrics {
                 m.checkpoint_written();
@@ -467,7 +465,7 @@ pub fn run(
         tracing::info!(rule = %r.rule.id, key = %r.by.describe(), "rule runs through the rekeyed topic");
     }
     let shared = Arc::new(Mutex::new(Inner {
-        state_dir: options.state.clone(),
+        state: options.state.clone(),
         events_topic: events_topic.clone(),
         rekeyed_topic: rekeyed_topic.clone(),
         event_partitions,

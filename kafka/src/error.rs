@@ -27,6 +27,14 @@ pub enum KafkaError {
         /// What went wrong.
         reason: String,
     },
+    /// The object store holding partition state failed (after its own retries).
+    #[error("partition state at {location}: {reason}")]
+    StateStore {
+        /// The object's URL.
+        location: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The inputs could not be listed.
     #[error(transparent)]
     Input(#[from] trailhound_ingest::InputError),

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use trailhound_bus::BusConfig;
 use trailhound_kafka::detect::{DetectIo, DetectOptions};
 use trailhound_kafka::ingest::{IngestInput, IngestOptions};
+use trailhound_kafka::state::StateStore;
 use trailhound_sinks::{AlertSink, LakeHook};
 
 use crate::cli::{DetectArgs, IngestArgs};
@@ -109,14 +110,20 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     if let Some((m, _)) = &endpoint {
         m.watch_sinks(notify_stats.iter().cloned());
     }
-    let mut responder = super::respond::start_worker(
-        args.config.as_deref(),
-        &rules,
-        args.state.as_deref(),
-        args.quiet,
-    )?;
+    // --state is a folder or an object store URL (s3://bucket/prefix) that
+    // detectors on several machines share.
+    let state = match &args.state {
+        Some(p) => Some(StateStore::parse(&p.to_string_lossy())?),
+        None => None,
+    };
+    let local_state = match &state {
+        Some(StateStore::Local(dir)) => Some(dir.as_path()),
+        _ => None,
+    };
+    let mut responder =
+        super::respond::start_worker(args.config.as_deref(), &rules, local_state, args.quiet)?;
     let options = DetectOptions {
-        state: args.state.clone(),
+        state,
         checkpoint_every: Duration::from_secs(args.checkpoint_secs.max(1)),
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
         poll_rows: args.poll_records.max(1),
