@@ -11,7 +11,8 @@
 //! 5. released before (a replayed alert) or already in place -> skipped;
 //! 6. mode `shadow` -> done in shadow, with exactly what would be changed;
 //! 7. enforce: the circuit breaker open, or this action over the cap ->
-//!    done in shadow instead, and tripping the breaker raises an alert;
+//!    skipped, recorded in shadow with what would have been done, and
+//!    tripping the breaker raises a critical alert;
 //! 8. enforce: the change is made (with retries), written to the ledger
 //!    with its time to live -> done; or it failed -> failed, with an alert.
 //!
@@ -303,7 +304,7 @@ impl Responder {
                 out.actions.push(self.record(
                     &subject,
                     ActionMode::Shadow,
-                    ActionOutcome::Done,
+                    ActionOutcome::Skipped,
                     format!(
                         "circuit breaker open until {}: shadow instead of enforce; would {}",
                         format_micros(until),
@@ -329,7 +330,7 @@ impl Responder {
             out.actions.push(self.record(
                 &subject,
                 ActionMode::Shadow,
-                ActionOutcome::Done,
+                ActionOutcome::Skipped,
                 format!("{why}; would {}", plan.describe),
                 plan.details,
             ));

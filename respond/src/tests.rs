@@ -247,6 +247,8 @@ fn the_cap_trips_the_breaker_which_falls_back_to_shadow_and_alerts_loudly() {
     assert_eq!(outs[0].actions[0].mode, ActionMode::Enforce);
     assert_eq!(outs[1].actions[0].mode, ActionMode::Enforce);
     assert_eq!(outs[2].actions[0].mode, ActionMode::Shadow);
+    assert_eq!(outs[2].actions[0].outcome, ActionOutcome::Skipped);
+    assert_eq!(outs[4].actions[0].outcome, ActionOutcome::Skipped);
     assert!(
         outs[2].actions[0]
             .reason

@@ -1,7 +1,7 @@
 //! `end-gateway-session` against a real HTTP server on loopback: the
 //! gateway's API gets the session id, the bearer token and the lock; a
-//! release calls the unlock URL; a gateway that keeps failing makes the
-//! action fail with its own alert.
+//! release calls the unlock URL; a 503 is retried; a gateway that keeps
+//! failing makes the action fail with its own alert.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -174,4 +174,31 @@ fn a_gateway_that_keeps_failing_fails_the_action_with_its_own_alert() {
     assert_eq!(out.alerts[0].rule_id, "trailhound-response-failed");
     assert_eq!(seen.iter().take(2).count(), 2, "retried once");
     assert!(r.ledger().read().unwrap().placed.is_empty());
+}
+
+#[test]
+fn a_503_is_retried_and_the_second_answer_ends_the_session() {
+    let (url, seen) = server(vec![503, 200]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = responder(&url, dir.path(), 3);
+    let out = r.handle(&alert());
+    assert_eq!(
+        out.actions[0].outcome,
+        ActionOutcome::Done,
+        "{}",
+        out.actions[0].reason
+    );
+    assert!(
+        out.actions[0].reason.contains("HTTP 200"),
+        "{}",
+        out.actions[0].reason
+    );
+    let requests: Vec<Seen> = seen.iter().take(2).collect();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|q| q.line == "POST /v1/sessions/sess-42/terminate HTTP/1.1")
+    );
+    assert!(out.alerts.is_empty());
 }

@@ -260,16 +260,99 @@ fn decode(doc: &str) -> serde_json::Value {
     let b = doc.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(x) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(x) = u8::from_str_radix(&doc[i + 1..i + 3], 16)
+        {
+            out.push(x);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
     }
     serde_json::from_slice(&out)
         .unwrap_or_else(|e| panic!("policy document {doc:?} is not JSON: {e}"))
+}
+
+#[test]
+fn shadow_allow_listed_and_root_change_nothing_in_moto() {
+    let moto = start_moto();
+    let iam = checker(&moto);
+    let c = iam.client();
+    for user in ["carol", "break-glass-dave"] {
+        iam.block_on(c.create_user().user_name(user).send())
+            .expect("create user");
+        iam.block_on(
+            c.put_user_policy()
+                .user_name(user)
+                .policy_name("keep-me")
+                .policy_document(KEEP)
+                .send(),
+        )
+        .expect("pre-existing policy");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let respond = [
+        ResponseName::QuarantinePrincipal,
+        ResponseName::RevokeSessions,
+    ];
+    let lists = BTreeMap::from([("aws-iam-backdoor".to_string(), respond.to_vec())]);
+    let conf = moto.iam_conf();
+    let factory = move || -> Result<Box<dyn Iam>, trailhound_respond::IamError> {
+        Ok(Box::new(AwsIam::from_conf(conf.clone())?))
+    };
+
+    // Shadow: what would be done, recorded; nothing done.
+    let mut shadow = Responder::new(
+        ResponseConfig::default(),
+        lists.clone(),
+        Ledger::at(dir.path().join("shadow.json")),
+        Box::new(factory.clone()),
+    );
+    let out = shadow.handle(&alert(
+        4,
+        &format!("arn:aws:iam::{ACCOUNT}:user/carol"),
+        None,
+    ));
+    assert_eq!(out.actions.len(), 2);
+    for a in &out.actions {
+        assert_eq!(
+            (a.mode, a.outcome),
+            (ActionMode::Shadow, ActionOutcome::Done)
+        );
+        assert!(a.reason.starts_with("shadow: would add"), "{}", a.reason);
+        assert_eq!(a.details["name"], "carol");
+    }
+
+    // Enforce, but allow-listed or root: skipped, untouched.
+    let mut enforce = Responder::new(
+        ResponseConfig {
+            mode: ActionMode::Enforce,
+            allow: vec!["arn:aws:iam::*:user/break-glass-*".into()],
+            ..ResponseConfig::default()
+        },
+        lists,
+        Ledger::at(dir.path().join("enforce.json")),
+        Box::new(factory),
+    );
+    for principal in [
+        format!("arn:aws:iam::{ACCOUNT}:user/break-glass-dave"),
+        format!("arn:aws:iam::{ACCOUNT}:root"),
+    ] {
+        let out = enforce.handle(&alert(5, &principal, None));
+        assert!(
+            out.actions
+                .iter()
+                .all(|a| a.outcome == ActionOutcome::Skipped),
+            "{out:?}"
+        );
+    }
+    for user in ["carol", "break-glass-dave"] {
+        let names = iam
+            .block_on(c.list_user_policies().user_name(user).send())
+            .expect("list")
+            .policy_names;
+        assert_eq!(names, vec!["keep-me".to_string()], "{user}");
+    }
 }
