@@ -9,20 +9,23 @@
 //! - `unusual_hour`: 24 saturating 16-bit counters, one per hour of day (UTC
 //!   or the rule's offset). When one would pass 65,535 all are halved, which
 //!   keeps their shares; shares are taken over the counters' sum.
-//! - `rate`: per key a fixed 48-byte history: for each of four 6-hour parts
+//! - `rate`: per key a fixed 48-byte profile: for each of four 6-hour parts
 //!   of the day (in the rule's offset; one part when bins are 6 h or longer)
 //!   the *usual* value, a decayed maximum of past bins' values (each active
 //!   bin folded into its part multiplies the old maximum by [`RATE_DECAY`]
 //!   first, so a one-off burst fades over about a hundred active bins), and
-//!   how many active bins made it; plus the current bin's running value.
-//!   Idle bins are implicit zeros and cost nothing. A row alerts *as soon as*
-//!   the running value exceeds `factor` x the usual value of its part of the
-//!   day and reaches `min_value`, once per bin; the bin is folded into the
-//!   history when a row of a later bin arrives (so alerting bins are learnt
-//!   too). A row for a bin older than the key's current bin is not counted
-//!   ([`BaselineStats::late_rows`]). `count_distinct` keeps the current
-//!   bin's values exactly (32-bit fingerprints, up to [`EXACT_DISTINCT`]),
-//!   then as a HyperLogLog of 1,024 one-byte registers.
+//!   whether the part has any history; plus the running values of two open
+//!   bins, the current one and the one before it. Idle bins are implicit
+//!   zeros and cost nothing. A row alerts *as soon as* its bin's running
+//!   value exceeds `factor` x the usual value of its part of the day and
+//!   reaches `min_value`, once per bin. A row one bin behind the key's
+//!   newest still counts and is evaluated (CloudTrail files arrive late and
+//!   out of order, so the next hour's file can come first); the older open
+//!   bin is folded into the history when a row two bins later arrives (so
+//!   alerting bins are learnt too). A row older than both open bins is not
+//!   counted ([`BaselineStats::late_rows`]). `count_distinct` keeps each
+//!   open bin's values exactly (32-bit fingerprints, up to
+//!   [`EXACT_DISTINCT`]), then as a HyperLogLog of 1,024 one-byte registers.
 //! - `rare`: per *value* (64-bit fingerprint) when it was first and last seen
 //!   and the 32-bit fingerprints of up to `below - 1` holders (keys), then
 //!   only "many". The rule's learning period starts at the first event the
@@ -220,7 +223,7 @@ pub enum Finding {
         band: Option<u8>,
         /// The usual value for that part of the day (0 when it had no activity).
         usual: f64,
-        /// Active bins behind `usual`.
+        /// 1 when that part of the day has history behind `usual`, else 0.
         band_bins: u32,
         /// Active bins of history in all.
         history_bins: u32,
@@ -720,8 +723,14 @@ impl Profile for HourProfile {
     }
 }
 
-/// `rate`: 48 bytes; the current bin's distinct values on the heap while
-/// the bin lasts.
+/// `rate`: 48 bytes; the open bins' distinct values on the heap while they
+/// last.
+///
+/// Two bins are open at a time: the current one and, when it directly
+/// precedes it, the previous one, so that a row up to one bin late (a
+/// CloudTrail file delivered after the next hour's) is still counted and
+/// evaluated. The previous bin is folded into the history when a row two or
+/// more bins later arrives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RateProfile {
     first: u32,
@@ -730,18 +739,46 @@ struct RateProfile {
     bin: u32,
     /// Active bins folded into the history.
     history: u16,
-    /// Whether the current bin has alerted.
-    alerted: bool,
+    /// Bits 0..4: whether each part of the day has folded bins; then
+    /// [`RATE_ALERTED`], [`RATE_PREV_OPEN`], [`RATE_PREV_ALERTED`].
+    flags: u8,
     /// Usual value per part of the day.
     high: [f32; BANDS],
-    /// Active bins per part of the day (saturating: only whether there
-    /// were any is shown).
-    bins: [u8; BANDS],
     /// The current bin's value so far (f32: exact for counts up to 2^24,
     /// about 7 significant digits for sums).
     running: f32,
-    /// The current bin's distinct values (`count_distinct`).
-    distinct: Option<Box<Distinct>>,
+    /// The previous bin's value, while it is open.
+    prev_running: f32,
+    /// The open bins' distinct values (`count_distinct`).
+    distinct: Option<Box<OpenDistinct>>,
+}
+
+/// Whether the current bin has alerted.
+const RATE_ALERTED: u8 = 1 << 4;
+/// Whether the bin before the current one is still open.
+const RATE_PREV_OPEN: u8 = 1 << 5;
+/// Whether the previous open bin has alerted.
+const RATE_PREV_ALERTED: u8 = 1 << 6;
+
+/// The distinct values of a rate profile's two open bins.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct OpenDistinct {
+    current: Option<Distinct>,
+    previous: Option<Distinct>,
+}
+
+impl OpenDistinct {
+    fn heap(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + [&self.current, &self.previous]
+                .into_iter()
+                .flatten()
+                .map(|d| match d {
+                    Distinct::Exact(v) => v.capacity() * 4,
+                    Distinct::Sketch(r) => r.len(),
+                })
+                .sum::<usize>()
+    }
 }
 
 impl Profile for RateProfile {
@@ -749,13 +786,7 @@ impl Profile for RateProfile {
         self.last
     }
     fn heap(&self) -> usize {
-        self.distinct.as_ref().map_or(0, |d| {
-            std::mem::size_of::<Distinct>()
-                + match d.as_ref() {
-                    Distinct::Exact(v) => v.capacity() * 4,
-                    Distinct::Sketch(r) => r.len(),
-                }
-        })
+        self.distinct.as_ref().map_or(0, |d| d.heap())
     }
 }
 
@@ -1148,10 +1179,10 @@ impl BaselineStore {
                     last: now,
                     bin,
                     history: 0,
-                    alerted: false,
+                    flags: 0,
                     high: [0.0; BANDS],
-                    bins: [0; BANDS],
                     running: 0.0,
+                    prev_running: 0.0,
                     distinct: None,
                 })?;
                 p.first = p.first.min(now);
@@ -1415,17 +1446,45 @@ fn band_of(bin: u32, baseline: &CompiledBaseline) -> usize {
     usize::from(hour_of(start, baseline.utc_offset_minutes) / BAND_HOURS)
 }
 
-/// Learns the key's current bin, which always had rows (a bin is only ever
-/// opened by a row). A bin whose `sum` came to 0 counts as history too: a
-/// principal that works all day without an error has a usual of 0 errors,
-/// not no history.
-fn fold(p: &mut RateProfile, baseline: &CompiledBaseline) {
-    let band = band_of(p.bin, baseline);
-    if let (Some(high), Some(bins)) = (p.high.get_mut(band), p.bins.get_mut(band)) {
-        *high = p.running.max(0.0).max(*high * RATE_DECAY);
-        *bins = bins.saturating_add(1);
+/// Learns a closed bin (`value` for `bin`), which always had rows (a bin is
+/// only ever opened by a row). A bin whose value came to 0 counts as
+/// history too: a principal that works all day without an error has a
+/// usual of 0 errors, not no history.
+fn fold(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32, value: f32) {
+    let band = band_of(bin, baseline);
+    if let Some(high) = p.high.get_mut(band) {
+        *high = value.max(0.0).max(*high * RATE_DECAY);
+        p.flags |= 1 << band;
     }
     p.history = p.history.saturating_add(1);
+}
+
+/// Moves the key's open bins on so that `bin` is the current one: the
+/// previous bin is folded, and the current one becomes the previous one
+/// when `bin` directly follows it, or is folded too.
+fn advance(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32) {
+    if p.flags & RATE_PREV_OPEN != 0 {
+        fold(p, baseline, p.bin.saturating_sub(1), p.prev_running);
+    }
+    let (current, running) = (p.bin, p.running);
+    let alerted = p.flags & RATE_ALERTED != 0;
+    p.flags &= !(RATE_ALERTED | RATE_PREV_OPEN | RATE_PREV_ALERTED);
+    if bin == current.saturating_add(1) {
+        p.prev_running = running;
+        p.flags |= RATE_PREV_OPEN;
+        if alerted {
+            p.flags |= RATE_PREV_ALERTED;
+        }
+        if let Some(d) = p.distinct.as_deref_mut() {
+            d.previous = d.current.take();
+        }
+    } else {
+        fold(p, baseline, current, running);
+        p.prev_running = 0.0;
+        p.distinct = None;
+    }
+    p.bin = bin;
+    p.running = 0.0;
 }
 
 fn learn_rate(
@@ -1435,53 +1494,84 @@ fn learn_rate(
     bin: u32,
     stats: &mut BaselineStats,
 ) -> Option<Finding> {
-    if bin < p.bin {
-        stats.late_rows += 1;
-        return None;
-    }
     if bin > p.bin {
-        fold(p, baseline);
-        p.bin = bin;
-        p.running = 0.0;
-        p.alerted = false;
-        p.distinct = None;
+        advance(p, baseline, bin);
     }
-    match baseline.measure {
-        Measure::Count => p.running += 1.0,
-        Measure::Sum => p.running += row.amount.unwrap_or(0.0) as f32,
-        Measure::CountDistinct => {
-            let fp = value_fp(row.value?);
-            let d = p
-                .distinct
-                .get_or_insert_with(|| Box::new(Distinct::Exact(Vec::new())));
-            d.insert(fp);
-            p.running = d.estimate() as f32;
+    let previous = bin != p.bin;
+    if previous {
+        if bin.saturating_add(1) != p.bin {
+            stats.late_rows += 1;
+            return None;
+        }
+        if p.flags & RATE_PREV_OPEN == 0 {
+            // The bin before the current one had no rows yet: it opens now.
+            p.flags = (p.flags | RATE_PREV_OPEN) & !RATE_PREV_ALERTED;
+            p.prev_running = 0.0;
+            if let Some(d) = p.distinct.as_deref_mut() {
+                d.previous = None;
+            }
         }
     }
-    if p.alerted {
+    let (value, alerted_flag) = if previous {
+        (&mut p.prev_running, RATE_PREV_ALERTED)
+    } else {
+        (&mut p.running, RATE_ALERTED)
+    };
+    let mut estimated = false;
+    match baseline.measure {
+        Measure::Count => *value += 1.0,
+        Measure::Sum => *value += row.amount.unwrap_or(0.0) as f32,
+        Measure::CountDistinct => {
+            let fp = value_fp(row.value?);
+            let open = p.distinct.get_or_insert_with(Default::default);
+            let d = if previous {
+                &mut open.previous
+            } else {
+                &mut open.current
+            };
+            let d = d.get_or_insert_with(|| Distinct::Exact(Vec::new()));
+            d.insert(fp);
+            *value = d.estimate() as f32;
+            estimated = d.is_estimate();
+        }
+    }
+    let running = f64::from(*value);
+    if p.flags & alerted_flag != 0 {
         return None;
     }
+    // The current bin is judged against the history as it will be once the
+    // open bin before it is folded, the previous bin against the history
+    // before it: the same verdicts as rows arriving in order.
+    let band = band_of(bin, baseline);
+    let mut high = p.high.get(band).copied().unwrap_or(0.0);
+    let mut history = p.history;
+    let mut band_seen = p.flags & (1 << band) != 0;
+    if !previous && p.flags & RATE_PREV_OPEN != 0 {
+        history = history.saturating_add(1);
+        if band_of(bin.saturating_sub(1), baseline) == band {
+            high = p.prev_running.max(0.0).max(high * RATE_DECAY);
+            band_seen = true;
+        }
+    }
     let eligible = learnt(p.first, secs(row.time), baseline.learning_micros)
-        && u64::from(p.history) >= baseline.min_history;
+        && u64::from(history) >= baseline.min_history;
     if !eligible {
         return None;
     }
-    let band = band_of(bin, baseline);
-    let usual = f64::from(p.high.get(band).copied().unwrap_or(0.0));
-    let running = f64::from(p.running);
+    let usual = f64::from(high);
     if !(running > baseline.factor * usual && running >= baseline.min_value) {
         return None;
     }
-    p.alerted = true;
+    p.flags |= alerted_flag;
     let banded = baseline.bin_micros < i64::from(BAND_HOURS) * HOUR_MICROS;
     Some(Finding::Rate {
         value: running,
-        estimated: p.distinct.as_ref().is_some_and(|d| d.is_estimate()),
+        estimated,
         bin_start: i64::from(bin) * baseline.bin_micros,
         band: banded.then_some(band as u8 * BAND_HOURS),
         usual,
-        band_bins: u32::from(p.bins.get(band).copied().unwrap_or(0)),
-        history_bins: u32::from(p.history),
+        band_bins: u32::from(band_seen),
+        history_bins: u32::from(history),
         since: micros(p.first),
     })
 }
@@ -2079,9 +2169,44 @@ mod tests {
         );
         // the next bin starts over (and has learnt the burst)
         assert!(burst(&mut s, &b, "p", t + HOUR_MICROS, 400).is_empty());
-        // a late row of an old bin is not counted
+        // a row of a bin older than the two open ones is not counted
         assert_eq!(see(&mut s, &b, "p", None, t - HOUR_MICROS), None);
         assert_eq!(s.stats().late_rows, 1);
+    }
+
+    #[test]
+    fn a_row_one_bin_late_still_counts_and_alerts_as_in_order() {
+        let b = rate("  learning: 2d\n  min_history: 24\n  factor: 10\n  min_value: 200\n");
+        // In order: 72 quiet hours, then 300 rows in hour 72 and 10 in 73.
+        let quiet = |s: &mut BaselineStore| {
+            for h in 0..72 {
+                assert!(burst(s, &b, "p", T0 + h * HOUR_MICROS, 10).is_empty());
+            }
+        };
+        let t = T0 + 72 * HOUR_MICROS;
+        let mut in_order = BaselineStore::new(1, BaselineLimits::default());
+        quiet(&mut in_order);
+        let mut expected = burst(&mut in_order, &b, "p", t, 300);
+        expected.extend(burst(&mut in_order, &b, "p", t + HOUR_MICROS, 10));
+        assert_eq!(expected.len(), 1, "{expected:?}");
+
+        // Out of order: hour 73's file first, then the burst of hour 72.
+        let mut late = BaselineStore::new(1, BaselineLimits::default());
+        quiet(&mut late);
+        let mut got = burst(&mut late, &b, "p", t + HOUR_MICROS, 10);
+        got.extend(burst(&mut late, &b, "p", t, 300));
+        assert_eq!(late.stats().late_rows, 0);
+        assert_eq!(format!("{got:?}"), format!("{expected:?}"));
+        let text = describe(&b, "p", &got[0]);
+        assert!(
+            text.starts_with("p had 200 events in the 1h from 10:00 UTC"),
+            "{text}"
+        );
+
+        // Hour 74 folds hour 72: a row for it now is late and not counted.
+        assert!(burst(&mut late, &b, "p", t + 2 * HOUR_MICROS, 10).is_empty());
+        assert_eq!(see(&mut late, &b, "p", None, t + 59 * 60_000_000), None);
+        assert_eq!(late.stats().late_rows, 1);
     }
 
     #[test]
