@@ -247,7 +247,14 @@ fn stolen_key(org: &Org, day: i64, span: Span, mut rng: SmallRng, inj: &mut Inje
         return;
     };
     let acct = org.account_id(person.account).to_string();
-    let ip = format!("203.0.113.{}", rng.gen_range(20..240));
+    // The thief's own network: a /24 of the benchmarking range no office,
+    // VPN or known-bad attack uses (those come from 203.0.113.0/24, and one
+    // may have taken the same victim earlier).
+    let ip = format!(
+        "198.19.{}.{}",
+        rng.gen_range(100..250),
+        rng.gen_range(20..240)
+    );
     let mut t = span.clamp(day + rng.gen_range(0..20 * HOUR));
     let own = user_request(&person.name);
     let steps: [(&str, &str, bool, Vec<u8>); 5] = [
