@@ -250,8 +250,21 @@ pub struct DetectArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Inputs: files, folders (read recursively, in time order), globs, or - for standard input.
-    #[arg(value_name = "PATHS", required = true)]
+    #[arg(value_name = "PATHS", required_unless_present = "sqs")]
     pub paths: Vec<String>,
+    /// Read CloudTrail files announced on this SQS queue (S3 notifications, directly or through
+    /// SNS or EventBridge) instead of PATHS; a message is deleted once the broker acknowledged
+    /// every event of its objects.
+    #[arg(long, value_name = "QUEUE_URL", conflicts_with = "paths")]
+    pub sqs: Option<String>,
+    /// With --sqs: stop after this many empty long polls in a row (default: run until stopped).
+    #[arg(long, value_name = "N", requires = "sqs")]
+    pub idle_polls: Option<u32>,
+    /// With --sqs: objects read at once.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "sqs")]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// The Kafka cluster's bootstrap brokers (host:port,...); the `kafka:` section of --config
     /// and TRAILHOUND_KAFKA_* variables give the other settings.
     #[arg(long, value_name = "BROKERS")]
@@ -273,6 +286,27 @@ pub struct IngestArgs {
     /// No summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Where and as whom to reach AWS; the `aws:` section of --config gives the same, and the
+/// standard chain (AWS_* variables, ~/.aws, SSO, instance and container roles) the rest.
+#[derive(Debug, Args, Default)]
+pub struct AwsArgs {
+    /// AWS region (default: the chain's, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// A named profile of ~/.aws/config.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Another AWS endpoint: an emulator or a private (VPC) endpoint.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// A role to assume with the chain's credentials.
+    #[arg(long, value_name = "ROLE_ARN")]
+    pub assume_role: Option<String>,
+    /// The external id the role's trust policy asks for.
+    #[arg(long, value_name = "ID", requires = "assume_role")]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

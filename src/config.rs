@@ -79,6 +79,10 @@ pub struct Config {
     /// with the defaults.
     #[serde(default)]
     pub response: Option<trailhound_respond::ResponseConfig>,
+    /// AWS access for the sources (`trailhound_aws::AwsSettings`): region,
+    /// profile, endpoint, role to assume; `ingest --sqs` reads it, flags win.
+    #[serde(default)]
+    pub aws: Option<trailhound_aws::AwsSettings>,
 }
 
 /// `notify:`: the sinks, and defaults every sink may override.

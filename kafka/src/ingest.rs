@@ -112,10 +112,10 @@ impl IngestSummary {
 }
 
 /// The parser's output going straight to the producer.
-struct SendEmit<'p> {
-    sender: InputSender<'p>,
-    dead_letters: Vec<DeadLetter>,
-    error: Option<BusError>,
+pub(crate) struct SendEmit<'p> {
+    pub(crate) sender: InputSender<'p>,
+    pub(crate) dead_letters: Vec<DeadLetter>,
+    pub(crate) error: Option<BusError>,
 }
 
 impl Emit for SendEmit<'_> {

@@ -5,6 +5,10 @@
 //! - [`ingest`]: `trailhound ingest PATHS --kafka BROKERS`, inputs parsed
 //!   and sent to the event topic, each recorded as done only once the broker
 //!   acknowledged all of its records.
+//! - [`queue`]: `trailhound ingest --sqs QUEUE_URL --kafka BROKERS`,
+//!   CloudTrail files announced on SQS read from S3 (`trailhound-aws`) and
+//!   sent the same way; a message is deleted only once the broker
+//!   acknowledged every event of its objects.
 //! - [`detect`]: `trailhound detect --kafka BROKERS --group NAME`, a
 //!   consumer-group member with an engine per event partition, rules whose
 //!   state is not per principal run through the rekeyed topic, and
@@ -17,9 +21,11 @@
 pub mod detect;
 pub mod error;
 pub mod ingest;
+pub mod queue;
 pub mod scope;
 pub mod state;
 
 pub use detect::{DetectIo, DetectOptions, DetectSummary};
 pub use error::KafkaError;
 pub use ingest::{IngestInput, IngestOptions, IngestSummary};
+pub use queue::{QueueOptions, QueueSummary, ingest_queue};

@@ -45,6 +45,9 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 
 pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let bus = bus_config(&args.kafka, args.config.as_deref())?;
+    if let Some(url) = &args.sqs {
+        return ingest_queue(args, &bus, url);
+    }
     let inputs = super::expand_inputs(&args.paths, || IngestInput::Stdin, IngestInput::Path)?;
     let options = IngestOptions {
         state: args.state.clone(),
@@ -84,6 +87,57 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The AWS settings: the `aws:` section of the config file, then the flags.
+fn aws_settings(args: &IngestArgs) -> anyhow::Result<trailhound_aws::AwsSettings> {
+    let mut aws = match args.config.as_deref() {
+        Some(path) => crate::config::Config::load(path)?.aws.unwrap_or_default(),
+        None => trailhound_aws::AwsSettings::default(),
+    };
+    let a = &args.aws;
+    for (flag, field) in [
+        (&a.region, &mut aws.region),
+        (&a.profile, &mut aws.profile),
+        (&a.endpoint_url, &mut aws.endpoint_url),
+        (&a.assume_role, &mut aws.assume_role),
+        (&a.external_id, &mut aws.external_id),
+    ] {
+        if flag.is_some() {
+            field.clone_from(flag);
+        }
+    }
+    Ok(aws)
+}
+
+fn ingest_queue(args: &IngestArgs, bus: &BusConfig, url: &str) -> anyhow::Result<ExitCode> {
+    let aws = aws_settings(args)?;
+    let mut settings = trailhound_aws::QueueSettings::new(url);
+    settings.concurrency = args.concurrency.max(1);
+    let queue = trailhound_aws::S3Queue::new(&aws, settings)?;
+    let options = trailhound_kafka::QueueOptions {
+        dead_letter_path: Some(args.dead_letters.clone()),
+        stop: Some(stop_flag()?),
+        idle_polls: args.idle_polls,
+        ..Default::default()
+    };
+    let s = trailhound_kafka::ingest_queue(&queue, bus, &options)?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: {} events from {} objects of {} messages acknowledged by {}; {} left for retry, {} test event(s), {} digest file(s) skipped",
+            s.events,
+            s.objects,
+            s.messages_done,
+            bus.brokers,
+            s.messages_retried,
+            s.test_events,
+            s.digests_skipped
+        );
+        for (reason, n) in &s.dead_letters_by_reason {
+            eprintln!("  dead letters {reason}: {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {

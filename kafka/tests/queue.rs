@@ -1,0 +1,404 @@
+//! `ingest_queue` against moto's S3 and SQS and a real broker (tansu), all on
+//! loopback: CloudTrail files put into a bucket reach the event topic through
+//! S3's own notifications to SQS, notices wrapped by SNS and EventBridge are
+//! read too, bad objects and notices end as dead letters while the rest
+//! flows on, and a message is deleted only once its events are in Kafka.
+
+#[path = "../../bus/tests/common/mod.rs"]
+mod broker;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::QueueAttributeName;
+use broker::{Broker, Storage, unique};
+use trailhound_aws::{QueueSettings, S3Queue};
+use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind};
+use trailhound_kafka::{QueueOptions, ingest_queue};
+use trailhound_respond::moto::MotoServer;
+
+struct Aws {
+    moto: MotoServer,
+    rt: tokio::runtime::Runtime,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Aws {
+    fn start() -> Aws {
+        let moto = MotoServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto");
+        let region = aws_sdk_s3::config::Region::new("us-east-1");
+        let s3 = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(region.clone())
+            .endpoint_url(&moto.url)
+            .credentials_provider(creds.clone())
+            .force_path_style(true)
+            .build();
+        let sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(region)
+            .endpoint_url(&moto.url)
+            .credentials_provider(creds)
+            .build();
+        Aws {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            moto,
+        }
+    }
+
+    /// A queue, and a bucket whose new objects are announced on it.
+    fn bucket_with_queue(&self, bucket: &str, queue: &str) -> String {
+        self.rt.block_on(async {
+            let url = self
+                .sqs
+                .create_queue()
+                .queue_name(queue)
+                .send()
+                .await
+                .expect("create_queue")
+                .queue_url
+                .expect("a queue URL");
+            let arn = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .expect("get_queue_attributes")
+                .attributes
+                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+                .expect("the queue ARN");
+            self.s3
+                .create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("create_bucket");
+            use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+            let config = NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(arn)
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .expect("a queue configuration"),
+                )
+                .build();
+            self.s3
+                .put_bucket_notification_configuration()
+                .bucket(bucket)
+                .notification_configuration(config)
+                .send()
+                .await
+                .expect("put_bucket_notification_configuration");
+            url
+        })
+    }
+
+    fn bucket(&self, bucket: &str) {
+        self.rt
+            .block_on(self.s3.create_bucket().bucket(bucket).send())
+            .expect("create_bucket");
+    }
+
+    fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.rt
+            .block_on(
+                self.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(ByteStream::from(body))
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    fn send(&self, queue: &str, body: &str) {
+        self.rt
+            .block_on(
+                self.sqs
+                    .send_message()
+                    .queue_url(queue)
+                    .message_body(body)
+                    .send(),
+            )
+            .expect("send_message");
+    }
+
+    /// Visible plus in-flight messages.
+    fn messages(&self, queue: &str) -> u64 {
+        let attrs = self
+            .rt
+            .block_on(
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(queue)
+                    .attribute_names(QueueAttributeName::All)
+                    .send(),
+            )
+            .expect("get_queue_attributes")
+            .attributes
+            .unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+    }
+
+    fn queue(&self, url: &str, visibility_seconds: i32) -> S3Queue {
+        let mut settings = QueueSettings::new(url);
+        settings.wait_seconds = 1;
+        settings.visibility_seconds = visibility_seconds;
+        settings.max_object_bytes = 4 * 1024 * 1024;
+        S3Queue::from_clients(self.sqs.clone(), self.s3.clone(), settings).expect("a queue")
+    }
+}
+
+const ACCOUNT: &str = "111122223333";
+
+fn key(hour: u32, tag: &str) -> String {
+    format!(
+        "AWSLogs/o-a1b2c3d4e5/{ACCOUNT}/CloudTrail/us-east-1/2026/11/03/{ACCOUNT}_CloudTrail_us-east-1_20261103T{hour:02}00Z_{tag}.json.gz"
+    )
+}
+
+/// A CloudTrail file of `n` records, gzipped.
+fn trail_file(n: usize, tag: &str) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "eventVersion": "1.09",
+                "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "accountId": ACCOUNT,
+                    "arn": format!("arn:aws:iam::{ACCOUNT}:user/user-{}", i % 7), "userName": format!("user-{}", i % 7)},
+                "eventTime": format!("2026-11-03T12:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+                "eventSource": "s3.amazonaws.com",
+                "eventName": "ListBuckets",
+                "awsRegion": "us-east-1",
+                "sourceIPAddress": "198.51.100.7",
+                "userAgent": "aws-cli/2.15.0",
+                "eventID": format!("{tag}-{i:06}"),
+                "readOnly": true,
+                "eventType": "AwsApiCall",
+                "recipientAccountId": ACCOUNT
+            })
+        })
+        .collect();
+    gzip(
+        serde_json::json!({ "Records": records })
+            .to_string()
+            .as_bytes(),
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(bytes).expect("gzip");
+    z.finish().expect("gzip")
+}
+
+/// One record per produce batch: tansu's memory storage then gives high
+/// watermarks in records, which the checks below count.
+fn one_record_batches(mut bus: BusConfig) -> BusConfig {
+    bus.properties
+        .insert("batch.num.messages".into(), "1".into());
+    bus
+}
+
+fn events_on_topic(bus: &BusConfig) -> i64 {
+    let topic = bus.topic(TopicKind::Events);
+    let probe = EventConsumer::subscribe(bus, &unique("probe"), &topic).expect("a probe consumer");
+    (0..bus.partitions as i32)
+        .map(|partition| {
+            probe
+                .high_watermark(
+                    &PartitionId {
+                        topic: topic.clone(),
+                        partition,
+                    },
+                    Duration::from_secs(10),
+                )
+                .expect("a high watermark")
+        })
+        .sum()
+}
+
+#[test]
+fn s3_notifications_bring_every_file_to_kafka_and_bad_objects_to_dead_letters() {
+    let aws = Aws::start();
+    let queue_url = aws.bucket_with_queue("trail-logs", "trail-notices");
+    // Configuring the notification sent S3's test event.
+    assert!(
+        aws.messages(&queue_url) >= 1,
+        "no s3:TestEvent on the queue"
+    );
+
+    // Through S3's own notifications: two good files, a digest, a gzip
+    // bomb, a truncated file, and something that is not CloudTrail.
+    aws.put("trail-logs", &key(12, "a"), trail_file(300, "a"));
+    aws.put("trail-logs", &key(13, "b"), trail_file(200, "b"));
+    aws.put(
+        "trail-logs",
+        &format!("AWSLogs/o-a1b2c3d4e5/{ACCOUNT}/CloudTrail-Digest/us-east-1/2026/11/03/{ACCOUNT}_CloudTrail-Digest_us-east-1_x.json.gz"),
+        gzip(br#"{"awsAccountId":"111122223333","digestStartTime":"2026-11-03T12:00:00Z"}"#),
+    );
+    aws.put(
+        "trail-logs",
+        &key(14, "bomb"),
+        gzip(&vec![b' '; 3 * 1024 * 1024]),
+    );
+    let whole = trail_file(100, "t");
+    aws.put(
+        "trail-logs",
+        &key(15, "truncated"),
+        whole[..whole.len() / 2].to_vec(),
+    );
+    aws.put(
+        "trail-logs",
+        "exports/report.csv",
+        b"user,calls\nalice,3\n".to_vec(),
+    );
+
+    // Notices of other shapes, sent by hand, for objects in a bucket
+    // without notifications: SNS-wrapped, EventBridge, CloudTrail's own.
+    aws.bucket("org-trail");
+    aws.put("org-trail", &key(16, "sns"), trail_file(50, "sns"));
+    aws.put("org-trail", &key(17, "eb"), trail_file(40, "eb"));
+    aws.put("org-trail", &key(18, "ct"), trail_file(30, "ct"));
+    let s3_notice = serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "org-trail"}, "object": {"key": key(16, "sns")}}}]});
+    aws.send(
+        &queue_url,
+        &serde_json::json!({"Type": "Notification", "MessageId": "1", "Message": s3_notice.to_string()}).to_string(),
+    );
+    aws.send(
+        &queue_url,
+        &serde_json::json!({"version": "0", "source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "org-trail"}, "object": {"key": key(17, "eb")}}})
+        .to_string(),
+    );
+    aws.send(
+        &queue_url,
+        &serde_json::json!({"s3Bucket": "org-trail", "s3ObjectKey": [key(18, "ct")]}).to_string(),
+    );
+    aws.send(&queue_url, "this is not a notification");
+
+    let broker = Broker::start_with(Storage::Memory);
+    let bus = one_record_batches(broker.config("sqs"));
+    let dead = tempfile::NamedTempFile::new().expect("a temporary file");
+    let options = QueueOptions {
+        dead_letter_path: Some(dead.path().to_path_buf()),
+        idle_polls: Some(2),
+        ..QueueOptions::default()
+    };
+    let started = Instant::now();
+    let summary = ingest_queue(&aws.queue(&queue_url, 30), &bus, &options)
+        .unwrap_or_else(|e| panic!("ingest_queue: {e}"));
+    eprintln!("{summary:?} in {:?}", started.elapsed());
+
+    // The five good files, and the records the truncated file holds
+    // before it breaks off (the rest is a dead letter).
+    let good = 300 + 200 + 50 + 40 + 30;
+    assert!(
+        summary.events >= good && summary.events < good + 100,
+        "{} events",
+        summary.events
+    );
+    assert_eq!(
+        events_on_topic(&bus),
+        summary.events as i64,
+        "events on the topic"
+    );
+    assert_eq!(
+        summary.objects, 8,
+        "objects parsed (5 good, bomb, truncated, csv)"
+    );
+    assert_eq!(summary.digests_skipped, 1);
+    assert!(summary.test_events >= 1);
+    assert_eq!(summary.messages_retried, 0);
+    let reasons = &summary.dead_letters_by_reason;
+    // The bomb, the truncated file (its stream and its last record), the
+    // CSV, the message that is no notice.
+    for reason in [
+        "decompressed_too_large",
+        "bad_gzip",
+        "invalid_json",
+        "unknown_format",
+        "bad_notification",
+    ] {
+        assert_eq!(reasons.get(reason), Some(&1), "{reason}: {reasons:?}");
+    }
+    let lines = std::fs::read_to_string(dead.path()).expect("the dead-letter file");
+    assert!(
+        lines.contains(&format!("s3://trail-logs/{}", key(14, "bomb"))),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("s3://trail-logs/exports/report.csv"),
+        "{lines}"
+    );
+    // Every message was deleted, none left in flight.
+    assert_eq!(aws.messages(&queue_url), 0, "messages left on the queue");
+    drop(aws.moto);
+}
+
+#[test]
+fn a_message_stays_on_the_queue_until_its_events_are_in_kafka() {
+    let aws = Aws::start();
+    let queue_url = aws.bucket_with_queue("trail-logs", "trail-notices");
+    aws.put("trail-logs", &key(12, "a"), trail_file(100, "a"));
+
+    // A broker that is not there: the message is received and its object
+    // read, delivery times out, the run fails, and the message is not
+    // deleted.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut down = BusConfig::new(closed.to_string());
+    down.topic_prefix = format!("{}.", unique("sqs-down"));
+    down.delivery_timeout_ms = 3000;
+    let failed = ingest_queue(
+        &aws.queue(&queue_url, 2),
+        &down,
+        &QueueOptions {
+            idle_polls: Some(2),
+            skip_topic_creation: true,
+            ..QueueOptions::default()
+        },
+    );
+    let error = failed.expect_err("ingest with no broker succeeded");
+    assert!(
+        error.to_string().contains("deliver") || error.to_string().contains("broker"),
+        "{error}"
+    );
+    assert!(
+        aws.messages(&queue_url) >= 1,
+        "the message was deleted without its events"
+    );
+    let options = QueueOptions {
+        idle_polls: Some(2),
+        ..QueueOptions::default()
+    };
+
+    // With the broker there, the same message is delivered and deleted.
+    std::thread::sleep(Duration::from_secs(3));
+    let broker = Broker::start_with(Storage::Memory);
+    let bus = one_record_batches(broker.config("sqs-up"));
+    let summary = ingest_queue(&aws.queue(&queue_url, 30), &bus, &options)
+        .unwrap_or_else(|e| panic!("ingest_queue: {e}"));
+    assert_eq!(summary.events, 100);
+    assert_eq!(events_on_topic(&bus), 100);
+    assert_eq!(aws.messages(&queue_url), 0);
+}
