@@ -220,7 +220,7 @@ fn one_record_batches(mut bus: BusConfig) -> BusConfig {
 fn events_on_topic(bus: &BusConfig) -> i64 {
     let topic = bus.topic(TopicKind::Events);
     let probe = EventConsumer::subscribe(bus, &unique("probe"), &topic).expect("a probe consumer");
-    (0..bus.partitions as i32)
+    (0..bus.partitions)
         .map(|partition| {
             probe
                 .high_watermark(
