@@ -203,24 +203,12 @@ pub fn ingest(
             return Err(e.into());
         }
         let ack = sender.finish()?;
-        if !dead_letters.is_empty() {
-            if let Some(f) = dead_file.as_mut() {
-                for dl in &dead_letters {
-                    f.write(dl)?;
-                }
-                f.flush()?;
-            }
-            records.send_json(
-                TopicKind::DeadLetters,
-                dead_letters.iter().map(|d| (d.origin.as_str(), d)),
-            )?;
-            for dl in &dead_letters {
-                *summary
-                    .dead_letters_by_reason
-                    .entry(dl.reason.to_string())
-                    .or_default() += 1;
-            }
-        }
+        send_dead_letters(
+            &dead_letters,
+            &records,
+            dead_file.as_mut(),
+            &mut summary.dead_letters_by_reason,
+        )?;
         summary.events += ack.records;
         summary.inputs_sent += 1;
         tracing::debug!(input = %name, records = ack.records, elapsed = ?ack.elapsed, "input acknowledged by the broker");
@@ -244,6 +232,33 @@ pub fn ingest(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Writes dead letters to the local file (when there is one) and sends them
+/// to the dead-letter topic keyed by origin, counting them by reason.
+pub(crate) fn send_dead_letters(
+    dead_letters: &[DeadLetter],
+    records: &RecordProducer,
+    file: Option<&mut DeadLetterFile>,
+    by_reason: &mut BTreeMap<String, u64>,
+) -> Result<(), KafkaError> {
+    if dead_letters.is_empty() {
+        return Ok(());
+    }
+    if let Some(f) = file {
+        for dl in dead_letters {
+            f.write(dl)?;
+        }
+        f.flush()?;
+    }
+    records.send_json(
+        TopicKind::DeadLetters,
+        dead_letters.iter().map(|d| (d.origin.as_str(), d)),
+    )?;
+    for dl in dead_letters {
+        *by_reason.entry(dl.reason.to_string()).or_default() += 1;
+    }
+    Ok(())
 }
 
 fn read_input(input: &IngestInput, ctx: &ParseContext, limits: Limits) -> Result<Vec<u8>, String> {

@@ -26,13 +26,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use trailhound_aws::{Delivery, Fetched, KeyKind, Notice, ObjectRef, S3Queue, classify_key};
-use trailhound_bus::{BusConfig, EventProducer, RecordProducer, TopicKind, ensure_topics};
+use trailhound_bus::{BusConfig, EventProducer, RecordProducer, ensure_topics};
 use trailhound_core::{DeadLetter, Position};
 use trailhound_ingest::{Limits, ParseContext, parse_input};
 use trailhound_sinks::DeadLetterFile;
 
 use crate::error::KafkaError;
-use crate::ingest::SendEmit;
+use crate::ingest::{SendEmit, send_dead_letters};
 
 /// How a queue run behaves.
 #[derive(Debug, Clone, Default)]
@@ -124,24 +124,12 @@ pub fn ingest_queue(
             };
             let done = work.delivery(&delivery)?;
             let dead_letters = std::mem::take(&mut work.dead_letters);
-            if !dead_letters.is_empty() {
-                if let Some(f) = dead_file.as_mut() {
-                    for dl in &dead_letters {
-                        f.write(dl)?;
-                    }
-                    f.flush()?;
-                }
-                records.send_json(
-                    TopicKind::DeadLetters,
-                    dead_letters.iter().map(|d| (d.origin.as_str(), d)),
-                )?;
-                for dl in &dead_letters {
-                    *summary
-                        .dead_letters_by_reason
-                        .entry(dl.reason.to_string())
-                        .or_default() += 1;
-                }
-            }
+            send_dead_letters(
+                &dead_letters,
+                &records,
+                dead_file.as_mut(),
+                &mut summary.dead_letters_by_reason,
+            )?;
             if done {
                 match queue.delete(&delivery) {
                     Ok(()) => summary.messages_done += 1,
