@@ -37,6 +37,7 @@ pub struct Broker {
     pub addr: String,
     child: Option<Child>,
     log: Option<PathBuf>,
+    engine: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -57,6 +58,7 @@ impl Broker {
                 addr: addr.trim().to_string(),
                 child: None,
                 log: None,
+                engine: String::new(),
                 _dir: None,
             };
         }
@@ -69,9 +71,13 @@ impl Broker {
              or set TRAILHOUND_TANSU to its binary.",
             tansu.display()
         );
-        let port = free_port();
+        Self::start_on(free_port(), storage)
+    }
+
+    /// A fresh tansu on `port` of loopback (a test that needs the broker's
+    /// address before the broker exists reserves it with [`free_port`]).
+    pub fn start_on(port: u16, storage: Storage) -> Broker {
         let addr = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{addr}");
         let dir = tempfile::tempdir().expect("a temporary folder for the broker log");
         let log = dir.path().join("tansu.log");
         let engine = match storage {
@@ -80,13 +86,36 @@ impl Broker {
             // directory, whatever the slashes: it runs in the test's folder.
             Storage::Sqlite => "sqlite://tansu.db".to_string(),
         };
-        let out = File::create(&log).expect("the broker log file");
+        let mut broker = Broker {
+            addr,
+            child: None,
+            log: Some(log),
+            engine,
+            _dir: Some(dir),
+        };
+        broker.spawn();
+        broker.wait_ready(Duration::from_secs(30));
+        broker
+    }
+
+    /// Starts tansu on this broker's address, storage and log.
+    fn spawn(&mut self) {
+        let tansu = tansu_path();
+        let url = format!("tcp://{}", self.addr);
+        let (Some(log), Some(dir)) = (&self.log, &self._dir) else {
+            panic!("an external broker cannot be started here");
+        };
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the broker log file");
         let err = out.try_clone().expect("the broker log file");
         let mut command = Command::new(&tansu);
         command
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", &engine])
+            .args(["--storage-engine", &self.engine])
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(out)
@@ -106,14 +135,24 @@ impl Broker {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", tansu.display()));
-        let mut broker = Broker {
-            addr,
-            child: Some(child),
-            log: Some(log),
-            _dir: Some(dir),
-        };
-        broker.wait_ready(Duration::from_secs(30));
-        broker
+        self.child = Some(child);
+    }
+
+    /// Kills the broker (an outage); [`Broker::restart`] brings it back on
+    /// the same address with the same storage (sqlite keeps the topics and
+    /// records, memory loses them).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again after [`Broker::stop`].
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+        self.wait_ready(Duration::from_secs(30));
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
@@ -196,7 +235,8 @@ fn tansu_path() -> PathBuf {
     PathBuf::from(home).join(".cache/trailhound/tools/bin/tansu")
 }
 
-fn free_port() -> u16 {
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free loopback port");
     listener.local_addr().expect("the bound address").port()
 }
