@@ -250,7 +250,7 @@ pub struct DetectArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Inputs: files, folders (read recursively, in time order), globs, or - for standard input.
-    #[arg(value_name = "PATHS", required_unless_present = "sqs")]
+    #[arg(value_name = "PATHS", required_unless_present_any = ["sqs", "listen", "lookup"])]
     pub paths: Vec<String>,
     /// Read CloudTrail files announced on this SQS queue (S3 notifications, directly or through
     /// SNS or EventBridge) instead of PATHS; a message is deleted once the broker acknowledged
@@ -263,6 +263,29 @@ pub struct IngestArgs {
     /// With --sqs: objects read at once.
     #[arg(long, value_name = "N", default_value_t = 4, requires = "sqs")]
     pub concurrency: usize,
+    /// Run the gateway receiver on this address (host:port) instead of reading PATHS: gateways
+    /// POST session events to /v1/sessions with a bearer token (`receiver.tokens` in --config,
+    /// or TRAILHOUND_RECEIVER_TOKENS) and get 200 once the broker has them.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["paths", "sqs", "lookup"])]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Read CloudTrail's LookupEvents (accounts without a trail bucket) instead of PATHS; with
+    /// --state the per-region cursor is kept there.
+    #[arg(long, conflicts_with_all = ["paths", "sqs"])]
+    pub lookup: bool,
+    /// With --lookup: the regions to read (default: the configured region).
+    #[arg(
+        long,
+        value_name = "REGION,...",
+        value_delimiter = ',',
+        requires = "lookup"
+    )]
+    pub lookup_regions: Vec<String>,
+    /// With --lookup: seconds between polls.
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "lookup")]
+    pub poll_secs: u64,
+    /// With --lookup: stop after this many polls (default: run until stopped).
+    #[arg(long, value_name = "N", requires = "lookup")]
+    pub polls: Option<u32>,
     #[command(flatten)]
     pub aws: AwsArgs,
     /// The Kafka cluster's bootstrap brokers (host:port,...); the `kafka:` section of --config

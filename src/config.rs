@@ -83,6 +83,10 @@ pub struct Config {
     /// profile, endpoint, role to assume; `ingest --sqs` reads it, flags win.
     #[serde(default)]
     pub aws: Option<trailhound_aws::AwsSettings>,
+    /// The gateway receiver (`trailhound_receive::ReceiverSettings`):
+    /// tokens, body limits; `ingest --listen` reads it.
+    #[serde(default)]
+    pub receiver: Option<trailhound_receive::ReceiverSettings>,
 }
 
 /// `notify:`: the sinks, and defaults every sink may override.

@@ -9,6 +9,9 @@
 //!   event from it was acknowledged downstream.
 //! - [`notice::classify_key`]: CloudTrail's delivery layout, organisation
 //!   trails included; digest files are skipped.
+//! - [`lookup`]: CloudTrail's LookupEvents for accounts without a trail
+//!   bucket, per region, with a cursor that overlaps the last window and
+//!   drops what it already read, under the API's 2 requests per second.
 //! - [`config`]: the standard AWS configuration (credential chain, profile,
 //!   region, assume-role, `--endpoint-url`).
 //!
@@ -18,6 +21,7 @@
 
 pub mod config;
 pub mod error;
+pub mod lookup;
 pub mod notice;
 pub mod queue;
 

@@ -275,7 +275,7 @@ async fn fetch(s3: &aws_sdk_s3::Client, o: &ObjectRef, limit: u64) -> Fetched {
     Fetched::Bytes(bytes)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, AwsError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, AwsError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

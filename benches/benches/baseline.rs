@@ -330,6 +330,20 @@ fn baseline(c: &mut Criterion) {
         stats.interned_values,
         stats.interner_full
     );
+    for ((rule, keys), bytes) in rules
+        .iter()
+        .zip(store.keys_per_rule())
+        .zip(store.heap_bytes_per_rule())
+    {
+        if keys > 0 {
+            eprintln!(
+                "  {}: {keys} keys, {bytes} bytes estimated ({:.1} per principal, {:.1} per key)",
+                rule.id,
+                bytes as f64 / n.max(1) as f64,
+                bytes as f64 / keys as f64
+            );
+        }
+    }
     eprintln!(
         "heap: {heap} bytes measured = {:.1} bytes per principal ({:.1} per key); estimate {} bytes",
         heap as f64 / n.max(1) as f64,

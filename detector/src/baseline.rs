@@ -1052,6 +1052,12 @@ impl BaselineStore {
         self.rules.iter().map(|r| r.state.keys()).collect()
     }
 
+    /// [`BaselineStore::heap_bytes`] per rule, in the rule set's order
+    /// (the interner, shared by every rule, not included).
+    pub fn heap_bytes_per_rule(&self) -> Vec<usize> {
+        self.rules.iter().map(|r| r.state.heap_bytes()).collect()
+    }
+
     /// Sets the budgets.
     pub fn set_limits(&mut self, limits: BaselineLimits) {
         self.limits = limits;

@@ -9,6 +9,9 @@
 //!   CloudTrail files announced on SQS read from S3 (`trailhound-aws`) and
 //!   sent the same way; a message is deleted only once the broker
 //!   acknowledged every event of its objects.
+//! - [`lookup`]: `trailhound ingest --lookup --kafka BROKERS`, CloudTrail's
+//!   LookupEvents polled per region; the cursor is saved only once the
+//!   broker acknowledged the window's events.
 //! - [`detect`]: `trailhound detect --kafka BROKERS --group NAME`, a
 //!   consumer-group member with an engine per event partition, rules whose
 //!   state is not per principal run through the rekeyed topic, and
@@ -21,6 +24,7 @@
 pub mod detect;
 pub mod error;
 pub mod ingest;
+pub mod lookup;
 pub mod queue;
 pub mod scope;
 pub mod state;
@@ -28,4 +32,5 @@ pub mod state;
 pub use detect::{DetectIo, DetectOptions, DetectSummary};
 pub use error::KafkaError;
 pub use ingest::{IngestInput, IngestOptions, IngestSummary};
+pub use lookup::{LookupOptions, LookupSummary, ingest_lookup};
 pub use queue::{QueueOptions, QueueSummary, ingest_queue};

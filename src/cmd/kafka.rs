@@ -48,6 +48,12 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.sqs {
         return ingest_queue(args, &bus, url);
     }
+    if let Some(addr) = args.listen {
+        return receive(args, &bus, addr);
+    }
+    if args.lookup {
+        return ingest_lookup(args, &bus);
+    }
     let inputs = super::expand_inputs(&args.paths, || IngestInput::Stdin, IngestInput::Path)?;
     let options = IngestOptions {
         state: args.state.clone(),
@@ -132,6 +138,73 @@ fn ingest_queue(args: &IngestArgs, bus: &BusConfig, url: &str) -> anyhow::Result
             s.messages_retried,
             s.test_events,
             s.digests_skipped
+        );
+        for (reason, n) in &s.dead_letters_by_reason {
+            eprintln!("  dead letters {reason}: {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ingest --listen ADDR`: the gateway receiver until SIGINT or SIGTERM.
+fn receive(
+    args: &IngestArgs,
+    bus: &BusConfig,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<ExitCode> {
+    let mut settings = match args.config.as_deref() {
+        Some(path) => crate::config::Config::load(path)?
+            .receiver
+            .unwrap_or_default(),
+        None => trailhound_receive::ReceiverSettings::default(),
+    };
+    settings.listen = addr;
+    settings.apply_env();
+    settings.validate()?;
+    trailhound_bus::ensure_topics(bus, Duration::from_secs(30))?;
+    let downstream = trailhound_receive::BusDownstream::new(bus)?;
+    let stop = stop_flag()?;
+    let receiver = trailhound_receive::Receiver::start(settings, Arc::new(downstream), None)?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: gateway receiver on http://{}/v1/sessions, sending to {}",
+            receiver.local_addr(),
+            bus.brokers
+        );
+    }
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = receiver.stop()?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: receiver stopped; {} requests accepted, {} unauthorised, {} too large, {} unreadable, {} answered 503",
+            s.accepted, s.unauthorised, s.too_large, s.unreadable, s.unavailable
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ingest --lookup`: CloudTrail's LookupEvents, polled per region.
+fn ingest_lookup(args: &IngestArgs, bus: &BusConfig) -> anyhow::Result<ExitCode> {
+    let aws = aws_settings(args)?;
+    let settings = trailhound_aws::lookup::LookupSettings {
+        regions: args.lookup_regions.clone(),
+        ..Default::default()
+    };
+    let mut reader = trailhound_aws::lookup::LookupReader::new(&aws, settings)?;
+    let options = trailhound_kafka::LookupOptions {
+        state: args.state.clone(),
+        every: Duration::from_secs(args.poll_secs.max(1)),
+        polls: args.polls,
+        stop: Some(stop_flag()?),
+        ..Default::default()
+    };
+    let s = trailhound_kafka::ingest_lookup(&mut reader, bus, &options)?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: {} events from {} LookupEvents polls ({} requests, {} repeats of the overlap dropped) acknowledged by {}",
+            s.events, s.polls, s.requests, s.duplicates, bus.brokers
         );
         for (reason, n) in &s.dead_letters_by_reason {
             eprintln!("  dead letters {reason}: {n}");
