@@ -250,7 +250,7 @@ pub struct DetectArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Inputs: files, folders (read recursively, in time order), globs, or - for standard input.
-    #[arg(value_name = "PATHS", required_unless_present_any = ["sqs", "listen", "lookup"])]
+    #[arg(value_name = "PATHS", required_unless_present_any = ["sqs", "listen", "lookup", "trail"])]
     pub paths: Vec<String>,
     /// Read CloudTrail files announced on this SQS queue (S3 notifications, directly or through
     /// SNS or EventBridge) instead of PATHS; a message is deleted once the broker acknowledged
@@ -260,14 +260,20 @@ pub struct IngestArgs {
     /// With --sqs: stop after this many empty long polls in a row (default: run until stopped).
     #[arg(long, value_name = "N", requires = "sqs")]
     pub idle_polls: Option<u32>,
-    /// With --sqs: objects read at once.
-    #[arg(long, value_name = "N", default_value_t = 4, requires = "sqs")]
+    /// With --sqs or --trail: objects read at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub concurrency: usize,
     /// Run the gateway receiver on this address (host:port) instead of reading PATHS: gateways
     /// POST session events to /v1/sessions with a bearer token (`receiver.tokens` in --config,
     /// or TRAILHOUND_RECEIVER_TOKENS) and get 200 once the broker has them.
     #[arg(long, value_name = "ADDR", conflicts_with_all = ["paths", "sqs", "lookup"])]
     pub listen: Option<std::net::SocketAddr>,
+    /// Read the log files of this trail (found with DescribeTrails: bucket, prefix, organisation
+    /// trail or not) as they appear, instead of PATHS; without NAME, the account's only trail.
+    /// With --state the files done are kept there.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "",
+          conflicts_with_all = ["paths", "sqs", "lookup", "listen"])]
+    pub trail: Option<String>,
     /// Read CloudTrail's LookupEvents (accounts without a trail bucket) instead of PATHS; with
     /// --state the per-region cursor is kept there.
     #[arg(long, conflicts_with_all = ["paths", "sqs"])]
@@ -280,11 +286,11 @@ pub struct IngestArgs {
         requires = "lookup"
     )]
     pub lookup_regions: Vec<String>,
-    /// With --lookup: seconds between polls.
-    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "lookup")]
+    /// With --lookup or --trail: seconds between polls.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub poll_secs: u64,
-    /// With --lookup: stop after this many polls (default: run until stopped).
-    #[arg(long, value_name = "N", requires = "lookup")]
+    /// With --lookup or --trail: stop after this many polls (default: run until stopped).
+    #[arg(long, value_name = "N")]
     pub polls: Option<u32>,
     #[command(flatten)]
     pub aws: AwsArgs,

@@ -12,6 +12,9 @@
 //! - [`lookup`]: CloudTrail's LookupEvents for accounts without a trail
 //!   bucket, per region, with a cursor that overlaps the last window and
 //!   drops what it already read, under the API's 2 requests per second.
+//! - [`trail`]: DescribeTrails finds a trail's bucket, prefix and kind;
+//!   its log files of yesterday and today are listed and read as they
+//!   appear (`ingest --trail`), with a cursor of the files done.
 //! - [`config`]: the standard AWS configuration (credential chain, profile,
 //!   region, assume-role, `--endpoint-url`).
 //!
@@ -24,6 +27,7 @@ pub mod error;
 pub mod lookup;
 pub mod notice;
 pub mod queue;
+pub mod trail;
 
 pub use config::AwsSettings;
 pub use error::AwsError;

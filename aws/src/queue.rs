@@ -203,7 +203,9 @@ pub fn backoff_seconds(receive_count: u32) -> i32 {
     (30i32 << doublings).min(900)
 }
 
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     // Few at a time: spawn-free concurrency on the current-thread runtime.
     let futures: Vec<_> = futures.map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
@@ -228,7 +230,7 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
     out.into_iter().flatten().collect()
 }
 
-async fn fetch(s3: &aws_sdk_s3::Client, o: &ObjectRef, limit: u64) -> Fetched {
+pub(crate) async fn fetch(s3: &aws_sdk_s3::Client, o: &ObjectRef, limit: u64) -> Fetched {
     if let Some(size) = o.size
         && size > limit
     {

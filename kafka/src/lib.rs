@@ -12,6 +12,9 @@
 //! - [`lookup`]: `trailhound ingest --lookup --kafka BROKERS`, CloudTrail's
 //!   LookupEvents polled per region; the cursor is saved only once the
 //!   broker acknowledged the window's events.
+//! - [`trail`]: `trailhound ingest --trail [NAME] --kafka BROKERS`, the
+//!   trail found by DescribeTrails and its bucket's new log files sent the
+//!   same way; a file is marked done once the broker acknowledged it.
 //! - [`detect`]: `trailhound detect --kafka BROKERS --group NAME`, a
 //!   consumer-group member with an engine per event partition, rules whose
 //!   state is not per principal run through the rekeyed topic, and
@@ -28,9 +31,11 @@ pub mod lookup;
 pub mod queue;
 pub mod scope;
 pub mod state;
+pub mod trail;
 
 pub use detect::{DetectIo, DetectOptions, DetectSummary};
 pub use error::KafkaError;
 pub use ingest::{IngestInput, IngestOptions, IngestSummary};
 pub use lookup::{LookupOptions, LookupSummary, ingest_lookup};
 pub use queue::{QueueOptions, QueueSummary, ingest_queue};
+pub use trail::{TrailOptions, TrailSummary, ingest_trail};

@@ -402,3 +402,88 @@ fn a_message_stays_on_the_queue_until_its_events_are_in_kafka() {
     assert_eq!(events_on_topic(&bus), 100);
     assert_eq!(aws.messages(&queue_url), 0);
 }
+
+#[test]
+fn a_trail_found_by_describe_trails_brings_its_new_log_files_to_kafka_once() {
+    use aws_sdk_cloudtrail::config::{BehaviorVersion, Credentials, Region};
+    use trailhound_aws::trail::{TrailBucket, day_folder};
+    use trailhound_kafka::{TrailOptions, ingest_trail};
+
+    let aws = Aws::start();
+    aws.bucket("org-trail-logs");
+    let cloudtrail = aws_sdk_cloudtrail::Client::from_conf(
+        aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&aws.moto.url)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .build(),
+    );
+    aws.rt
+        .block_on(
+            cloudtrail
+                .create_trail()
+                .name("management")
+                .s3_bucket_name("org-trail-logs")
+                .s3_key_prefix("audit")
+                .is_multi_region_trail(true)
+                .send(),
+        )
+        .unwrap_or_else(|e| panic!("create_trail: {e:?}"));
+    let today = day_folder(trailhound_core::time::now_micros());
+    let file = |region: &str, tag: &str| {
+        format!(
+            "audit/AWSLogs/{ACCOUNT}/CloudTrail/{region}/{today}/{ACCOUNT}_CloudTrail_{region}_x_{tag}.json.gz"
+        )
+    };
+    aws.put(
+        "org-trail-logs",
+        &file("us-east-1", "a"),
+        trail_file(40, "ta"),
+    );
+    aws.put(
+        "org-trail-logs",
+        &file("eu-west-1", "b"),
+        trail_file(25, "tb"),
+    );
+    aws.put(
+        "org-trail-logs",
+        &format!("audit/AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/{today}/{ACCOUNT}_CloudTrail-Digest_us-east-1_x.json.gz"),
+        gzip(b"{\"digestStartTime\":\"x\"}"),
+    );
+
+    let trail = TrailBucket::from_clients(aws.s3.clone(), &cloudtrail, Some("management"))
+        .unwrap_or_else(|e| panic!("discovery: {e}"));
+    assert_eq!(trail.info().bucket, "org-trail-logs");
+    assert_eq!(trail.info().prefix.as_deref(), Some("audit"));
+    assert!(trail.info().multi_region);
+    assert!(!trail.info().organization);
+
+    let broker = Broker::start_with(Storage::Memory);
+    let bus = one_record_batches(broker.config("trail"));
+    let state = tempfile::tempdir().expect("a state folder");
+    let options = TrailOptions {
+        state: Some(state.path().to_path_buf()),
+        polls: Some(1),
+        every: Duration::from_millis(100),
+        ..TrailOptions::default()
+    };
+    let first = ingest_trail(&trail, &bus, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((first.files, first.events), (2, 65));
+    assert_eq!(events_on_topic(&bus), 65);
+
+    // A new file appears: the next run (from the saved cursor) reads only it.
+    aws.put(
+        "org-trail-logs",
+        &file("us-east-1", "c"),
+        trail_file(10, "tc"),
+    );
+    let second = ingest_trail(&trail, &bus, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((second.files, second.events), (1, 10));
+    assert_eq!(events_on_topic(&bus), 75);
+
+    // An unnamed discovery finds the only trail.
+    let only = TrailBucket::from_clients(aws.s3.clone(), &cloudtrail, None)
+        .unwrap_or_else(|e| panic!("discovery: {e}"));
+    assert_eq!(only.info().name, "management");
+}

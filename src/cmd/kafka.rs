@@ -54,6 +54,9 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     if args.lookup {
         return ingest_lookup(args, &bus);
     }
+    if let Some(name) = &args.trail {
+        return ingest_trail(args, &bus, name);
+    }
     let inputs = super::expand_inputs(&args.paths, || IngestInput::Stdin, IngestInput::Path)?;
     let options = IngestOptions {
         state: args.state.clone(),
@@ -181,6 +184,46 @@ fn receive(
             "ingest: receiver stopped; {} requests accepted, {} unauthorised, {} too large, {} unreadable, {} answered 503",
             s.accepted, s.unauthorised, s.too_large, s.unreadable, s.unavailable
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ingest --trail [NAME]`: a trail's bucket, found by DescribeTrails.
+fn ingest_trail(args: &IngestArgs, bus: &BusConfig, name: &str) -> anyhow::Result<ExitCode> {
+    let aws = aws_settings(args)?;
+    let name = Some(name.trim()).filter(|n| !n.is_empty());
+    let mut trail = trailhound_aws::trail::TrailBucket::discover(&aws, name)?;
+    trail.concurrency = args.concurrency.max(1);
+    if !args.quiet {
+        let i = trail.info();
+        eprintln!(
+            "ingest: trail {} delivers to s3://{}/{}{}",
+            i.name,
+            i.bucket,
+            i.logs_prefix(),
+            if i.organization {
+                " (organisation trail)"
+            } else {
+                ""
+            }
+        );
+    }
+    let options = trailhound_kafka::TrailOptions {
+        state: args.state.clone(),
+        every: Duration::from_secs(args.poll_secs.max(1)),
+        polls: args.polls,
+        stop: Some(stop_flag()?),
+        ..Default::default()
+    };
+    let s = trailhound_kafka::ingest_trail(&trail, bus, &options)?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: {} events from {} log files in {} polls acknowledged by {}; {} left for the next poll",
+            s.events, s.files, s.polls, bus.brokers, s.files_retried
+        );
+        for (reason, n) in &s.dead_letters_by_reason {
+            eprintln!("  dead letters {reason}: {n}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
