@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use trailhound_bus::{
-    BusConfig, BusError, EventProducer, InputSender, RecordProducer, TopicKind, ensure_topics,
+    BusConfig, BusError, EventProducer, InputAck, InputSender, RecordProducer, TopicKind,
+    ensure_topics,
 };
 use trailhound_core::{DeadLetter, Event, Position};
 use trailhound_detector::checkpoint::{
@@ -133,6 +134,30 @@ impl Emit for SendEmit<'_> {
     }
 }
 
+/// Parses `bytes` as the input `ctx` names and sends its events; returns
+/// once the broker acknowledged all of them, with the parsers' dead letters.
+pub(crate) fn send_parsed(
+    producer: &EventProducer,
+    ctx: &ParseContext,
+    bytes: &[u8],
+) -> Result<(InputAck, Vec<DeadLetter>), KafkaError> {
+    let mut emit = SendEmit {
+        sender: producer.begin_input(ctx.origin.clone()),
+        dead_letters: Vec::new(),
+        error: None,
+    };
+    parse_input(bytes, ctx, &mut emit);
+    let SendEmit {
+        sender,
+        dead_letters,
+        error,
+    } = emit;
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    Ok((sender.finish()?, dead_letters))
+}
+
 /// Sends every input to the event topic (see the module page).
 pub fn ingest(
     inputs: Vec<IngestInput>,
@@ -176,13 +201,8 @@ pub fn ingest(
                 continue;
             }
         };
-        let mut emit = SendEmit {
-            sender: producer.begin_input(name.clone()),
-            dead_letters: Vec::new(),
-            error: None,
-        };
-        if bytes.len() as u64 > options.limits.max_input_bytes {
-            emit.dead_letter(ctx.dead_letter(
+        let (ack, dead_letters) = if bytes.len() as u64 > options.limits.max_input_bytes {
+            let too_large = ctx.dead_letter(
                 Position::Whole,
                 "input_too_large",
                 format!(
@@ -190,19 +210,14 @@ pub fn ingest(
                     options.limits.max_input_bytes
                 ),
                 b"",
-            ));
+            );
+            (
+                producer.begin_input(name.clone()).finish()?,
+                vec![too_large],
+            )
         } else {
-            parse_input(&bytes, &ctx, &mut emit);
-        }
-        let SendEmit {
-            sender,
-            dead_letters,
-            error,
-        } = emit;
-        if let Some(e) = error {
-            return Err(e.into());
-        }
-        let ack = sender.finish()?;
+            send_parsed(&producer, &ctx, &bytes)?
+        };
         send_dead_letters(
             &dead_letters,
             &records,

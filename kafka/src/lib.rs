@@ -24,6 +24,7 @@
 //! The transport itself (topics, encoding, producers with delivery
 //! confirmation, the group consumer) is `trailhound-bus`.
 
+pub mod cursor;
 pub mod detect;
 pub mod error;
 pub mod ingest;

@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use trailhound_aws::{Delivery, Fetched, KeyKind, Notice, ObjectRef, S3Queue, classify_key};
 use trailhound_bus::{BusConfig, EventProducer, RecordProducer, ensure_topics};
 use trailhound_core::{DeadLetter, Position};
-use trailhound_ingest::{Limits, ParseContext, parse_input};
+use trailhound_ingest::{Limits, ParseContext};
 use trailhound_sinks::DeadLetterFile;
 
 use crate::error::KafkaError;
-use crate::ingest::{SendEmit, send_dead_letters};
+use crate::ingest::{send_dead_letters, send_parsed};
 
 /// How a queue run behaves.
 #[derive(Debug, Clone, Default)]
@@ -260,21 +260,7 @@ impl Work<'_> {
                 return Ok(false);
             }
         };
-        let mut emit = SendEmit {
-            sender: self.producer.begin_input(name.clone()),
-            dead_letters: Vec::new(),
-            error: None,
-        };
-        parse_input(&bytes, &ctx, &mut emit);
-        let SendEmit {
-            sender,
-            dead_letters,
-            error,
-        } = emit;
-        if let Some(e) = error {
-            return Err(e.into());
-        }
-        let ack = sender.finish()?;
+        let (ack, dead_letters) = send_parsed(self.producer, &ctx, &bytes)?;
         self.summary.events += ack.records;
         self.summary.objects += 1;
         self.dead_letters.extend(dead_letters);

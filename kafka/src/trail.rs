@@ -9,49 +9,23 @@
 //! done.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use trailhound_aws::trail::{TrailBucket, TrailCursor, day_folder};
 use trailhound_aws::{Fetched, ObjectRef};
 use trailhound_bus::{BusConfig, EventProducer, RecordProducer, ensure_topics};
 use trailhound_core::Position;
-use trailhound_ingest::{Limits, ParseContext, parse_input};
+use trailhound_ingest::ParseContext;
 
 use crate::error::KafkaError;
-use crate::ingest::{SendEmit, send_dead_letters};
+use crate::ingest::{send_dead_letters, send_parsed};
 
 /// The cursor file's name in the state folder.
 pub const CURSOR_FILE: &str = "trail-cursor.json";
 
 /// How a trail run behaves.
-#[derive(Debug, Clone)]
-pub struct TrailOptions {
-    /// Folder of the cursor; `None` keeps it in memory.
-    pub state: Option<PathBuf>,
-    /// Wall time between polls (default 60 s).
-    pub every: Duration,
-    /// Stop after this many polls (`None`: until stopped).
-    pub polls: Option<u32>,
-    /// Set to stop between files.
-    pub stop: Option<Arc<AtomicBool>>,
-    /// Parser limits.
-    pub limits: Limits,
-}
-
-impl Default for TrailOptions {
-    fn default() -> Self {
-        Self {
-            state: None,
-            every: Duration::from_secs(60),
-            polls: None,
-            stop: None,
-            limits: Limits::default(),
-        }
-    }
-}
+pub type TrailOptions = crate::cursor::PollOptions;
 
 /// What a trail run did.
 #[derive(Debug, Clone, Default)]
@@ -72,30 +46,11 @@ pub struct TrailSummary {
 
 /// Reads the cursor saved in `dir`, or an empty one.
 pub fn load_cursor(dir: &Path) -> Result<TrailCursor, KafkaError> {
-    let path = dir.join(CURSOR_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| KafkaError::Restore {
-            path,
-            reason: e.to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrailCursor::default()),
-        Err(e) => Err(KafkaError::Restore {
-            path,
-            reason: e.to_string(),
-        }),
-    }
+    crate::cursor::load(dir, CURSOR_FILE)
 }
 
 fn save_cursor(dir: &Path, cursor: &TrailCursor) -> Result<(), KafkaError> {
-    let fail = |reason: String| KafkaError::StateStore {
-        location: dir.join(CURSOR_FILE).display().to_string(),
-        reason,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let tmp = dir.join(format!("{CURSOR_FILE}.tmp"));
-    let bytes = serde_json::to_vec(cursor).map_err(|e| fail(e.to_string()))?;
-    std::fs::write(&tmp, bytes).map_err(|e| fail(e.to_string()))?;
-    std::fs::rename(&tmp, dir.join(CURSOR_FILE)).map_err(|e| fail(e.to_string()))
+    crate::cursor::save(dir, CURSOR_FILE, cursor)
 }
 
 /// Polls the trail's bucket until stopped (or `options.polls`).
@@ -113,18 +68,12 @@ pub fn ingest_trail(
         None => TrailCursor::default(),
     };
     let mut summary = TrailSummary::default();
-    let stopping = || {
-        options
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-    };
-    while !stopping() {
+    while !options.stopping() {
         let now = trailhound_core::time::now_micros();
         match trail.pending(&cursor, now) {
             Ok(pending) => {
                 for group in pending.chunks(trail.concurrency.max(1)) {
-                    if stopping() {
+                    if options.stopping() {
                         break;
                     }
                     for (o, fetched) in group.iter().zip(trail.fetch_all(group)) {
@@ -148,10 +97,7 @@ pub fn ingest_trail(
         if options.polls.is_some_and(|n| summary.polls >= u64::from(n)) {
             break;
         }
-        let until = Instant::now() + options.every;
-        while Instant::now() < until && !stopping() {
-            std::thread::sleep(Duration::from_millis(200).min(options.every));
-        }
+        options.pause();
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -191,21 +137,7 @@ fn deliver(
             return Ok(false);
         }
     };
-    let mut emit = SendEmit {
-        sender: producer.begin_input(name),
-        dead_letters: Vec::new(),
-        error: None,
-    };
-    parse_input(&bytes, &ctx, &mut emit);
-    let SendEmit {
-        sender,
-        dead_letters,
-        error,
-    } = emit;
-    if let Some(e) = error {
-        return Err(e.into());
-    }
-    let ack = sender.finish()?;
+    let (ack, dead_letters) = send_parsed(producer, &ctx, &bytes)?;
     send_dead_letters(
         &dead_letters,
         records,
