@@ -44,15 +44,21 @@ pub fn retry(attempts: u32) -> RetryConfig {
         .with_max_backoff(Duration::from_secs(20))
 }
 
-/// Loads the SDK configuration `settings` describe.
+/// Loads the SDK configuration `settings` describe, for the sources
+/// (long polls wait 20 s; object reads stream for longer: 300 s a try).
 pub async fn load(settings: &AwsSettings) -> aws_config::SdkConfig {
+    load_with(settings, Duration::from_secs(300)).await
+}
+
+/// [`load`] with another limit on each try of a call (the responders' IAM
+/// calls are short: 20 s).
+pub async fn load_with(settings: &AwsSettings, attempt_timeout: Duration) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry(settings.attempts.unwrap_or(5)))
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(10))
-                // Long polls wait 20 s; object reads stream for longer.
-                .operation_attempt_timeout(Duration::from_secs(300))
+                .operation_attempt_timeout(attempt_timeout)
                 .build(),
         );
     if let Some(profile) = &settings.profile {

@@ -107,13 +107,11 @@ impl TrailBucket {
         let s3 = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(aws.endpoint_url.is_some())
             .build();
-        Ok(Self {
+        Ok(Self::ready(
             runtime,
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            aws_sdk_s3::Client::from_conf(s3),
             info,
-            max_object_bytes: 1024 * 1024 * 1024,
-            concurrency: 4,
-        })
+        ))
     }
 
     /// From ready clients (tests, embedders): DescribeTrails through
@@ -125,13 +123,17 @@ impl TrailBucket {
     ) -> Result<Self, AwsError> {
         let runtime = crate::queue::runtime()?;
         let info = runtime.block_on(describe(cloudtrail, name))?;
-        Ok(Self {
+        Ok(Self::ready(runtime, s3, info))
+    }
+
+    fn ready(runtime: tokio::runtime::Runtime, s3: aws_sdk_s3::Client, info: TrailInfo) -> Self {
+        Self {
             runtime,
             s3,
             info,
             max_object_bytes: 1024 * 1024 * 1024,
             concurrency: 4,
-        })
+        }
     }
 
     /// What DescribeTrails said.
@@ -195,34 +197,22 @@ impl TrailBucket {
 
     /// The sub-folders of `prefix`.
     async fn folders(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(&self.info.bucket)
-                .prefix(prefix)
-                .delimiter("/")
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e))?;
-            out.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_string)),
-            );
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        Ok(self.listing(prefix, Some("/")).await?.0)
     }
 
     /// The objects under `prefix`, with their sizes.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Option<u64>)>, AwsError> {
-        let mut out = Vec::new();
+        Ok(self.listing(prefix, None).await?.1)
+    }
+
+    /// Every page of ListObjectsV2 under `prefix`: the common prefixes
+    /// (with a delimiter) and the objects with their sizes.
+    async fn listing(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<(String, Option<u64>)>), AwsError> {
+        let (mut folders, mut objects) = (Vec::new(), Vec::new());
         let mut token = None;
         loop {
             let page = self
@@ -230,17 +220,23 @@ impl TrailBucket {
                 .list_objects_v2()
                 .bucket(&self.info.bucket)
                 .prefix(prefix)
+                .set_delimiter(delimiter.map(str::to_string))
                 .set_continuation_token(token)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("s3:ListObjectsV2", e))?;
-            out.extend(page.contents().iter().filter_map(|o| {
+            folders.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string)),
+            );
+            objects.extend(page.contents().iter().filter_map(|o| {
                 let size = o.size().and_then(|s| u64::try_from(s).ok());
                 o.key().map(|k| (k.to_string(), size))
             }));
             token = page.next_continuation_token().map(str::to_string);
             if token.is_none() {
-                return Ok(out);
+                return Ok((folders, objects));
             }
         }
     }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
-use broker::{Broker, Storage, unique};
+use broker::{Broker, Storage, one_record_batches, records_on, unique};
 use trailhound_aws::{QueueSettings, S3Queue};
-use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind};
+use trailhound_bus::{BusConfig, TopicKind};
 use trailhound_kafka::{QueueOptions, ingest_queue};
 use trailhound_respond::moto::MotoServer;
 
@@ -209,30 +209,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     z.finish().expect("gzip")
 }
 
-/// One record per produce batch: tansu's memory storage then gives high
-/// watermarks in records, which the checks below count.
-fn one_record_batches(mut bus: BusConfig) -> BusConfig {
-    bus.properties
-        .insert("batch.num.messages".into(), "1".into());
-    bus
-}
-
 fn events_on_topic(bus: &BusConfig) -> i64 {
-    let topic = bus.topic(TopicKind::Events);
-    let probe = EventConsumer::subscribe(bus, &unique("probe"), &topic).expect("a probe consumer");
-    (0..bus.partitions)
-        .map(|partition| {
-            probe
-                .high_watermark(
-                    &PartitionId {
-                        topic: topic.clone(),
-                        partition,
-                    },
-                    Duration::from_secs(10),
-                )
-                .expect("a high watermark")
-        })
-        .sum()
+    records_on(bus, TopicKind::Events)
 }
 
 #[test]

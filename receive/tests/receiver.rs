@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use broker::{Broker, Storage, unique};
-use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind, ensure_topics};
+use broker::{Broker, Storage, one_record_batches, records_on, unique};
+use trailhound_bus::{BusConfig, TopicKind, ensure_topics};
 use trailhound_ingest::{Collect, ParseContext, parse_input};
 use trailhound_kafka::detect::{DetectIo, DetectOptions};
 use trailhound_receive::{BusDownstream, Receiver, ReceiverSettings};
@@ -111,31 +111,6 @@ fn post_with(
         www_authenticate,
         body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     }
-}
-
-/// One record per produce batch, so high watermarks count records.
-fn one_record_batches(mut bus: BusConfig) -> BusConfig {
-    bus.properties
-        .insert("batch.num.messages".into(), "1".into());
-    bus
-}
-
-fn records_on(bus: &BusConfig, kind: TopicKind) -> i64 {
-    let topic = bus.topic(kind);
-    let probe = EventConsumer::subscribe(bus, &unique("probe"), &topic).expect("a probe consumer");
-    (0..bus.partitions)
-        .map(|partition| {
-            probe
-                .high_watermark(
-                    &PartitionId {
-                        topic: topic.clone(),
-                        partition,
-                    },
-                    Duration::from_secs(10),
-                )
-                .expect("a high watermark")
-        })
-        .sum()
 }
 
 #[test]

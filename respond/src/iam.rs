@@ -5,9 +5,6 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_iam::types::StatusType;
 
@@ -80,25 +77,17 @@ impl AwsIam {
     /// (region, profile, endpoint), with `attempts` tries per call.
     pub fn from_settings(settings: &AwsSettings, attempts: u32) -> Result<Self, IamError> {
         let runtime = runtime()?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry(attempts))
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs(20))
-                    .build(),
-            );
-        if let Some(profile) = &settings.profile {
-            loader = loader.profile_name(profile);
-        }
-        let region =
-            RegionProviderChain::first_try(settings.region.clone().map(aws_config::Region::new))
-                .or_default_provider()
-                .or_else("us-east-1");
-        loader = loader.region(region);
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = runtime.block_on(loader.load());
+        let shared = trailhound_aws::AwsSettings {
+            region: settings.region.clone(),
+            profile: settings.profile.clone(),
+            endpoint_url: settings.endpoint_url.clone(),
+            attempts: Some(attempts),
+            ..trailhound_aws::AwsSettings::default()
+        };
+        let sdk = runtime.block_on(trailhound_aws::config::load_with(
+            &shared,
+            Duration::from_secs(20),
+        ));
         Ok(Self {
             client: aws_sdk_iam::Client::new(&sdk),
             runtime,
@@ -122,14 +111,6 @@ impl AwsIam {
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
-}
-
-/// The SDK's standard retry mode with `attempts` tries.
-pub fn retry(attempts: u32) -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(attempts.max(1))
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(10))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, IamError> {

@@ -84,7 +84,7 @@ impl MotoServer {
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.url)
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .retry_config(crate::iam::retry(3))
+            .retry_config(trailhound_aws::config::retry(3))
             .build()
     }
 }

@@ -299,3 +299,31 @@ pub fn within<T>(timeout: Duration, what: &str, mut step: impl FnMut() -> Option
         );
     }
 }
+
+/// One record per produce batch: tansu's memory storage then gives high
+/// watermarks in records, which [`records_on`] counts.
+pub fn one_record_batches(mut bus: BusConfig) -> BusConfig {
+    bus.properties
+        .insert("batch.num.messages".into(), "1".into());
+    bus
+}
+
+/// The records on `kind`'s topic: the sum of its partitions' high watermarks.
+pub fn records_on(bus: &BusConfig, kind: trailhound_bus::TopicKind) -> i64 {
+    let topic = bus.topic(kind);
+    let probe = trailhound_bus::EventConsumer::subscribe(bus, &unique("probe"), &topic)
+        .expect("a probe consumer");
+    (0..bus.partitions)
+        .map(|partition| {
+            probe
+                .high_watermark(
+                    &trailhound_bus::PartitionId {
+                        topic: topic.clone(),
+                        partition,
+                    },
+                    Duration::from_secs(10),
+                )
+                .expect("a high watermark")
+        })
+        .sum()
+}
