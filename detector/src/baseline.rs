@@ -6,14 +6,18 @@
 //!   [`MAX_VALUES`] per key. Past that the least-seen value is evicted and
 //!   the set is marked **saturated**: a saturated set no longer alerts on new
 //!   values (it cannot tell new from evicted), it only keeps learning.
-//! - `unusual_hour`: 24 saturating 16-bit counters, one per hour of day (UTC
-//!   or the rule's offset). When one would pass 65,535 all are halved, which
-//!   keeps their shares; shares are taken over the counters' sum.
-//! - `rate`: per key a fixed 48-byte profile: for each of four 6-hour parts
+//! - `unusual_hour`: 24 one-byte counters, one per hour of day (UTC or the
+//!   rule's offset). When one would pass 255 all are halved, rounding up so
+//!   that an hour once seen is never taken for one never seen; halving keeps
+//!   the shares to within a few counts, and shares are taken over the
+//!   counters' sum (from 128 upwards once any hour was busy).
+//! - `rate`: per key a fixed 28-byte profile: for each of four 6-hour parts
 //!   of the day (in the rule's offset; one part when bins are 6 h or longer)
 //!   the *usual* value, a decayed maximum of past bins' values (each active
 //!   bin folded into its part multiplies the old maximum by [`RATE_DECAY`]
-//!   first, so a one-off burst fades over about a hundred active bins), and
+//!   first, so a one-off burst fades over about a hundred active bins),
+//!   stored as a 16-bit step of a log scale (steps of 0.05% of 1 + value,
+//!   rounded up, so quantising never raises an alert), and
 //!   whether the part has any history; plus the running values of two open
 //!   bins, the current one and the one before it. Idle bins are implicit
 //!   zeros and cost nothing. A row alerts *as soon as* its bin's running
@@ -33,11 +37,11 @@
 //!
 //! Keys are 64-bit fingerprints of the key parts
 //! ([`trailhound_rules::baseline::key_fingerprint`]), held with their
-//! profiles in a dense vector (grown by a quarter at a time) indexed by a
-//! hash map from the fingerprint's low 32 bits to the position (keys whose
-//! low bits are taken by another key go to a small overflow map keyed by all
-//! 64 bits). A key costs its profile, its 8-byte fingerprint and 10 to 20
-//! bytes of index; `new_value` with three values about 90 bytes in all.
+//! profiles in a dense vector (grown by an eighth at a time) indexed by an
+//! open-addressed table of 32-bit slots (an 8-bit tag and the position), at
+//! most three quarters full ([`KeyTable`]). A key costs its profile, its
+//! 8-byte fingerprint and 5 to 11 bytes of index: a `rate` key about 45
+//! bytes, `new_value` with three values about 75.
 //! Times are whole seconds since 1970 in `u32` (to 2106): learning is
 //! measured to the second, which changes nothing for CloudTrail's
 //! whole-second event times.
@@ -103,7 +107,7 @@ pub const EXACT_DISTINCT: usize = 1024;
 pub const RATE_DECAY: f32 = 0.98;
 /// Version of [`BaselineSnapshot`]'s layout; a snapshot of another version
 /// restores nothing.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 const SWEEP_EVERY_MICROS: i64 = 3_600 * 1_000_000;
 const HOUR_MICROS: i64 = 3_600 * 1_000_000;
@@ -318,9 +322,8 @@ fn learnt(first: u32, now: u32, learning_micros: i64) -> bool {
 // ---------------------------------------------------------------------------
 // The key table.
 
-/// Something held per key, with its last event time and heap use.
+/// Something held per key, with its heap use.
 trait Profile {
-    fn last(&self) -> u32;
     fn heap(&self) -> usize;
     /// Where the profile's heap part starts, for prefetching.
     fn heap_start(&self) -> Option<*const u8> {
@@ -328,18 +331,49 @@ trait Profile {
     }
 }
 
+/// A profile with its key. The key is kept as two 32-bit halves so that a
+/// profile of 4-byte fields is not padded to the key's 8-byte alignment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Keyed<P> {
-    key: u64,
+    lo: u32,
+    hi: u32,
     p: P,
+}
+
+impl<P> Keyed<P> {
+    fn new(key: u64, p: P) -> Self {
+        Self {
+            lo: key as u32,
+            hi: (key >> 32) as u32,
+            p,
+        }
+    }
+
+    fn key(&self) -> u64 {
+        (u64::from(self.hi) << 32) | u64::from(self.lo)
+    }
+}
+
+/// Bits of an index slot that hold the position plus one.
+const SLOT_POS_BITS: u32 = 24;
+const SLOT_POS_MASK: u32 = (1 << SLOT_POS_BITS) - 1;
+/// Most keys one rule's table holds: 16,777,214.
+pub const MAX_TABLE_KEYS: usize = SLOT_POS_MASK as usize - 1;
+
+/// The 8-bit tag of a key in its index slot: the key's top byte, which the
+/// home slot (taken from the low 32 bits) does not depend on.
+fn slot_tag(key: u64) -> u32 {
+    (key >> 56) as u32
 }
 
 /// Profiles by 64-bit key: a dense vector plus an open-addressed index.
 ///
-/// Each index slot packs the key's low 32 bits (a tag) with the profile's
-/// position plus one (0: empty); lookups probe linearly from a slot chosen by
-/// the tag and confirm the whole key in the vector, so keys that share their
-/// low 32 bits simply take further slots. The index stays at most three
+/// Each 32-bit index slot packs the key's top byte (a tag) with the
+/// profile's position plus one in 24 bits (0: empty, so at most
+/// [`MAX_TABLE_KEYS`] keys); lookups probe linearly from a slot chosen by
+/// the key's low 32 bits and confirm the whole key in the vector only when
+/// the tag agrees (a stranger's tag agrees one time in 256), so keys that
+/// share their low bits simply take further slots. The index stays at most three
 /// quarters full. Keys are only removed by [`KeyTable::retain`], which
 /// compacts the vector and rebuilds the index, so slots never need
 /// tombstones. One slot read and one profile read per lookup, both of which
@@ -348,7 +382,7 @@ struct Keyed<P> {
 #[derive(Debug, Clone)]
 struct KeyTable<P> {
     entries: Vec<Keyed<P>>,
-    slots: Vec<u64>,
+    slots: Vec<u32>,
 }
 
 impl<P> Default for KeyTable<P> {
@@ -394,16 +428,16 @@ impl<P: Profile> KeyTable<P> {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let tag = key as u32;
-        let mut i = home_slot(tag, mask);
+        let tag = slot_tag(key);
+        let mut i = home_slot(key as u32, mask);
         loop {
             let slot = *self.slots.get(i)?;
             if slot == 0 {
                 return None;
             }
-            if (slot >> 32) as u32 == tag {
-                let pos = (slot as u32 as usize).wrapping_sub(1);
-                if self.entries.get(pos).is_some_and(|e| e.key == key) {
+            if slot >> SLOT_POS_BITS == tag {
+                let pos = ((slot & SLOT_POS_MASK) as usize).wrapping_sub(1);
+                if self.entries.get(pos).is_some_and(|e| e.key() == key) {
                     return Some(pos);
                 }
             }
@@ -429,15 +463,14 @@ impl<P: Profile> KeyTable<P> {
         if self.slots.is_empty() {
             return;
         }
-        let tag = key as u32;
-        let i = home_slot(tag, self.slots.len() - 1);
+        let i = home_slot(key as u32, self.slots.len() - 1);
         let Some(&slot) = self.slots.get(i) else {
             return;
         };
-        if slot == 0 || (slot >> 32) as u32 != tag {
+        if slot == 0 || slot >> SLOT_POS_BITS != slot_tag(key) {
             return;
         }
-        let pos = (slot as u32 as usize).wrapping_sub(1);
+        let pos = ((slot & SLOT_POS_MASK) as usize).wrapping_sub(1);
         if let Some(e) = self.entries.get(pos) {
             prefetch(e);
             if let Some(heap) = e.p.heap_start() {
@@ -449,11 +482,10 @@ impl<P: Profile> KeyTable<P> {
     /// Writes `pos` into the index under `key`, which must be absent.
     fn link(&mut self, key: u64, pos: usize) {
         let mask = self.slots.len() - 1;
-        let tag = key as u32;
-        let mut i = home_slot(tag, mask);
+        let mut i = home_slot(key as u32, mask);
         while let Some(slot) = self.slots.get_mut(i) {
             if *slot == 0 {
-                *slot = (u64::from(tag) << 32) | (pos as u64 + 1);
+                *slot = (slot_tag(key) << SLOT_POS_BITS) | ((pos as u32 + 1) & SLOT_POS_MASK);
                 return;
             }
             i = (i + 1) & mask;
@@ -464,7 +496,7 @@ impl<P: Profile> KeyTable<P> {
     fn reindex(&mut self, slots: usize) {
         self.slots = vec![0; slots];
         for pos in 0..self.entries.len() {
-            let key = self.entries[pos].key;
+            let key = self.entries[pos].key();
             self.link(key, pos);
         }
     }
@@ -476,10 +508,10 @@ impl<P: Profile> KeyTable<P> {
             .max(MIN_SLOTS)
     }
 
-    /// Adds a key known to be absent; `None` past `u32::MAX - 1` keys.
+    /// Adds a key known to be absent; `None` past [`MAX_TABLE_KEYS`] keys.
     fn insert(&mut self, key: u64, p: P) -> Option<usize> {
         let pos = self.entries.len();
-        if pos >= u32::MAX as usize - 1 {
+        if pos >= MAX_TABLE_KEYS {
             return None;
         }
         if self.entries.len() == self.entries.capacity() {
@@ -488,7 +520,7 @@ impl<P: Profile> KeyTable<P> {
             // stays around 6% of the table.
             self.entries.reserve_exact((self.entries.len() / 8).max(16));
         }
-        self.entries.push(Keyed { key, p });
+        self.entries.push(Keyed::new(key, p));
         if (pos + 1).saturating_mul(4) > self.slots.len().saturating_mul(3) {
             self.reindex(Self::slots_for(pos + 1).max(self.slots.len() * 2));
         } else {
@@ -526,8 +558,8 @@ impl<P: Profile> KeyTable<P> {
             slots: vec![0; Self::slots_for(entries.len())],
         };
         for e in entries {
-            if t.position(e.key).is_none() {
-                t.insert(e.key, e.p);
+            if t.position(e.key()).is_none() {
+                t.insert(e.key(), e.p);
             }
         }
         t
@@ -535,7 +567,7 @@ impl<P: Profile> KeyTable<P> {
 
     fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Keyed<P>>()
-            + self.slots.capacity() * std::mem::size_of::<u64>()
+            + self.slots.capacity() * std::mem::size_of::<u32>()
             + self.entries.iter().map(|e| e.p.heap()).sum::<usize>()
     }
 }
@@ -694,9 +726,6 @@ struct ValueProfile {
 }
 
 impl Profile for ValueProfile {
-    fn last(&self) -> u32 {
-        self.last
-    }
     fn heap(&self) -> usize {
         self.values.len() * std::mem::size_of::<Seen>()
     }
@@ -705,36 +734,34 @@ impl Profile for ValueProfile {
     }
 }
 
-/// `unusual_hour`: 60 bytes, no heap.
+/// `unusual_hour`: 36 bytes, no heap.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct HourProfile {
     first: u32,
     last: u32,
     events: u32,
-    hours: [u16; 24],
+    hours: [u8; 24],
 }
 
 impl Profile for HourProfile {
-    fn last(&self) -> u32 {
-        self.last
-    }
     fn heap(&self) -> usize {
         0
     }
 }
 
-/// `rate`: 48 bytes; the open bins' distinct values on the heap while they
-/// last.
+/// `rate`: 28 bytes (32 with its key); a `count_distinct` rule's profile
+/// adds the open bins' distinct values on the heap while they last
+/// ([`DistinctRate`]).
 ///
 /// Two bins are open at a time: the current one and, when it directly
 /// precedes it, the previous one, so that a row up to one bin late (a
 /// CloudTrail file delivered after the next hour's) is still counted and
 /// evaluated. The previous bin is folded into the history when a row two or
-/// more bins later arrives.
+/// more bins later arrives. The key's last activity is the current bin (the
+/// table knows the bin length), so no last-seen time is kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RateProfile {
     first: u32,
-    last: u32,
     /// Current bin (event time / bin length).
     bin: u32,
     /// Active bins folded into the history.
@@ -742,15 +769,55 @@ struct RateProfile {
     /// Bits 0..4: whether each part of the day has folded bins; then
     /// [`RATE_ALERTED`], [`RATE_PREV_OPEN`], [`RATE_PREV_ALERTED`].
     flags: u8,
-    /// Usual value per part of the day.
-    high: [f32; BANDS],
+    /// Usual value per part of the day, on the log scale of
+    /// [`encode_usual`].
+    high: [u16; BANDS],
     /// The current bin's value so far (f32: exact for counts up to 2^24,
     /// about 7 significant digits for sums).
     running: f32,
     /// The previous bin's value, while it is open.
     prev_running: f32,
-    /// The open bins' distinct values (`count_distinct`).
-    distinct: Option<Box<OpenDistinct>>,
+}
+
+impl RateProfile {
+    fn new(now: u32, bin: u32) -> Self {
+        Self {
+            first: now,
+            bin,
+            history: 0,
+            flags: 0,
+            high: [0; BANDS],
+            running: 0.0,
+            prev_running: 0.0,
+        }
+    }
+
+    fn usual(&self, band: usize) -> f32 {
+        self.high.get(band).copied().map_or(0.0, decode_usual)
+    }
+}
+
+/// Steps of the usual-value scale per unit of ln(1 + value): a step is a
+/// relative change of 1/2048 (0.05%), and 65,535 steps reach about 8e13.
+const USUAL_STEPS: f64 = 2048.0;
+
+/// A usual value as a 16-bit step of a log scale, rounded up so that the
+/// value read back is never below the one stored: quantising can only make
+/// an alert less likely, never raise one.
+fn encode_usual(value: f32) -> u16 {
+    if value.is_nan() || value <= 0.0 {
+        return 0;
+    }
+    let steps = (f64::from(value).ln_1p() * USUAL_STEPS).ceil();
+    let mut q = steps.clamp(0.0, f64::from(u16::MAX)) as u16;
+    while q < u16::MAX && decode_usual(q) < value {
+        q += 1;
+    }
+    q
+}
+
+fn decode_usual(q: u16) -> f32 {
+    (f64::from(q) / USUAL_STEPS).exp_m1() as f32
 }
 
 /// Whether the current bin has alerted.
@@ -759,6 +826,14 @@ const RATE_ALERTED: u8 = 1 << 4;
 const RATE_PREV_OPEN: u8 = 1 << 5;
 /// Whether the previous open bin has alerted.
 const RATE_PREV_ALERTED: u8 = 1 << 6;
+
+/// `rate` with `count_distinct`: the rate profile and the distinct values
+/// of its two open bins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DistinctRate {
+    rate: RateProfile,
+    distinct: Option<Box<OpenDistinct>>,
+}
 
 /// The distinct values of a rate profile's two open bins.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -782,11 +857,39 @@ impl OpenDistinct {
 }
 
 impl Profile for RateProfile {
-    fn last(&self) -> u32 {
-        self.last
+    fn heap(&self) -> usize {
+        0
     }
+}
+
+impl Profile for DistinctRate {
     fn heap(&self) -> usize {
         self.distinct.as_ref().map_or(0, |d| d.heap())
+    }
+}
+
+/// A `rate` rule's profiles and its bin length in seconds, by which a
+/// key's current bin says when it was last active.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + Profile"))]
+struct RateTable<P> {
+    bin_secs: u32,
+    table: KeyTable<P>,
+}
+
+impl<P: Profile> RateTable<P> {
+    fn new(baseline: &CompiledBaseline) -> Self {
+        Self {
+            bin_secs: (baseline.bin_micros / SECOND).clamp(1, i64::from(u32::MAX)) as u32,
+            table: KeyTable::default(),
+        }
+    }
+
+    /// Forgets keys whose current bin ended before `cutoff`.
+    fn forget_idle(&mut self, cutoff: u32, rate: impl Fn(&P) -> &RateProfile) -> usize {
+        let bin_secs = u64::from(self.bin_secs);
+        self.table
+            .retain(|p| (u64::from(rate(p).bin) + 1).saturating_mul(bin_secs) >= u64::from(cutoff))
     }
 }
 
@@ -872,9 +975,6 @@ struct RareValue {
 }
 
 impl Profile for RareValue {
-    fn last(&self) -> u32 {
-        self.last
-    }
     fn heap(&self) -> usize {
         self.holders.len() * 4
     }
@@ -895,28 +995,35 @@ enum RuleState {
     Empty,
     Values(KeyTable<ValueProfile>),
     Hours(KeyTable<HourProfile>),
-    Rate(KeyTable<RateProfile>),
+    Rate(RateTable<RateProfile>),
+    DistinctRate(RateTable<DistinctRate>),
     Rare(RareState),
 }
 
 impl RuleState {
-    fn empty(kind: BaselineKind) -> Self {
-        match kind {
+    fn empty(baseline: &CompiledBaseline) -> Self {
+        match baseline.kind {
             BaselineKind::NewValue => RuleState::Values(KeyTable::default()),
             BaselineKind::UnusualHour => RuleState::Hours(KeyTable::default()),
-            BaselineKind::Rate => RuleState::Rate(KeyTable::default()),
+            BaselineKind::Rate if baseline.measure == Measure::CountDistinct => {
+                RuleState::DistinctRate(RateTable::new(baseline))
+            }
+            BaselineKind::Rate => RuleState::Rate(RateTable::new(baseline)),
             BaselineKind::Rare => RuleState::Rare(RareState::default()),
         }
     }
 
-    fn kind(&self) -> Option<BaselineKind> {
-        Some(match self {
-            RuleState::Empty => return None,
-            RuleState::Values(_) => BaselineKind::NewValue,
-            RuleState::Hours(_) => BaselineKind::UnusualHour,
-            RuleState::Rate(_) => BaselineKind::Rate,
-            RuleState::Rare(_) => BaselineKind::Rare,
-        })
+    /// Whether this state is the kind `baseline` learns into.
+    fn fits(&self, baseline: &CompiledBaseline) -> bool {
+        let distinct = baseline.measure == Measure::CountDistinct;
+        match self {
+            RuleState::Empty => false,
+            RuleState::Values(_) => baseline.kind == BaselineKind::NewValue,
+            RuleState::Hours(_) => baseline.kind == BaselineKind::UnusualHour,
+            RuleState::Rate(_) => baseline.kind == BaselineKind::Rate && !distinct,
+            RuleState::DistinctRate(_) => baseline.kind == BaselineKind::Rate && distinct,
+            RuleState::Rare(_) => baseline.kind == BaselineKind::Rare,
+        }
     }
 
     fn keys(&self) -> usize {
@@ -924,7 +1031,8 @@ impl RuleState {
             RuleState::Empty => 0,
             RuleState::Values(t) => t.len(),
             RuleState::Hours(t) => t.len(),
-            RuleState::Rate(t) => t.len(),
+            RuleState::Rate(t) => t.table.len(),
+            RuleState::DistinctRate(t) => t.table.len(),
             RuleState::Rare(r) => r.values.len(),
         }
     }
@@ -933,10 +1041,11 @@ impl RuleState {
         let keep = |last: u32| last >= cutoff;
         match self {
             RuleState::Empty => 0,
-            RuleState::Values(t) => t.retain(|p| keep(p.last())),
-            RuleState::Hours(t) => t.retain(|p| keep(p.last())),
-            RuleState::Rate(t) => t.retain(|p| keep(p.last())),
-            RuleState::Rare(r) => r.values.retain(|p| keep(p.last())),
+            RuleState::Values(t) => t.retain(|p| keep(p.last)),
+            RuleState::Hours(t) => t.retain(|p| keep(p.last)),
+            RuleState::Rate(t) => t.forget_idle(cutoff, |p| p),
+            RuleState::DistinctRate(t) => t.forget_idle(cutoff, |p| &p.rate),
+            RuleState::Rare(r) => r.values.retain(|p| keep(p.last)),
         }
     }
 
@@ -945,7 +1054,8 @@ impl RuleState {
             RuleState::Empty => 0,
             RuleState::Values(t) => t.heap_bytes(),
             RuleState::Hours(t) => t.heap_bytes(),
-            RuleState::Rate(t) => t.heap_bytes(),
+            RuleState::Rate(t) => t.table.heap_bytes(),
+            RuleState::DistinctRate(t) => t.table.heap_bytes(),
             RuleState::Rare(r) => r.values.heap_bytes(),
         }
     }
@@ -1090,7 +1200,8 @@ impl BaselineStore {
         match self.rules.get(ri).map(|r| &r.state) {
             Some(RuleState::Values(t)) => t.prefetch_slot(key),
             Some(RuleState::Hours(t)) => t.prefetch_slot(key),
-            Some(RuleState::Rate(t)) => t.prefetch_slot(key),
+            Some(RuleState::Rate(t)) => t.table.prefetch_slot(key),
+            Some(RuleState::DistinctRate(t)) => t.table.prefetch_slot(key),
             _ => {}
         }
     }
@@ -1101,7 +1212,8 @@ impl BaselineStore {
         match self.rules.get(ri).map(|r| &r.state) {
             Some(RuleState::Values(t)) => t.prefetch_profile(key),
             Some(RuleState::Hours(t)) => t.prefetch_profile(key),
-            Some(RuleState::Rate(t)) => t.prefetch_profile(key),
+            Some(RuleState::Rate(t)) => t.table.prefetch_profile(key),
+            Some(RuleState::DistinctRate(t)) => t.table.prefetch_profile(key),
             _ => {}
         }
     }
@@ -1139,9 +1251,9 @@ impl BaselineStore {
         } = self;
         let slot = rules.get_mut(ri)?;
         slot.fingerprint.get_or_insert(baseline.fingerprint);
-        if slot.state.kind() != Some(baseline.kind) {
+        if !slot.state.fits(baseline) {
             stats.principals = stats.principals.saturating_sub(slot.state.keys());
-            slot.state = RuleState::empty(baseline.kind);
+            slot.state = RuleState::empty(baseline);
         }
         let now = secs(row.time);
         let max_keys = limits.max_principals;
@@ -1178,22 +1290,29 @@ impl BaselineStore {
                 p.events = p.events.saturating_add(1);
                 finding
             }
-            RuleState::Rate(table) => {
+            RuleState::Rate(t) => {
                 let bin = bin_of(row.time, baseline.bin_micros);
-                let p = profile_at(table, row.key, stats, max_keys, || RateProfile {
-                    first: now,
-                    last: now,
-                    bin,
-                    history: 0,
-                    flags: 0,
-                    high: [0.0; BANDS],
-                    running: 0.0,
-                    prev_running: 0.0,
-                    distinct: None,
+                let p = profile_at(&mut t.table, row.key, stats, max_keys, || {
+                    RateProfile::new(now, bin)
                 })?;
                 p.first = p.first.min(now);
-                p.last = p.last.max(now);
-                learn_rate(p, baseline, &row, bin, stats)
+                learn_rate(p, None, baseline, &row, bin, stats)
+            }
+            RuleState::DistinctRate(t) => {
+                let bin = bin_of(row.time, baseline.bin_micros);
+                let p = profile_at(&mut t.table, row.key, stats, max_keys, || DistinctRate {
+                    rate: RateProfile::new(now, bin),
+                    distinct: None,
+                })?;
+                p.rate.first = p.rate.first.min(now);
+                learn_rate(
+                    &mut p.rate,
+                    Some(&mut p.distinct),
+                    baseline,
+                    &row,
+                    bin,
+                    stats,
+                )
             }
             RuleState::Rare(state) => {
                 let text = row.value?;
@@ -1428,9 +1547,9 @@ fn learn_hour(
             since: micros(p.first),
         }
     });
-    if p.hours[h] == u16::MAX {
+    if p.hours[h] == u8::MAX {
         for c in &mut p.hours {
-            *c /= 2;
+            *c = c.div_ceil(2);
         }
     }
     p.hours[h] += 1;
@@ -1459,7 +1578,7 @@ fn band_of(bin: u32, baseline: &CompiledBaseline) -> usize {
 fn fold(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32, value: f32) {
     let band = band_of(bin, baseline);
     if let Some(high) = p.high.get_mut(band) {
-        *high = value.max(0.0).max(*high * RATE_DECAY);
+        *high = encode_usual(value.max(0.0).max(decode_usual(*high) * RATE_DECAY));
         p.flags |= 1 << band;
     }
     p.history = p.history.saturating_add(1);
@@ -1468,7 +1587,12 @@ fn fold(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32, value: f32) 
 /// Moves the key's open bins on so that `bin` is the current one: the
 /// previous bin is folded, and the current one becomes the previous one
 /// when `bin` directly follows it, or is folded too.
-fn advance(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32) {
+fn advance(
+    p: &mut RateProfile,
+    distinct: Option<&mut Option<Box<OpenDistinct>>>,
+    baseline: &CompiledBaseline,
+    bin: u32,
+) {
     if p.flags & RATE_PREV_OPEN != 0 {
         fold(p, baseline, p.bin.saturating_sub(1), p.prev_running);
     }
@@ -1481,13 +1605,15 @@ fn advance(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32) {
         if alerted {
             p.flags |= RATE_PREV_ALERTED;
         }
-        if let Some(d) = p.distinct.as_deref_mut() {
+        if let Some(d) = distinct.and_then(|d| d.as_deref_mut()) {
             d.previous = d.current.take();
         }
     } else {
         fold(p, baseline, current, running);
         p.prev_running = 0.0;
-        p.distinct = None;
+        if let Some(d) = distinct {
+            *d = None;
+        }
     }
     p.bin = bin;
     p.running = 0.0;
@@ -1495,13 +1621,14 @@ fn advance(p: &mut RateProfile, baseline: &CompiledBaseline, bin: u32) {
 
 fn learn_rate(
     p: &mut RateProfile,
+    mut distinct: Option<&mut Option<Box<OpenDistinct>>>,
     baseline: &CompiledBaseline,
     row: &Row<'_>,
     bin: u32,
     stats: &mut BaselineStats,
 ) -> Option<Finding> {
     if bin > p.bin {
-        advance(p, baseline, bin);
+        advance(p, distinct.as_deref_mut(), baseline, bin);
     }
     let previous = bin != p.bin;
     if previous {
@@ -1513,7 +1640,7 @@ fn learn_rate(
             // The bin before the current one had no rows yet: it opens now.
             p.flags = (p.flags | RATE_PREV_OPEN) & !RATE_PREV_ALERTED;
             p.prev_running = 0.0;
-            if let Some(d) = p.distinct.as_deref_mut() {
+            if let Some(d) = distinct.as_deref_mut().and_then(|d| d.as_deref_mut()) {
                 d.previous = None;
             }
         }
@@ -1529,7 +1656,7 @@ fn learn_rate(
         Measure::Sum => *value += row.amount.unwrap_or(0.0) as f32,
         Measure::CountDistinct => {
             let fp = value_fp(row.value?);
-            let open = p.distinct.get_or_insert_with(Default::default);
+            let open = distinct?.get_or_insert_with(Default::default);
             let d = if previous {
                 &mut open.previous
             } else {
@@ -1549,13 +1676,14 @@ fn learn_rate(
     // open bin before it is folded, the previous bin against the history
     // before it: the same verdicts as rows arriving in order.
     let band = band_of(bin, baseline);
-    let mut high = p.high.get(band).copied().unwrap_or(0.0);
+    let mut high = p.usual(band);
     let mut history = p.history;
     let mut band_seen = p.flags & (1 << band) != 0;
     if !previous && p.flags & RATE_PREV_OPEN != 0 {
         history = history.saturating_add(1);
         if band_of(bin.saturating_sub(1), baseline) == band {
-            high = p.prev_running.max(0.0).max(high * RATE_DECAY);
+            // As fold will store it, so the verdict is the in-order one.
+            high = decode_usual(encode_usual(p.prev_running.max(0.0).max(high * RATE_DECAY)));
             band_seen = true;
         }
     }
@@ -1857,10 +1985,26 @@ mod tests {
     }
 
     #[test]
+    fn usual_values_read_back_never_lower_and_within_a_step_of_the_log_scale() {
+        for v in [0.5f32, 1.0, 2.0, 3.0, 10.0, 200.0, 1e6, 3.3e9, 5e13] {
+            let back = decode_usual(encode_usual(v));
+            assert!(back >= v, "{v} read back as {back}");
+            assert!(back <= v + (1.0 + v) * 0.0006, "{v} read back as {back}");
+        }
+        assert_eq!(encode_usual(0.0), 0);
+        assert_eq!(encode_usual(f32::NAN), 0);
+        assert_eq!(decode_usual(0), 0.0);
+        // Decay still decays on the scale.
+        let q = encode_usual(100.0);
+        assert!(encode_usual(decode_usual(q) * RATE_DECAY) < q);
+    }
+
+    #[test]
     fn profiles_stay_small() {
         assert!(std::mem::size_of::<ValueProfile>() <= 32);
-        assert!(std::mem::size_of::<HourProfile>() <= 60);
-        assert!(std::mem::size_of::<RateProfile>() <= 48);
+        assert!(std::mem::size_of::<HourProfile>() <= 36);
+        assert!(std::mem::size_of::<RateProfile>() <= 28);
+        assert!(std::mem::size_of::<Keyed<RateProfile>>() <= 36);
         assert!(std::mem::size_of::<RareValue>() <= 32);
         assert_eq!(std::mem::size_of::<Seen>(), 8);
     }
@@ -2112,12 +2256,15 @@ mod tests {
             events: 100_000,
             hours: [0; 24],
         };
-        p.hours[10] = u16::MAX;
-        p.hours[11] = 1_000;
+        p.hours[10] = u8::MAX;
+        p.hours[11] = 4;
+        p.hours[12] = 1;
         // the busy hour stays usual past the counter's range
         assert_eq!(learn_hour(&mut p, &b, T0 + DAY, true), None);
-        assert_eq!(p.hours[10], u16::MAX / 2 + 1);
-        assert_eq!(p.hours[11], 500);
+        assert_eq!(p.hours[10], 129);
+        assert_eq!(p.hours[11], 2);
+        // an hour seen once is still seen
+        assert_eq!(p.hours[12], 1);
         // 11:00 is 1.5% of the events: not rare
         assert_eq!(learn_hour(&mut p, &b, T0 + DAY + HOUR_MICROS, true), None);
     }
@@ -2163,10 +2310,9 @@ mod tests {
         else {
             panic!("{f:?}")
         };
-        assert_eq!(
-            (*value, *band, *usual, *history_bins),
-            (200.0, Some(6), 10.0, 72)
-        );
+        // The usual value is stored on a log scale, rounded up.
+        assert!((10.0..10.01).contains(usual), "{usual}");
+        assert_eq!((*value, *band, *history_bins), (200.0, Some(6), 72));
         let text = describe(&b, "p", f);
         assert_eq!(
             text,
