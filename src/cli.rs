@@ -165,6 +165,9 @@ pub struct DetectArgs {
     /// Generate a small organisation with attacks in memory and detect them.
     #[arg(long, conflicts_with = "paths")]
     pub demo: bool,
+    /// Score the run against a generated organisation's labels.json: scenarios detected, credential misuse flagged by behavioural rules, background alerts per 100,000 events (on standard error; exit 1 when a scenario is missed).
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
+    pub labels: Option<PathBuf>,
     #[command(flatten)]
     pub rules: RuleArgs,
     /// Alert output format on standard output.

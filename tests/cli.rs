@@ -39,6 +39,48 @@ fn demo_detects_every_injected_attack_and_nothing_else() {
 }
 
 #[test]
+fn detect_with_labels_scores_the_run_and_fails_on_a_missed_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trailhound(&["generate", "--out", "org"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let detect = |labels: &str| {
+        trailhound(
+            &[
+                "detect", "org", "--labels", labels, "--format", "json", "--quiet",
+            ],
+            dir.path(),
+        )
+    };
+    let out = detect("org/labels.json");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("12 of 12 scenarios detected, 0 alert(s) on the benign background"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("  detected  stop-logging "), "{stderr}");
+
+    // The same run against labels expecting a rule that never fires there.
+    let mut labels: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("org/labels.json")).unwrap())
+            .unwrap();
+    labels[0]["rule_id"] = "aws-kms-key-scheduled-deletion".into();
+    std::fs::write(dir.path().join("wrong.json"), labels.to_string()).unwrap();
+    let out = detect("wrong.json");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("MISSED"), "{stderr}");
+    assert!(stderr.contains("11 of 12 scenarios detected"), "{stderr}");
+
+    // A file that is not a labels.json is refused before anything runs.
+    std::fs::write(dir.path().join("bad.json"), "{\"not\": \"labels\"}").unwrap();
+    let out = detect("bad.json");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("not a generator labels.json"), "{stderr}");
+}
+
+#[test]
 fn shared_recordings_parse_cleanly_and_most_stratus_techniques_alert() {
     let Some(data) = shared_data() else { return };
     let dir = tempfile::tempdir().unwrap();

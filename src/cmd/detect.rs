@@ -24,12 +24,37 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     }
     let inputs = super::expand_inputs(&args.paths, || Input::Stdin, Input::Path)?;
     let rules = super::load_rules(&args.rules)?;
+    // --labels: the generator's ground truth, read before the run so that a
+    // bad file fails at once.
+    let labels = match &args.labels {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading labels {}", path.display()))?;
+            let labels: Vec<trailhound_ingest::generate::Label> = serde_json::from_str(&text)
+                .with_context(|| {
+                    format!("labels {}: not a generator labels.json", path.display())
+                })?;
+            Some((labels, super::score::behavioural(&rules)))
+        }
+        None => None,
+    };
+    let memory = trailhound_sinks::MemorySink::new();
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![stdout_sink(args.format)];
+    if labels.is_some() {
+        sinks.push(Box::new(memory.clone()));
+    }
     let run = run_pipeline(inputs, rules, &mut sinks, args)?;
     if !args.quiet {
         print_summary(&run);
     }
-    Ok(if run.summary.input_errors.is_empty() {
+    let mut missed = 0;
+    if let Some((labels, behavioural)) = labels {
+        let events = run.summary.events_by_source.values().sum();
+        let report = super::score::score(&labels, &memory.alerts(), &behavioural, events);
+        eprintln!("{}", report.text);
+        missed = report.missed;
+    }
+    Ok(if run.summary.input_errors.is_empty() && missed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

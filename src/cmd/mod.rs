@@ -8,6 +8,7 @@ mod generate;
 mod kafka;
 mod respond;
 mod rules;
+mod score;
 mod sql;
 
 use std::process::ExitCode;

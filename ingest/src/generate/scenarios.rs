@@ -158,8 +158,8 @@ impl Scenario {
             SessionCredentialRead => "session-cloud-credentials-read",
             StolenKeyNewNetwork => "baseline-new-source-network-for-principal",
             RoleUnusualHours => "baseline-unusual-hour-for-principal",
-            // To become `baseline-mass-s3-read` once rate baselines exist.
-            MassS3Read => "aws-s3-mass-download",
+            // The known-bad `aws-s3-mass-download` fires on it too.
+            MassS3Read => "baseline-mass-s3-read",
             ScriptedSession => "session-scripted-input",
             // One alert with the command lines and the linked role's calls.
             // The label's `related` part holds the role's calls (caught on
