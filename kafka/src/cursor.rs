@@ -51,6 +51,15 @@ impl PollOptions {
             .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
+    /// The cursor saved as `file` in the state folder, or an empty one (also
+    /// when the run keeps no state).
+    pub fn load_cursor<T: DeserializeOwned + Default>(&self, file: &str) -> Result<T, KafkaError> {
+        match &self.state {
+            Some(dir) => load(dir, file),
+            None => Ok(T::default()),
+        }
+    }
+
     /// Waits `every`, or less when asked to stop.
     pub fn pause(&self) {
         let until = Instant::now() + self.every;

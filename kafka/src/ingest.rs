@@ -158,6 +158,18 @@ pub(crate) fn send_parsed(
     Ok((sender.finish()?, dead_letters))
 }
 
+/// The producers every source sends with: events to the event topic,
+/// dead letters to theirs; the topics are created first unless told not to.
+pub(crate) fn open_producers(
+    bus: &BusConfig,
+    create_topics: bool,
+) -> Result<(EventProducer, RecordProducer), KafkaError> {
+    if create_topics {
+        ensure_topics(bus, Duration::from_secs(30))?;
+    }
+    Ok((EventProducer::new(bus)?, RecordProducer::new(bus)?))
+}
+
 /// Sends every input to the event topic (see the module page).
 pub fn ingest(
     inputs: Vec<IngestInput>,
@@ -165,9 +177,7 @@ pub fn ingest(
     options: &IngestOptions,
 ) -> Result<IngestSummary, KafkaError> {
     let started = Instant::now();
-    ensure_topics(bus, Duration::from_secs(30))?;
-    let producer = EventProducer::new(bus)?;
-    let records = RecordProducer::new(bus)?;
+    let (producer, records) = open_producers(bus, true)?;
     let mut ledger = match &options.state {
         Some(dir) => checkpoint::load(dir)?.map(|c| c.inputs).unwrap_or_default(),
         None => InputLedger::default(),

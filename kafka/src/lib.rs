@@ -34,6 +34,7 @@ pub mod scope;
 pub mod state;
 pub mod trail;
 
+pub use cursor::PollOptions;
 pub use detect::{DetectIo, DetectOptions, DetectSummary};
 pub use error::KafkaError;
 pub use ingest::{IngestInput, IngestOptions, IngestSummary};

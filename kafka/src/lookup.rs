@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use trailhound_aws::lookup::{LookupCursor, LookupReader};
-use trailhound_bus::{BusConfig, EventProducer, RecordProducer, ensure_topics};
+use trailhound_bus::BusConfig;
 use trailhound_ingest::ParseContext;
 
 use crate::error::KafkaError;
@@ -43,11 +43,6 @@ pub struct LookupSummary {
     pub elapsed: Duration,
 }
 
-/// Reads the cursor saved in `dir`, or an empty one.
-pub fn load_cursor(dir: &Path) -> Result<LookupCursor, KafkaError> {
-    crate::cursor::load(dir, CURSOR_FILE)
-}
-
 fn save_cursor(dir: &Path, cursor: &LookupCursor) -> Result<(), KafkaError> {
     crate::cursor::save(dir, CURSOR_FILE, cursor)
 }
@@ -59,13 +54,8 @@ pub fn ingest_lookup(
     options: &LookupOptions,
 ) -> Result<LookupSummary, KafkaError> {
     let started = Instant::now();
-    ensure_topics(bus, Duration::from_secs(30))?;
-    let producer = EventProducer::new(bus)?;
-    let records = RecordProducer::new(bus)?;
-    let mut cursor = match &options.state {
-        Some(dir) => load_cursor(dir)?,
-        None => LookupCursor::default(),
-    };
+    let (producer, records) = crate::ingest::open_producers(bus, true)?;
+    let mut cursor: LookupCursor = options.load_cursor(CURSOR_FILE)?;
     let mut summary = LookupSummary::default();
     while !options.stopping() {
         let polled = match reader.poll(&cursor, trailhound_core::time::now_micros()) {

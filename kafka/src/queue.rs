@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use trailhound_aws::{Delivery, Fetched, KeyKind, Notice, ObjectRef, S3Queue, classify_key};
-use trailhound_bus::{BusConfig, EventProducer, RecordProducer, ensure_topics};
+use trailhound_bus::{BusConfig, EventProducer};
 use trailhound_core::{DeadLetter, Position};
 use trailhound_ingest::{Limits, ParseContext};
 use trailhound_sinks::DeadLetterFile;
@@ -81,11 +81,7 @@ pub fn ingest_queue(
     options: &QueueOptions,
 ) -> Result<QueueSummary, KafkaError> {
     let started = Instant::now();
-    if !options.skip_topic_creation {
-        ensure_topics(bus, Duration::from_secs(30))?;
-    }
-    let producer = EventProducer::new(bus)?;
-    let records = RecordProducer::new(bus)?;
+    let (producer, records) = crate::ingest::open_producers(bus, !options.skip_topic_creation)?;
     let mut dead_file = options.dead_letter_path.clone().map(DeadLetterFile::new);
     let mut summary = QueueSummary::default();
     let mut idle = 0u32;

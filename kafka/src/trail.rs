@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use trailhound_aws::trail::{TrailBucket, TrailCursor, day_folder};
 use trailhound_aws::{Fetched, ObjectRef};
-use trailhound_bus::{BusConfig, EventProducer, RecordProducer, ensure_topics};
+use trailhound_bus::{BusConfig, EventProducer, RecordProducer};
 use trailhound_core::Position;
 use trailhound_ingest::ParseContext;
 
@@ -44,11 +44,6 @@ pub struct TrailSummary {
     pub elapsed: Duration,
 }
 
-/// Reads the cursor saved in `dir`, or an empty one.
-pub fn load_cursor(dir: &Path) -> Result<TrailCursor, KafkaError> {
-    crate::cursor::load(dir, CURSOR_FILE)
-}
-
 fn save_cursor(dir: &Path, cursor: &TrailCursor) -> Result<(), KafkaError> {
     crate::cursor::save(dir, CURSOR_FILE, cursor)
 }
@@ -60,13 +55,8 @@ pub fn ingest_trail(
     options: &TrailOptions,
 ) -> Result<TrailSummary, KafkaError> {
     let started = Instant::now();
-    ensure_topics(bus, Duration::from_secs(30))?;
-    let producer = EventProducer::new(bus)?;
-    let records = RecordProducer::new(bus)?;
-    let mut cursor = match &options.state {
-        Some(dir) => load_cursor(dir)?,
-        None => TrailCursor::default(),
-    };
+    let (producer, records) = crate::ingest::open_producers(bus, true)?;
+    let mut cursor: TrailCursor = options.load_cursor(CURSOR_FILE)?;
     let mut summary = TrailSummary::default();
     while !options.stopping() {
         let now = trailhound_core::time::now_micros();

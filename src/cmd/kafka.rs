@@ -37,6 +37,24 @@ fn bus_config(brokers: &str, config: Option<&Path>) -> anyhow::Result<BusConfig>
 }
 
 /// SIGINT or SIGTERM set the flag (a second SIGINT exits at once).
+/// How `--trail` and `--lookup` poll: every `--poll-secs`, `--polls`
+/// times, with the cursor in `--state`, until stopped.
+fn poll_options(args: &IngestArgs) -> anyhow::Result<trailhound_kafka::PollOptions> {
+    Ok(trailhound_kafka::PollOptions {
+        state: args.state.clone(),
+        every: Duration::from_secs(args.poll_secs.max(1)),
+        polls: args.polls,
+        stop: Some(stop_flag()?),
+        ..Default::default()
+    })
+}
+
+fn print_dead_letters(by_reason: &std::collections::BTreeMap<String, u64>) {
+    for (reason, n) in by_reason {
+        eprintln!("  dead letters {reason}: {n}");
+    }
+}
+
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     super::stop_on_signals(&stop)?;
@@ -81,9 +99,7 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         );
-        for (reason, n) in &summary.dead_letters_by_reason {
-            eprintln!("  dead letters {reason}: {n}");
-        }
+        print_dead_letters(&summary.dead_letters_by_reason);
         for e in &summary.input_errors {
             eprintln!("  input error: {e}");
         }
@@ -142,9 +158,7 @@ fn ingest_queue(args: &IngestArgs, bus: &BusConfig, url: &str) -> anyhow::Result
             s.test_events,
             s.digests_skipped
         );
-        for (reason, n) in &s.dead_letters_by_reason {
-            eprintln!("  dead letters {reason}: {n}");
-        }
+        print_dead_letters(&s.dead_letters_by_reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -208,22 +222,14 @@ fn ingest_trail(args: &IngestArgs, bus: &BusConfig, name: &str) -> anyhow::Resul
             }
         );
     }
-    let options = trailhound_kafka::TrailOptions {
-        state: args.state.clone(),
-        every: Duration::from_secs(args.poll_secs.max(1)),
-        polls: args.polls,
-        stop: Some(stop_flag()?),
-        ..Default::default()
-    };
+    let options = poll_options(args)?;
     let s = trailhound_kafka::ingest_trail(&trail, bus, &options)?;
     if !args.quiet {
         eprintln!(
             "ingest: {} events from {} log files in {} polls acknowledged by {}; {} left for the next poll",
             s.events, s.files, s.polls, bus.brokers, s.files_retried
         );
-        for (reason, n) in &s.dead_letters_by_reason {
-            eprintln!("  dead letters {reason}: {n}");
-        }
+        print_dead_letters(&s.dead_letters_by_reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -236,22 +242,14 @@ fn ingest_lookup(args: &IngestArgs, bus: &BusConfig) -> anyhow::Result<ExitCode>
         ..Default::default()
     };
     let mut reader = trailhound_aws::lookup::LookupReader::new(&aws, settings)?;
-    let options = trailhound_kafka::LookupOptions {
-        state: args.state.clone(),
-        every: Duration::from_secs(args.poll_secs.max(1)),
-        polls: args.polls,
-        stop: Some(stop_flag()?),
-        ..Default::default()
-    };
+    let options = poll_options(args)?;
     let s = trailhound_kafka::ingest_lookup(&mut reader, bus, &options)?;
     if !args.quiet {
         eprintln!(
             "ingest: {} events from {} LookupEvents polls ({} requests, {} repeats of the overlap dropped) acknowledged by {}",
             s.events, s.polls, s.requests, s.duplicates, bus.brokers
         );
-        for (reason, n) in &s.dead_letters_by_reason {
-            eprintln!("  dead letters {reason}: {n}");
-        }
+        print_dead_letters(&s.dead_letters_by_reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -334,9 +332,7 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         for (rule, n) in &summary.alerts_by_rule {
             eprintln!("  alerts {rule}: {n}");
         }
-        for (reason, n) in &summary.dead_letters_by_reason {
-            eprintln!("  dead letters {reason}: {n}");
-        }
+        print_dead_letters(&summary.dead_letters_by_reason);
         if summary.rule_errors > 0 {
             eprintln!("  rule errors: {}", summary.rule_errors);
         }

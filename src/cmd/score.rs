@@ -68,19 +68,15 @@ fn label_time(text: &str) -> Option<i64> {
 }
 
 fn caused_by(label: &Label, alert: &Alert) -> bool {
-    let on_principal = alert.principal == label.principal
-        || label.related.iter().any(|r| r.principal == alert.principal);
-    if !on_principal {
-        return holds_any(alert, &label.event_ids)
-            || label.related.iter().any(|r| holds_any(alert, &r.event_ids));
-    }
     if holds_any(alert, &label.event_ids)
         || label.related.iter().any(|r| holds_any(alert, &r.event_ids))
     {
         return true;
     }
+    let on_principal = alert.principal == label.principal
+        || label.related.iter().any(|r| r.principal == alert.principal);
     match (label_time(&label.start), label_time(&label.end)) {
-        (Some(start), Some(end)) => {
+        (Some(start), Some(end)) if on_principal => {
             (start - HOUR_MICROS..=end + HOUR_MICROS).contains(&alert.first_event_time)
         }
         _ => false,
@@ -169,18 +165,14 @@ pub fn score(
         labels.len(),
         background.len()
     ));
-    if misuse > 0
-        || behavioural
-            .iter()
-            .any(|r| background.iter().any(|a| &a.rule_id == r))
+    let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
+    for a in background
+        .iter()
+        .filter(|a| behavioural.contains(&a.rule_id))
     {
-        let mut per_rule: BTreeMap<&str, u64> = BTreeMap::new();
-        for a in background
-            .iter()
-            .filter(|a| behavioural.contains(&a.rule_id))
-        {
-            *per_rule.entry(a.rule_id.as_str()).or_default() += 1;
-        }
+        *per_rule.entry(a.rule_id.as_str()).or_default() += 1;
+    }
+    if misuse > 0 || !per_rule.is_empty() {
         let n: u64 = per_rule.values().sum();
         let rate = n as f64 * 100_000.0 / events.max(1) as f64;
         text.push_str(&format!(
