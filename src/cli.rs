@@ -255,14 +255,25 @@ pub struct IngestArgs {
     /// Inputs: files, folders (read recursively, in time order), globs, or - for standard input.
     #[arg(value_name = "PATHS", required_unless_present_any = ["sqs", "listen", "lookup", "trail"])]
     pub paths: Vec<String>,
+    /// PATHS are gateway logs on this machine (Teleport audit log, Cowrie JSON, session JSON
+    /// lines): follow them as they grow and through rotation (rename or truncation), like
+    /// `tail -F`; with --state each log's position is kept there and a restart goes on from it.
+    #[arg(long, conflicts_with_all = ["sqs", "listen", "lookup", "trail"])]
+    pub follow: bool,
     /// Read CloudTrail files announced on this SQS queue (S3 notifications, directly or through
     /// SNS or EventBridge) instead of PATHS; a message is deleted once the broker acknowledged
     /// every event of its objects.
     #[arg(long, value_name = "QUEUE_URL", conflicts_with = "paths")]
     pub sqs: Option<String>,
-    /// With --sqs: stop after this many empty long polls in a row (default: run until stopped).
-    #[arg(long, value_name = "N", requires = "sqs")]
+    /// With --sqs: stop after this many empty long polls in a row; with --follow, after this
+    /// many passes over the logs that found nothing new (default: run until stopped).
+    #[arg(long, value_name = "N")]
     pub idle_polls: Option<u32>,
+    /// With --sqs: seconds each long poll waits for a message (0 to 20; shorter answers sooner
+    /// when idle, at the price of more requests).
+    #[arg(long, value_name = "SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub wait_secs: i32,
     /// With --sqs or --trail: objects read at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub concurrency: usize,
@@ -289,10 +300,11 @@ pub struct IngestArgs {
         requires = "lookup"
     )]
     pub lookup_regions: Vec<String>,
-    /// With --lookup or --trail: seconds between polls.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub poll_secs: u64,
-    /// With --lookup or --trail: stop after this many polls (default: run until stopped).
+    /// With --lookup or --trail: seconds between polls (default 60); with --follow, between
+    /// passes over the logs that found nothing new (default 1).
+    #[arg(long, value_name = "SECS")]
+    pub poll_secs: Option<u64>,
+    /// With --lookup, --trail or --follow: stop after this many polls (default: run until stopped).
     #[arg(long, value_name = "N")]
     pub polls: Option<u32>,
     #[command(flatten)]

@@ -16,11 +16,13 @@
 
 pub mod cloudtrail;
 pub mod emit;
+pub mod follow;
 pub mod format;
 pub mod generate;
 pub mod input;
 pub mod session;
 
 pub use emit::{Collect, DeadLetter, Emit, Limits, ParseContext, Position};
+pub use follow::{FollowPosition, Follower, Polled};
 pub use format::{Format, sniff};
 pub use input::{InputError, InputSummary, expand_paths, parse_input, read_file};

@@ -15,6 +15,9 @@
 //! - [`trail`]: `trailhound ingest --trail [NAME] --kafka BROKERS`, the
 //!   trail found by DescribeTrails and its bucket's new log files sent the
 //!   same way; a file is marked done once the broker acknowledged it.
+//! - [`follow`]: `trailhound ingest --follow LOG... --kafka BROKERS`,
+//!   gateway logs on this machine followed through rotation; a log's
+//!   position is saved once the broker acknowledged what was read.
 //! - [`detect`]: `trailhound detect --kafka BROKERS --group NAME`, a
 //!   consumer-group member with an engine per event partition, rules whose
 //!   state is not per principal run through the rekeyed topic, and
@@ -27,6 +30,7 @@
 pub mod cursor;
 pub mod detect;
 pub mod error;
+pub mod follow;
 pub mod ingest;
 pub mod lookup;
 pub mod queue;
@@ -37,6 +41,7 @@ pub mod trail;
 pub use cursor::PollOptions;
 pub use detect::{DetectIo, DetectOptions, DetectSummary};
 pub use error::KafkaError;
+pub use follow::{FollowOptions, FollowSummary, ingest_follow};
 pub use ingest::{IngestInput, IngestOptions, IngestSummary};
 pub use lookup::{LookupOptions, LookupSummary, ingest_lookup};
 pub use queue::{QueueOptions, QueueSummary, ingest_queue};

@@ -42,7 +42,7 @@ fn bus_config(brokers: &str, config: Option<&Path>) -> anyhow::Result<BusConfig>
 fn poll_options(args: &IngestArgs) -> anyhow::Result<trailhound_kafka::PollOptions> {
     Ok(trailhound_kafka::PollOptions {
         state: args.state.clone(),
-        every: Duration::from_secs(args.poll_secs.max(1)),
+        every: Duration::from_secs(args.poll_secs.unwrap_or(60).max(1)),
         polls: args.polls,
         stop: Some(stop_flag()?),
         ..Default::default()
@@ -74,6 +74,9 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(name) = &args.trail {
         return ingest_trail(args, &bus, name);
+    }
+    if args.follow {
+        return ingest_follow(args, &bus);
     }
     let inputs = super::expand_inputs(&args.paths, || IngestInput::Stdin, IngestInput::Path)?;
     let options = IngestOptions {
@@ -114,6 +117,34 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `ingest --follow LOG...`: the logs followed until stopped.
+fn ingest_follow(args: &IngestArgs, bus: &BusConfig) -> anyhow::Result<ExitCode> {
+    let logs: Vec<std::path::PathBuf> = args.paths.iter().map(Into::into).collect();
+    let mut poll = poll_options(args)?;
+    poll.every = Duration::from_secs(args.poll_secs.unwrap_or(1).max(1));
+    let options = trailhound_kafka::FollowOptions {
+        poll,
+        idle_passes: args.idle_polls,
+        dead_letter_path: Some(args.dead_letters.clone()),
+    };
+    if !args.quiet {
+        eprintln!(
+            "ingest: following {} log(s), sending to {}",
+            logs.len(),
+            bus.brokers
+        );
+    }
+    let s = trailhound_kafka::ingest_follow(&logs, bus, &options)?;
+    if !args.quiet {
+        eprintln!(
+            "ingest: {} events from {} lines acknowledged by {} over {} passes; {} rotation(s), {} truncation(s), {} read error(s)",
+            s.events, s.lines, bus.brokers, s.passes, s.rotations, s.truncations, s.read_errors
+        );
+        print_dead_letters(&s.dead_letters_by_reason);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The AWS settings: the `aws:` section of the config file, then the flags.
 fn aws_settings(args: &IngestArgs) -> anyhow::Result<trailhound_aws::AwsSettings> {
     let mut aws = match args.config.as_deref() {
@@ -139,6 +170,7 @@ fn ingest_queue(args: &IngestArgs, bus: &BusConfig, url: &str) -> anyhow::Result
     let aws = aws_settings(args)?;
     let mut settings = trailhound_aws::QueueSettings::new(url);
     settings.concurrency = args.concurrency.max(1);
+    settings.wait_seconds = args.wait_secs;
     let queue = trailhound_aws::S3Queue::new(&aws, settings)?;
     let options = trailhound_kafka::QueueOptions {
         dead_letter_path: Some(args.dead_letters.clone()),

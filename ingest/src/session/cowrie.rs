@@ -49,12 +49,25 @@ struct Known {
 
 /// Parses Cowrie JSON logs.
 pub fn parse(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
-    let mut sessions: HashMap<String, Known> = HashMap::new();
+    let mut parser = Parser::default();
     for (number, raw) in common::lines(bytes) {
-        let Some(map) = common::json_object(number, raw, ctx, out) else {
-            continue;
-        };
-        record(number, raw, &map, &mut sessions, ctx, out);
+        parser.line(number, raw, ctx, out);
+    }
+}
+
+/// A Cowrie log read line by line, remembering what each open session's
+/// earlier records said (so a followed log parses as the whole file would).
+#[derive(Default)]
+pub struct Parser {
+    sessions: HashMap<String, Known>,
+}
+
+impl Parser {
+    /// Parses line `number` (1-based) of the log.
+    pub fn line(&mut self, number: u64, raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
+        if let Some(map) = common::json_object(number, raw, ctx, out) {
+            record(number, raw, &map, &mut self.sessions, ctx, out);
+        }
     }
 }
 

@@ -45,13 +45,27 @@ const KNOWN_KEYS: [&str; 17] = [
 
 /// Parses trailhound session JSON lines.
 pub fn parse(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
-    let mut sessions: HashMap<String, LineAssembler> = HashMap::new();
+    let mut parser = Parser::default();
     for (number, raw) in common::lines(bytes) {
+        parser.line(number, raw, ctx, out);
+    }
+}
+
+/// Session JSON lines read one by one, keeping each open session's keystroke
+/// assembler (so a followed log parses as the whole file would).
+#[derive(Default)]
+pub struct Parser {
+    sessions: HashMap<String, LineAssembler>,
+}
+
+impl Parser {
+    /// Parses line `number` (1-based) of the log.
+    pub fn line(&mut self, number: u64, raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
         let Some(map) = common::json_object(number, raw, ctx, out) else {
-            continue;
+            return;
         };
         let line = Line { number, map: &map };
-        if let Err((reason, detail)) = line.read(&mut sessions, ctx, out) {
+        if let Err((reason, detail)) = line.read(&mut self.sessions, ctx, out) {
             out.dead_letter(ctx.dead_letter(Position::Line(number), reason, detail, raw));
         }
     }
