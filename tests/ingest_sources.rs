@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use broker::{Broker, Storage, free_port, unique, within};
-use common::text;
+use common::{run_within, text};
 use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind};
 use trailhound_ingest::{Collect, ParseContext, parse_input};
 
@@ -57,14 +57,16 @@ impl Drop for Guard {
     }
 }
 
+/// Fields drop in order: the probe client closes while its broker still
+/// runs.
 struct Setup {
-    broker: Broker,
-    bus: BusConfig,
-    dir: tempfile::TempDir,
     /// Reads high watermarks; one client for the whole test, in no group
     /// (a consumer joining and leaving a group per probe is slow and can
     /// stall on a busy machine).
     probe: EventConsumer,
+    bus: BusConfig,
+    dir: tempfile::TempDir,
+    broker: Broker,
 }
 
 impl Setup {
@@ -231,20 +233,20 @@ fn ingest_follow_sends_a_growing_rotated_log_once_across_a_restart() {
 
     // Restarted from its state: nothing is sent again...
     let idle = ["--idle-polls", "2"];
-    let again = setup
-        .command(&[&args[..], &idle[..]].concat())
-        .output()
-        .expect("run ingest --follow again");
+    let again = run_within(
+        &mut setup.command(&[&args[..], &idle[..]].concat()),
+        Duration::from_secs(120),
+    );
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(setup.events(), n_all as i64, "{}", text(&again.stderr));
 
     // ...and lines written while it was down are sent when it comes back.
     let (more, _) = split_lines(rest, 3);
     append(&log, more);
-    let after = setup
-        .command(&[&args[..], &idle[..]].concat())
-        .output()
-        .expect("run ingest --follow a third time");
+    let after = run_within(
+        &mut setup.command(&[&args[..], &idle[..]].concat()),
+        Duration::from_secs(120),
+    );
     assert!(after.status.success(), "{}", text(&after.stderr));
     let n_more = count_events("b", more);
     assert!(n_more > 0);
@@ -348,21 +350,22 @@ fn ingest_sqs_brings_announced_files_to_kafka_and_leaves_the_queue_empty() {
         aws::gzip(&vec![b' '; 3 * 1024 * 1024]),
     );
     let setup = Setup::new("sqs");
-    let out = setup
-        .command(&[
-            "ingest",
-            "--sqs",
-            &queue,
-            "--endpoint-url",
-            &aws.moto.url,
-            "--wait-secs",
-            "1",
-            "--idle-polls",
-            "2",
-        ])
-        .envs(moto_env(&aws))
-        .output()
-        .expect("run ingest --sqs");
+    let out = run_within(
+        setup
+            .command(&[
+                "ingest",
+                "--sqs",
+                &queue,
+                "--endpoint-url",
+                &aws.moto.url,
+                "--wait-secs",
+                "1",
+                "--idle-polls",
+                "2",
+            ])
+            .envs(moto_env(&aws)),
+        Duration::from_secs(180),
+    );
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert_eq!(setup.events(), 200, "{err}");
@@ -420,21 +423,22 @@ fn ingest_trail_finds_the_bucket_and_reads_each_file_once_across_runs() {
 
     let setup = Setup::new("trail");
     let run = || {
-        let out = setup
-            .command(&[
-                "ingest",
-                "--trail",
-                "management",
-                "--endpoint-url",
-                &aws.moto.url,
-                "--state",
-                "trail-state",
-                "--polls",
-                "1",
-            ])
-            .envs(moto_env(&aws))
-            .output()
-            .expect("run ingest --trail");
+        let out = run_within(
+            setup
+                .command(&[
+                    "ingest",
+                    "--trail",
+                    "management",
+                    "--endpoint-url",
+                    &aws.moto.url,
+                    "--state",
+                    "trail-state",
+                    "--polls",
+                    "1",
+                ])
+                .envs(moto_env(&aws)),
+            Duration::from_secs(180),
+        );
         let err = text(&out.stderr);
         assert!(out.status.success(), "{err}");
         err

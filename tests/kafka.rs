@@ -134,10 +134,7 @@ impl Setup {
         let mut args = vec!["ingest"];
         args.extend(inputs.iter().map(String::as_str));
         args.extend(["--kafka", &self.broker.addr, "--state", "ingest-state"]);
-        let out = self
-            .command(&args)
-            .output()
-            .unwrap_or_else(|e| panic!("running ingest: {e}"));
+        let out = common::run_within(&mut self.command(&args), common::RUN_LIMIT);
         let err = text(&out.stderr);
         assert!(out.status.success(), "ingest failed:\n{err}");
         let line = err

@@ -94,7 +94,7 @@ fn run(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run trailhound")
+    common::run_within(&mut cmd, common::RUN_LIMIT)
 }
 
 /// The JSON objects among stdout's lines (the demo also prints its report).

@@ -27,19 +27,20 @@ fn every_demo_alert_reaches_the_kafka_alerts_topic() {
         dl = dir.path().join("notify-dead.jsonl").display()
     );
     std::fs::write(dir.path().join("trailhound.yaml"), config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args([
-            "detect",
-            "--demo",
-            "--format",
-            "json",
-            "--config",
-            "trailhound.yaml",
-        ])
-        .env("TEST_KAFKA_BROKERS", &broker.addr)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = common::run_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+            .args([
+                "detect",
+                "--demo",
+                "--format",
+                "json",
+                "--config",
+                "trailhound.yaml",
+            ])
+            .env("TEST_KAFKA_BROKERS", &broker.addr)
+            .current_dir(dir.path()),
+        common::RUN_LIMIT,
+    );
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // Alerts are JSON lines; the demo's scenario report follows them.
