@@ -123,6 +123,183 @@ pub fn parse_input(raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) -> InputS
     InputSummary { format, skipped }
 }
 
+/// When [`parse_file`] reads a file in pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    /// Uncompressed line-oriented files at least this big are read in pieces
+    /// (64 MiB).
+    pub from_bytes: u64,
+    /// Bytes read per piece before it is cut at its last newline (8 MiB; at
+    /// least 4 KiB).
+    pub piece_bytes: usize,
+}
+
+impl Default for Pieces {
+    fn default() -> Self {
+        Self {
+            from_bytes: 64 * 1024 * 1024,
+            piece_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Reads and parses one file. Small files, compressed files and whole
+/// documents (`{"Records":[...]}`) are read whole within the input limit, as
+/// by [`read_file`] and [`parse_input`]. An uncompressed file of at least
+/// [`Pieces::from_bytes`] holding one record per line (CloudTrail lines,
+/// Teleport, Cowrie, session JSON lines) is read in pieces cut at newlines,
+/// so memory stays at a few pieces whatever its size (the input limit, there
+/// to bound memory, does not apply to it); its events, ids and dead-letter
+/// positions are those of the whole file read at once. A line longer than
+/// the record limit is a `too_large` dead letter and is skipped to its
+/// newline without being held.
+///
+/// `Ok(None)` means the file was over the input limit (nothing parsed; the
+/// caller reports it).
+pub fn parse_file(
+    path: &Path,
+    ctx: &ParseContext,
+    out: &mut dyn Emit,
+) -> Result<Option<InputSummary>, InputError> {
+    parse_file_with(path, ctx, out, Pieces::default())
+}
+
+/// [`parse_file`] with other piece sizes.
+pub fn parse_file_with(
+    path: &Path,
+    ctx: &ParseContext,
+    out: &mut dyn Emit,
+    sizes: Pieces,
+) -> Result<Option<InputSummary>, InputError> {
+    let piece_bytes = sizes.piece_bytes.max(4096);
+    let io = |source| InputError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = Vec::with_capacity(64 * 1024);
+    (&mut file)
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let format = sniff(&ctx.origin, &head);
+    let line_log = if len < sizes.from_bytes || head.starts_with(&GZIP_MAGIC) {
+        None
+    } else {
+        match format {
+            Format::CloudTrail if cloudtrail::is_line_oriented(&head) => Some(None),
+            other => session::LineLog::for_format(other).map(Some),
+        }
+    };
+    let Some(line_log) = line_log else {
+        let mut bytes = head;
+        file.take(ctx.limits.max_input_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > ctx.limits.max_input_bytes {
+            return Ok(None);
+        }
+        return Ok(Some(parse_input(&bytes, ctx, out)));
+    };
+    let mut pieces = Piecewise {
+        line_log,
+        next_line: 1,
+        skipping: false,
+    };
+    let mut buf = head;
+    loop {
+        let have = buf.len();
+        buf.resize(have + piece_bytes, 0);
+        let n = loop {
+            match file.read(&mut buf[have..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            }
+        };
+        buf.truncate(have + n);
+        if n == 0 {
+            pieces.parse(&buf, ctx, out);
+            break;
+        }
+        match buf.iter().rposition(|b| *b == b'\n') {
+            Some(at) => {
+                pieces.parse(&buf[..=at], ctx, out);
+                buf.drain(..=at);
+            }
+            None if buf.len() > ctx.limits.max_record_bytes.max(piece_bytes) => {
+                if !pieces.skipping {
+                    out.dead_letter(ctx.dead_letter(
+                        Position::Line(pieces.next_line),
+                        "too_large",
+                        format!(
+                            "line is over the {}-byte record limit; skipped to its end",
+                            ctx.limits.max_record_bytes
+                        ),
+                        &buf,
+                    ));
+                }
+                buf.clear();
+                pieces.skipping = true;
+            }
+            None => {}
+        }
+    }
+    Ok(Some(InputSummary {
+        format,
+        skipped: false,
+    }))
+}
+
+/// A line-oriented file being parsed piece by piece.
+struct Piecewise {
+    /// `None`: CloudTrail lines; else the session log's parser.
+    line_log: Option<session::LineLog>,
+    /// The number of the first line of the next piece.
+    next_line: u64,
+    /// The start of the next piece is the rest of an over-long line.
+    skipping: bool,
+}
+
+impl Piecewise {
+    /// Parses whole lines (the last one may lack its newline at the end of
+    /// the file).
+    fn parse(&mut self, mut piece: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
+        if piece.is_empty() {
+            return;
+        }
+        if self.skipping {
+            self.skipping = false;
+            match piece.iter().position(|b| *b == b'\n') {
+                Some(at) => {
+                    piece = &piece[at + 1..];
+                    self.next_line += 1;
+                }
+                None => return,
+            }
+        }
+        let first = self.next_line;
+        self.next_line += piece.iter().filter(|b| **b == b'\n').count() as u64;
+        match &mut self.line_log {
+            None => cloudtrail::parse_lines_from(piece, first, ctx, out),
+            Some(log) => {
+                let piece = if first == 1 {
+                    piece.strip_prefix(b"\xef\xbb\xbf").unwrap_or(piece)
+                } else {
+                    piece
+                };
+                for (i, line) in piece.split(|b| *b == b'\n').enumerate() {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        log.line(first + i as u64, line, ctx, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Reads a file whole, refusing files over the input limit.
 pub fn read_file(path: &Path, ctx: &ParseContext) -> Result<Vec<u8>, InputError> {
     let io = |source| InputError::Io {

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use trailhound_core::{DeadLetter, Event, Position};
 use trailhound_detector::checkpoint::{
     self, Checkpoint, InputIdentity, InputLedger, InputMark, Resume,
 };
-use trailhound_ingest::{Emit, Limits, ParseContext, parse_input, read_file};
+use trailhound_ingest::{Emit, Limits, ParseContext, parse_file, parse_input};
 use trailhound_sinks::DeadLetterFile;
 
 use crate::error::KafkaError;
@@ -155,7 +155,8 @@ pub(crate) fn send_parsed(
     if let Some(e) = error {
         return Err(e.into());
     }
-    Ok((sender.finish()?, dead_letters))
+    let ack = sender.finish().map_err(KafkaError::from)?;
+    Ok((ack, dead_letters))
 }
 
 /// The producers every source sends with: events to the event topic,
@@ -203,30 +204,26 @@ pub fn ingest(
         }
         let mut ctx = ParseContext::new(name.clone());
         ctx.limits = options.limits;
-        let bytes = match read_input(&input, &ctx, options.limits) {
-            Ok(b) => b,
-            Err(e) => {
+        let sent = match &input {
+            IngestInput::Path(path) => send_file(&producer, &ctx, path),
+            IngestInput::Stdin => match read_stdin(options.limits) {
+                Ok(bytes) if bytes.len() as u64 > options.limits.max_input_bytes => producer
+                    .begin_input(name.clone())
+                    .finish()
+                    .map(|ack| (ack, vec![input_too_large(&ctx)]))
+                    .map_err(|e| ReadOrSend::Send(e.into())),
+                Ok(bytes) => send_parsed(&producer, &ctx, &bytes).map_err(ReadOrSend::Send),
+                Err(e) => Err(ReadOrSend::Read(e)),
+            },
+        };
+        let (ack, dead_letters) = match sent {
+            Ok(sent) => sent,
+            Err(ReadOrSend::Read(e)) => {
                 tracing::warn!(input = %name, error = %e, "input could not be read");
                 summary.input_errors.push(e);
                 continue;
             }
-        };
-        let (ack, dead_letters) = if bytes.len() as u64 > options.limits.max_input_bytes {
-            let too_large = ctx.dead_letter(
-                Position::Whole,
-                "input_too_large",
-                format!(
-                    "input is over the {}-byte limit",
-                    options.limits.max_input_bytes
-                ),
-                b"",
-            );
-            (
-                producer.begin_input(name.clone()).finish()?,
-                vec![too_large],
-            )
-        } else {
-            send_parsed(&producer, &ctx, &bytes)?
+            Err(ReadOrSend::Send(e)) => return Err(e),
         };
         send_dead_letters(
             &dead_letters,
@@ -286,17 +283,68 @@ pub(crate) fn send_dead_letters(
     Ok(())
 }
 
-fn read_input(input: &IngestInput, ctx: &ParseContext, limits: Limits) -> Result<Vec<u8>, String> {
-    match input {
-        IngestInput::Path(p) => read_file(p, ctx).map_err(|e| e.to_string()),
-        IngestInput::Stdin => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .lock()
-                .take(limits.max_input_bytes.saturating_add(1))
-                .read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            Ok(bytes)
-        }
+/// Reading an input failed (reported, the run goes on) or sending it did
+/// (the run stops: nothing after it could be acknowledged either).
+enum ReadOrSend {
+    Read(String),
+    Send(KafkaError),
+}
+
+impl From<KafkaError> for ReadOrSend {
+    fn from(e: KafkaError) -> Self {
+        Self::Send(e)
     }
+}
+
+/// The dead letter of an input over the input limit (nothing of it parsed).
+fn input_too_large(ctx: &ParseContext) -> DeadLetter {
+    ctx.dead_letter(
+        Position::Whole,
+        "input_too_large",
+        format!(
+            "input is over the {}-byte limit",
+            ctx.limits.max_input_bytes
+        ),
+        b"",
+    )
+}
+
+/// Parses a file as [`parse_file`] reads it (a large line-oriented file in
+/// pieces, so memory stays flat) and sends its events; returns once the
+/// broker acknowledged all of them, with the parsers' dead letters (or the
+/// one saying the file was over the input limit).
+fn send_file(
+    producer: &EventProducer,
+    ctx: &ParseContext,
+    path: &Path,
+) -> Result<(InputAck, Vec<DeadLetter>), ReadOrSend> {
+    let mut emit = SendEmit {
+        sender: producer.begin_input(ctx.origin.clone()),
+        dead_letters: Vec::new(),
+        error: None,
+    };
+    let parsed = parse_file(path, ctx, &mut emit).map_err(|e| ReadOrSend::Read(e.to_string()))?;
+    let SendEmit {
+        sender,
+        mut dead_letters,
+        error,
+    } = emit;
+    if let Some(e) = error {
+        return Err(KafkaError::from(e).into());
+    }
+    if parsed.is_none() {
+        dead_letters.push(input_too_large(ctx));
+    }
+    let ack = sender.finish().map_err(KafkaError::from)?;
+    Ok((ack, dead_letters))
+}
+
+fn read_stdin(limits: Limits) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limits.max_input_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    Ok(bytes)
 }

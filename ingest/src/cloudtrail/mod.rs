@@ -58,6 +58,32 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
     }
 }
 
+/// Parses CloudTrail printed one record per line, where `body` is a piece of
+/// a larger input that starts at line `first_line` (1-based): the lines get
+/// the numbers they have in the whole input. How large line-oriented files
+/// are read in pieces ([`crate::input::parse_file`]).
+pub fn parse_lines_from(body: &[u8], first_line: u64, ctx: &ParseContext, out: &mut dyn Emit) {
+    let body = if first_line <= 1 {
+        shape::strip_bom(body)
+    } else {
+        body
+    };
+    let mut run = Run::new(ctx, out);
+    let before = first_line.saturating_sub(1);
+    for (n, line) in shape::lines(body) {
+        if shape::is_punctuation(line) {
+            continue;
+        }
+        run.line(shape::strip_trailing_comma(line), n + before);
+    }
+}
+
+/// Whether `head` (the start of an input) holds CloudTrail one record per
+/// line, so that the input can be read in pieces cut at newlines.
+pub fn is_line_oriented(head: &[u8]) -> bool {
+    shape::is_line_oriented(shape::strip_bom(head))
+}
+
 /// Where a top-level value sits: on its own line, or in a document.
 #[derive(Debug, Clone, Copy)]
 enum At {

@@ -1,0 +1,130 @@
+//! Large line-oriented files read in pieces (`parse_file_with`): the events,
+//! event ids and dead letters (with their line numbers) are those of the
+//! whole file read at once, for CloudTrail lines and session logs, with
+//! lines cut across pieces, an over-long line, and documents still read whole.
+
+use std::path::{Path, PathBuf};
+
+use trailhound_ingest::{Collect, Format, ParseContext, Pieces, parse_file_with, parse_input};
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn ctx(path: &Path) -> ParseContext {
+    let mut ctx = ParseContext::new(path.display().to_string());
+    ctx.ingest_time = 7;
+    ctx
+}
+
+/// Small pieces, so that every fixture spans many of them.
+const SMALL: Pieces = Pieces {
+    from_bytes: 0,
+    piece_bytes: 4096,
+};
+
+/// Writes `bytes`, parses the file in pieces and whole; returns both.
+fn both(name: &str, bytes: &[u8]) -> (Collect, Collect, Format) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let mut pieces = Collect::default();
+    let summary = parse_file_with(&path, &ctx(&path), &mut pieces, SMALL)
+        .expect("readable")
+        .expect("within the limits");
+    let mut whole = Collect::default();
+    parse_input(bytes, &ctx(&path), &mut whole);
+    (pieces, whole, summary.format)
+}
+
+/// `fixture` repeated until it is over `bytes` long.
+fn repeated(fixture: &[u8], bytes: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < bytes {
+        out.extend_from_slice(fixture);
+        if !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn cloudtrail_lines_read_in_pieces_give_the_events_and_dead_letters_of_the_whole_file() {
+    let mut log = repeated(&fixture("cloudtrail/identities.jsonl"), 64 * 1024);
+    // A broken line in the middle, and a last line without its newline.
+    let middle = log.len() / 2;
+    let cut = middle + log[middle..].iter().position(|b| *b == b'\n').unwrap_or(0) + 1;
+    log.splice(
+        cut..cut,
+        b"{\"eventVersion\": \"1.08\", broken\n".iter().copied(),
+    );
+    while log.ends_with(b"\n") {
+        log.pop();
+    }
+    let (pieces, whole, format) = both("trail.jsonl", &log);
+    assert_eq!(format, Format::CloudTrail);
+    assert!(whole.events.len() > 100);
+    assert_eq!(pieces.events, whole.events);
+    assert_eq!(pieces.dead_letters.len(), 1);
+    assert_eq!(pieces.dead_letters, whole.dead_letters);
+}
+
+#[test]
+fn session_logs_read_in_pieces_give_the_events_of_the_whole_file() {
+    for (name, rel) in [
+        ("audit.log", "session/teleport/audit.log"),
+        ("cowrie.json", "session/cowrie/cowrie.json"),
+        ("session.jsonl", "session/jsonl/session.jsonl"),
+    ] {
+        let log = repeated(&fixture(rel), 32 * 1024);
+        let (pieces, whole, _) = both(name, &log);
+        assert!(!whole.events.is_empty(), "{name}");
+        assert_eq!(pieces.events, whole.events, "{name}");
+        assert_eq!(pieces.dead_letters, whole.dead_letters, "{name}");
+    }
+}
+
+#[test]
+fn an_over_long_line_is_one_dead_letter_and_the_lines_after_it_keep_their_numbers() {
+    let records = fixture("cloudtrail/identities.jsonl");
+    let mut log = records.clone();
+    if !log.ends_with(b"\n") {
+        log.push(b'\n');
+    }
+    let long_line = records.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    log.extend_from_slice(b"{\"eventVersion\":\"1.08\",\"pad\":\"");
+    log.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+    log.extend_from_slice(b"\"}\n");
+    log.extend_from_slice(&records);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("trail.jsonl");
+    std::fs::write(&path, &log).expect("write");
+    let mut pieces = Collect::default();
+    parse_file_with(&path, &ctx(&path), &mut pieces, SMALL)
+        .expect("readable")
+        .expect("within the limits");
+    let mut whole = Collect::default();
+    parse_input(&log, &ctx(&path), &mut whole);
+
+    assert_eq!(pieces.dead_letters.len(), 1, "{:?}", pieces.dead_letters);
+    assert_eq!(pieces.dead_letters[0].reason, "too_large");
+    assert_eq!(
+        pieces.dead_letters[0].position,
+        trailhound_ingest::Position::Line(long_line)
+    );
+    assert_eq!(pieces.events, whole.events);
+}
+
+#[test]
+fn documents_and_small_files_are_still_read_whole() {
+    let records = fixture("cloudtrail/records.json");
+    let (pieces, whole, format) = both("records.json", &records);
+    assert_eq!(format, Format::CloudTrail);
+    assert!(!whole.events.is_empty());
+    assert_eq!(pieces.events, whole.events);
+}
