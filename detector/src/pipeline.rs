@@ -1,7 +1,9 @@
-//! The embedded pipeline: reader threads parse inputs and feed a bounded
-//! in-process channel; one engine thread gathers events into batches, runs
-//! the rules and hands alerts to the sinks. Same engine, same rules, same
-//! outputs as the Kafka deployment, with no server.
+//! The embedded pipeline: reader threads parse inputs, build full chunks of
+//! events into Arrow batches on their own threads, and feed a bounded
+//! in-process channel; one engine thread gathers the remaining short chunks
+//! into batches, runs the rules over every batch and hands alerts to the
+//! sinks. Same engine, same rules, same outputs as the Kafka deployment,
+//! with no server.
 //!
 //! The channel is bounded, so a slow engine slows the readers down
 //! (backpressure) instead of buffering without end.
@@ -26,8 +28,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use trailhound_core::{Alert, DeadLetter, Event, Position, ResponseHook, ResponseOutput};
-use trailhound_ingest::{Emit, Format, Limits, ParseContext, parse_input, read_file};
+use arrow::array::RecordBatch;
+use trailhound_core::{
+    Alert, DeadLetter, Event, Position, ResponseHook, ResponseOutput, Source, events_to_batch,
+};
+use trailhound_ingest::{
+    Emit, Format, InputSummary, Limits, ParseContext, parse_file, parse_input,
+};
 use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, SinkError};
 // metrics (issue 8)
 use trailhound_sinks::metrics::{EngineState, Metrics};
@@ -126,7 +133,10 @@ pub struct PipelineConfig {
     pub readers: usize,
     /// Chunks of events the channel holds before readers wait.
     pub channel_chunks: usize,
-    /// Events per chunk sent through the channel.
+    /// Events a reader builds into one Arrow batch on its own thread before
+    /// sending it (at most `batch.max_rows`). An input's last few events,
+    /// fewer than this, go to the engine's batcher instead, to join other
+    /// inputs' in a full batch.
     pub chunk_events: usize,
     /// Parser limits.
     pub limits: Limits,
@@ -147,7 +157,7 @@ impl Default for PipelineConfig {
                 .unwrap_or(1)
                 .clamp(1, 8),
             channel_chunks: 64,
-            chunk_events: 256,
+            chunk_events: 1024,
             limits: Limits::default(),
             dead_letter_path: Some(PathBuf::from("trailhound.deadletter.jsonl")),
             state: None,
@@ -273,9 +283,18 @@ pub enum PipelineError {
 /// `through` counts the input's records (events and dead letters, in the
 /// parser's order) handed over so far, this message included.
 enum Msg {
+    /// A few events, for the engine's batcher.
     Events {
         input: usize,
         events: Vec<Event>,
+        through: u64,
+    },
+    /// A full chunk, built into a batch on the reader's thread so that the
+    /// engine thread only evaluates it.
+    Batch {
+        input: usize,
+        batch: RecordBatch,
+        seen: Seen,
         through: u64,
     },
     DeadLetter {
@@ -304,6 +323,36 @@ struct Task {
     skip: u64,
 }
 
+/// What the engine needs to know of a chunk's events without looking at
+/// them: how many of each source, the first one's source and the newest
+/// event time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    cloudtrail: u64,
+    session: u64,
+    first: Option<Source>,
+    newest: Option<i64>,
+}
+
+impl Seen {
+    fn of(events: &[Event]) -> Self {
+        let session = events
+            .iter()
+            .filter(|e| e.source == Source::Session)
+            .count() as u64;
+        Self {
+            cloudtrail: events.len() as u64 - session,
+            session,
+            first: events.first().map(|e| e.source),
+            newest: events.iter().map(|e| e.event_time).max(),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.cloudtrail + self.session
+    }
+}
+
 struct ChannelEmit<'a> {
     tx: &'a SyncSender<Msg>,
     input: usize,
@@ -329,12 +378,25 @@ impl ChannelEmit<'_> {
             return;
         }
         let events = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_size));
+        let msg = if events.len() >= self.chunk_size {
+            // Building the batch here, and dropping the events here, keeps
+            // the engine thread (the one that cannot be parallelised) to
+            // rule evaluation.
+            Msg::Batch {
+                input: self.input,
+                seen: Seen::of(&events),
+                batch: events_to_batch(&events),
+                through: self.records,
+            }
+        } else {
+            Msg::Events {
+                input: self.input,
+                events,
+                through: self.records,
+            }
+        };
         // The receiver only goes away when the run is stopping.
-        let _ = self.tx.send(Msg::Events {
-            input: self.input,
-            events,
-            through: self.records,
-        });
+        let _ = self.tx.send(msg);
     }
 
     /// Counts one record; false when it is to be dropped.
@@ -504,7 +566,7 @@ pub fn run_with(
             let tx = tx.clone();
             let queue = &queue;
             let limits = config.limits;
-            let chunk_size = config.chunk_events.max(1);
+            let chunk_size = config.chunk_events.clamp(1, config.batch.max_rows.max(1));
             let stop = &stop;
             let dispatched = &dispatched;
             scope.spawn(move || {
@@ -566,6 +628,11 @@ struct Tracked {
     stream: Option<&'static str>,
 }
 
+/// Parses an input held in memory; `None` when it is over the input limit.
+fn parse_bytes(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) -> Option<InputSummary> {
+    (bytes.len() as u64 <= ctx.limits.max_input_bytes).then(|| parse_input(bytes, ctx, out))
+}
+
 fn read_one(
     task: Task,
     limits: Limits,
@@ -577,10 +644,21 @@ fn read_one(
     let name = input.name();
     let mut ctx = ParseContext::new(name.clone());
     ctx.limits = limits;
-    let bytes = match input {
-        Input::Bytes { bytes, .. } => bytes,
-        Input::Path(p) => match read_file(&p, &ctx) {
-            Ok(b) => b,
+    let mut emit = ChannelEmit {
+        tx,
+        input: index,
+        chunk: Vec::with_capacity(chunk_size),
+        chunk_size,
+        records: 0,
+        skip,
+        stop,
+        stopped: false,
+    };
+    let parsed = match input {
+        Input::Bytes { bytes, .. } => parse_bytes(&bytes, &ctx, &mut emit),
+        // Large line-oriented files are read in pieces.
+        Input::Path(p) => match parse_file(&p, &ctx, &mut emit) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 let _ = tx.send(Msg::InputError {
                     input: index,
@@ -600,32 +678,22 @@ fn read_one(
                 });
                 return;
             }
-            b
+            parse_bytes(&b, &ctx, &mut emit)
         }
     };
-    let mut emit = ChannelEmit {
-        tx,
-        input: index,
-        chunk: Vec::with_capacity(chunk_size),
-        chunk_size,
-        records: 0,
-        skip,
-        stop,
-        stopped: false,
+    let (format, skipped) = match parsed {
+        Some(summary) => (summary.format, summary.skipped),
+        None => {
+            emit.dead_letter(ctx.dead_letter(
+                Position::Whole,
+                "input_too_large",
+                format!("input is over the {}-byte limit", limits.max_input_bytes),
+                b"",
+            ));
+            (Format::Unknown, false)
+        }
     };
-    let (format, skipped) = if bytes.len() as u64 > limits.max_input_bytes {
-        emit.dead_letter(ctx.dead_letter(
-            Position::Whole,
-            "input_too_large",
-            format!("input is over the {}-byte limit", limits.max_input_bytes),
-            b"",
-        ));
-        (Format::Unknown, false)
-    } else {
-        let summary = parse_input(&bytes, &ctx, &mut emit);
-        emit.send_chunk();
-        (summary.format, summary.skipped)
-    };
+    emit.send_chunk();
     let _ = tx.send(if emit.stopped {
         Msg::InputStopped { input: index }
     } else {
@@ -674,41 +742,32 @@ impl Run<'_, '_> {
                     events,
                     through,
                 }) => {
-                    let newest = events.iter().map(|e| e.event_time).max();
-                    if let Some(t) = self.tracked.get_mut(input) {
-                        t.through = t.through.max(through);
-                        t.front = t.front.max(newest);
-                        if let Some(e) = events.first() {
-                            let stream = e.source.as_str();
-                            t.stream = Some(stream);
-                            if let Some(n) = newest {
-                                let seen = self.streams.entry(stream).or_insert(n);
-                                *seen = (*seen).max(n);
-                            }
-                        }
-                        reading.insert(input);
-                    }
-                    self.hold(&reading);
+                    self.arrived(input, through, &Seen::of(&events), &mut reading);
                     for e in &events {
-                        *self
-                            .summary
-                            .events_by_source
-                            .entry(e.source.as_str().to_string())
-                            .or_default() += 1;
                         if let Some(batch) = batcher.push(e) {
                             self.evaluate(&batch)?;
                             since_expiry += 1;
                         }
                     }
-                    self.progress
-                        .events
-                        .fetch_add(events.len() as u64, Ordering::Relaxed);
-                    if let Some(m) = &self.metrics {
-                        m.events_read(&events); // metrics (issue 8)
-                    }
                     if let Some(batch) = batcher.poll_expired() {
                         self.evaluate(&batch)?;
                     }
+                }
+                Ok(Msg::Batch {
+                    input,
+                    batch,
+                    seen,
+                    through,
+                }) => {
+                    self.arrived(input, through, &seen, &mut reading);
+                    // Events that arrived before these are evaluated before
+                    // them, as they would be in one batcher.
+                    if let Some(pending) = batcher.flush() {
+                        self.evaluate(&pending)?;
+                        since_expiry += 1;
+                    }
+                    self.evaluate(&batch)?;
+                    since_expiry += 1;
                 }
                 Ok(Msg::DeadLetter {
                     input,
@@ -853,6 +912,44 @@ impl Run<'_, '_> {
         Ok(())
     }
 
+    /// Notes a chunk of an input's events on arrival: how far the input is
+    /// handed over, its front and stream (for the watermark hold) and the
+    /// counts.
+    fn arrived(&mut self, input: usize, through: u64, seen: &Seen, reading: &mut BTreeSet<usize>) {
+        if let Some(t) = self.tracked.get_mut(input) {
+            t.through = t.through.max(through);
+            t.front = t.front.max(seen.newest);
+            if let Some(first) = seen.first {
+                let stream = first.as_str();
+                t.stream = Some(stream);
+                if let Some(n) = seen.newest {
+                    let newest = self.streams.entry(stream).or_insert(n);
+                    *newest = (*newest).max(n);
+                }
+            }
+            reading.insert(input);
+        }
+        self.hold(reading);
+        for (source, n) in [
+            (Source::Cloudtrail, seen.cloudtrail),
+            (Source::Session, seen.session),
+        ] {
+            if n > 0 {
+                *self
+                    .summary
+                    .events_by_source
+                    .entry(source.as_str().to_string())
+                    .or_default() += n;
+            }
+            if let Some(m) = &self.metrics {
+                m.add_events(source, n); // metrics (issue 8)
+            }
+        }
+        self.progress
+            .events
+            .fetch_add(seen.count(), Ordering::Relaxed);
+    }
+
     /// metrics (issue 8): the engine's gauges and cumulative counters.
     fn feed_engine_state(&self) {
         if let Some(m) = &self.metrics {
@@ -950,7 +1047,7 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    fn evaluate(&mut self, batch: &arrow::array::RecordBatch) -> Result<(), PipelineError> {
+    fn evaluate(&mut self, batch: &RecordBatch) -> Result<(), PipelineError> {
         let started = Instant::now(); // metrics (issue 8)
         let result = self.engine.process(batch);
         if let Some(m) = &self.metrics {
