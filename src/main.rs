@@ -7,6 +7,12 @@ mod config;
 
 use clap::Parser;
 
+/// Events are built on reader threads and dropped on the engine thread;
+/// mimalloc handles that cross-thread traffic with far less time in the
+/// allocator than the system one (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let filter =

@@ -1,11 +1,13 @@
 //! Per-stage throughput: parse CloudTrail JSON, build Arrow batches, evaluate
-//! the built-in pack. Prints figures; asserts nothing.
+//! the built-in pack, write the events to the Parquet lake. Prints figures;
+//! asserts nothing.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trailhound_core::EventBatchBuilder;
 use trailhound_detector::Engine;
 use trailhound_ingest::{Collect, ParseContext};
 use trailhound_rules::RuleSet;
+use trailhound_sinks::lake::{LakeConfig, LakeWriter};
 
 fn stages(c: &mut Criterion) {
     let w = trailhound_benches::workload(50, 400);
@@ -60,6 +62,34 @@ fn stages(c: &mut Criterion) {
                 alerts += engine.process(batch).map(|a| a.len()).unwrap_or(0);
             }
             alerts
+        })
+    });
+    // Lake write: every batch into a fresh lake (zstd Parquet, partitioned by
+    // date and hour), published on close, as `detect --lake` does.
+    let lake_dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("temporary folder: {e}"),
+    };
+    let mut round = 0u64;
+    g.bench_function("lake_write_events", |b| {
+        b.iter(|| {
+            round += 1;
+            let root = lake_dir.path().join(round.to_string());
+            let mut writer = match LakeWriter::open(LakeConfig::new(&root)) {
+                Ok(w) => w,
+                Err(e) => panic!("{e}"),
+            };
+            for batch in &batches {
+                if let Err(e) = writer.write_events(batch) {
+                    panic!("{e}");
+                }
+            }
+            if let Err(e) = writer.close() {
+                panic!("{e}");
+            }
+            let files = writer.stats().files;
+            let _ = std::fs::remove_dir_all(&root);
+            files
         })
     });
     g.finish();

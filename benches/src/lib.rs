@@ -1,9 +1,11 @@
 //! # trailhound-benches
 //!
 //! Benchmarks for every stage of trailhound: parsing, normalising to Arrow,
-//! rule evaluation. `cargo bench -p trailhound-benches` runs the criterion
-//! benchmarks in `benches/`; they print figures and assert nothing. Tests
-//! never time anything.
+//! rule evaluation, baseline update, lake write. `cargo bench -p
+//! trailhound-benches` runs the criterion benchmarks in `benches/`; they print
+//! figures and assert nothing. Tests never time anything. The end-to-end
+//! comparison with DuckDB and the parse-only floor is `scripts/bench`
+//! (BENCHMARKS.md).
 //!
 //! The one design decision to know: every benchmark runs on the workload
 //! generator's output (realistic record sizes and event-source mix), never on
