@@ -1,6 +1,14 @@
 //! The lake writer: one open Parquet part per table and hour partition,
 //! rolled by size, by age and on close, each published by rename after an
 //! fsync so readers only ever see whole files.
+//!
+//! Memory is bounded whatever the spread of event times: the rows buffered
+//! in open parts' row groups are kept under [`LakeConfig::max_buffered_bytes`]
+//! (the largest row groups are written out first), and at most
+//! [`LakeConfig::max_open_parts`] parts are open (the one written to least
+//! recently is published to make room). A backfill over weeks of logs
+//! touches hundreds of hour partitions within a minute; without these, every
+//! one of them would hold its rows in memory until its part rolled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -30,6 +38,12 @@ pub struct LakeConfig {
     pub max_file_bytes: u64,
     /// A part is published once it has been open this long (default 60 s).
     pub max_file_age: Duration,
+    /// Bytes the open parts may hold in unwritten row groups, all together
+    /// (default 32 MiB); past it the largest row groups are written out.
+    pub max_buffered_bytes: u64,
+    /// Parts open at once (default 16); opening one more publishes the part
+    /// written to least recently.
+    pub max_open_parts: usize,
 }
 
 impl LakeConfig {
@@ -39,6 +53,8 @@ impl LakeConfig {
             root: root.into(),
             max_file_bytes: 128 * 1024 * 1024,
             max_file_age: Duration::from_secs(60),
+            max_buffered_bytes: 32 * 1024 * 1024,
+            max_open_parts: 16,
         }
     }
 }
@@ -60,6 +76,8 @@ struct OpenPart {
     dest: PathBuf,
     writer: ArrowWriter<File>,
     opened: Instant,
+    /// The writer's append count at this part's last write.
+    last_write: u64,
     rows: u64,
 }
 
@@ -73,6 +91,8 @@ pub struct LakeWriter {
     props: WriterProperties,
     writer_id: String,
     next_part: u64,
+    /// Appends so far: orders the open parts by their last write.
+    appends: u64,
     open: HashMap<(Table, i64), OpenPart>,
     stats: LakeStats,
     /// Held while the writer lives: tells other writers' sweeps that this
@@ -127,6 +147,7 @@ impl LakeWriter {
             props,
             writer_id,
             next_part: 0,
+            appends: 0,
             open: HashMap::new(),
             stats: LakeStats::default(),
             _lock: lock,
@@ -190,13 +211,16 @@ impl LakeWriter {
     fn append(&mut self, table: Table, hour: i64, batch: &RecordBatch) -> Result<(), SinkError> {
         let key = (table, hour);
         if !self.open.contains_key(&key) {
+            self.make_room()?;
             let part = self.open_part(table, hour)?;
             self.open.insert(key, part);
         }
+        self.appends += 1;
         let full = match self.open.get_mut(&key) {
             Some(part) => {
                 part.writer.write(batch).map_err(parquet_error)?;
                 part.rows += batch.num_rows() as u64;
+                part.last_write = self.appends;
                 (part.writer.bytes_written() + part.writer.in_progress_size()) as u64
                     >= self.config.max_file_bytes
             }
@@ -204,6 +228,57 @@ impl LakeWriter {
         };
         if full && let Some(part) = self.open.remove(&key) {
             self.publish(part)?;
+        }
+        self.bound_buffers()
+    }
+
+    /// Below the open-part cap: publishes the parts written to least
+    /// recently until one more fits.
+    fn make_room(&mut self) -> Result<(), SinkError> {
+        while self.open.len() >= self.config.max_open_parts.max(1) {
+            let Some(key) = self
+                .open
+                .iter()
+                .min_by_key(|(_, p)| p.last_write)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(part) = self.open.remove(&key) {
+                self.publish(part)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Over the buffer budget: writes out the largest row groups until the
+    /// open parts hold at most half of it (the part stays open; its file
+    /// gains a row group).
+    fn bound_buffers(&mut self) -> Result<(), SinkError> {
+        let budget = self.config.max_buffered_bytes;
+        let buffered = |open: &HashMap<(Table, i64), OpenPart>| -> u64 {
+            open.values()
+                .map(|p| p.writer.in_progress_size() as u64)
+                .sum()
+        };
+        let mut total = buffered(&self.open);
+        if total <= budget {
+            return Ok(());
+        }
+        let mut by_size: Vec<((Table, i64), u64)> = self
+            .open
+            .iter()
+            .map(|(k, p)| (*k, p.writer.in_progress_size() as u64))
+            .collect();
+        by_size.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+        for (key, size) in by_size {
+            if total <= budget / 2 {
+                break;
+            }
+            if let Some(part) = self.open.get_mut(&key) {
+                part.writer.flush().map_err(parquet_error)?;
+                total = total.saturating_sub(size);
+            }
         }
         Ok(())
     }
@@ -225,6 +300,7 @@ impl LakeWriter {
             dest,
             writer,
             opened: Instant::now(),
+            last_write: self.appends,
             rows: 0,
         })
     }
@@ -468,6 +544,62 @@ mod tests {
         assert_eq!(published(dir.path()).len(), 4);
         assert_eq!(files(dir.path()).len(), 4);
         assert_eq!(lake.stats().files, 4);
+    }
+
+    fn rows_in(path: &Path) -> (usize, usize) {
+        let file = File::open(path).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let groups = builder.metadata().num_row_groups();
+        let rows = builder
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        (rows, groups)
+    }
+
+    #[test]
+    fn opening_a_part_over_the_cap_publishes_the_one_written_to_least_recently() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LakeConfig::new(dir.path());
+        config.max_open_parts = 2;
+        let mut lake = LakeWriter::open(config).unwrap();
+        lake.write_alerts(&[alert(1, T0)]).unwrap(); // hour 10
+        lake.write_alerts(&[alert(2, T0 + HOUR_MICROS)]).unwrap(); // hour 11
+        lake.write_alerts(&[alert(3, T0 + 1)]).unwrap(); // hour 10 again
+        assert!(published(dir.path()).is_empty());
+        // Hour 12 makes three: hour 11, written to least recently, goes.
+        lake.write_alerts(&[alert(4, T0 + 2 * HOUR_MICROS)])
+            .unwrap();
+        let names = published(dir.path());
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].contains("/hour=11/"), "{names:?}");
+        lake.close().unwrap();
+        assert_eq!(published(dir.path()).len(), 3);
+        assert_eq!(lake.stats().rows.get("alerts"), Some(&4));
+    }
+
+    #[test]
+    fn buffered_rows_over_the_budget_are_written_out_as_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LakeConfig::new(dir.path());
+        config.max_buffered_bytes = 1;
+        let mut lake = LakeWriter::open(config).unwrap();
+        for n in 0..5 {
+            lake.write_alerts(&[alert(n, T0 + i64::from(n))]).unwrap();
+            let held: usize = lake
+                .open
+                .values()
+                .map(|p| p.writer.in_progress_size())
+                .sum();
+            assert_eq!(held, 0, "rows held in memory after write {n}");
+        }
+        lake.close().unwrap();
+        // One file for the hour, one row group per write, every row there.
+        let names = published(dir.path());
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(rows_in(&dir.path().join(&names[0])), (5, 5));
     }
 
     #[test]
