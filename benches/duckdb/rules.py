@@ -557,6 +557,15 @@ SELECT (SELECT count(*) FROM m), count(*), count(DISTINCT row(link, t // {period
 """
 
 
+def keyed_values(key, of, dk, where):
+    """The CTEs `m` (every matching row: key, value, time, dedup key) and `l`
+    (those with both a key and a value) that new_value and rare start from."""
+    return f"""WITH m AS MATERIALIZED (
+  SELECT {key} AS k, {value_expr(of)} AS v, {T} AS t, {dk} AS dk FROM events WHERE {where}
+),
+l AS (SELECT * FROM m WHERE k IS NOT NULL AND v IS NOT NULL),"""
+
+
 def baseline_sql(rule, where):
     b = rule["baseline"]
     kind = b["kind"]
@@ -571,10 +580,7 @@ def baseline_sql(rule, where):
             raise TranslateError("new_value needs `of`")
         min_history = int(b.get("min_history", 50))
         return f"""
-WITH m AS MATERIALIZED (
-  SELECT {key} AS k, {value_expr(of)} AS v, {T} AS t, {dk} AS dk FROM events WHERE {where}
-),
-l AS (SELECT * FROM m WHERE k IS NOT NULL AND v IS NOT NULL),
+{keyed_values(key, of, dk, where)}
 r AS (
   SELECT *, min(t) OVER (PARTITION BY k) AS first_t,
          row_number() OVER (PARTITION BY k ORDER BY t) - 1 AS events_before,
@@ -674,10 +680,7 @@ SELECT (SELECT count(*) FROM m), count(*), count(DISTINCT row(dk, bin_first // {
             raise TranslateError("rare needs `of`")
         below = int(b.get("below", 3))
         return f"""
-WITH m AS MATERIALIZED (
-  SELECT {key} AS k, {value_expr(of)} AS v, {T} AS t, {dk} AS dk FROM events WHERE {where}
-),
-l AS (SELECT * FROM m WHERE k IS NOT NULL AND v IS NOT NULL),
+{keyed_values(key, of, dk, where)}
 holders AS (SELECT v, k, min(t) AS t, arg_min(dk, t) AS dk FROM l GROUP BY v, k),
 r AS (SELECT *, row_number() OVER (PARTITION BY v ORDER BY t) AS nth FROM holders),
 hit AS (

@@ -256,20 +256,15 @@ impl LakeWriter {
     /// gains a row group).
     fn bound_buffers(&mut self) -> Result<(), SinkError> {
         let budget = self.config.max_buffered_bytes;
-        let buffered = |open: &HashMap<(Table, i64), OpenPart>| -> u64 {
-            open.values()
-                .map(|p| p.writer.in_progress_size() as u64)
-                .sum()
-        };
-        let mut total = buffered(&self.open);
-        if total <= budget {
-            return Ok(());
-        }
         let mut by_size: Vec<((Table, i64), u64)> = self
             .open
             .iter()
             .map(|(k, p)| (*k, p.writer.in_progress_size() as u64))
             .collect();
+        let mut total: u64 = by_size.iter().map(|(_, size)| size).sum();
+        if total <= budget {
+            return Ok(());
+        }
         by_size.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         for (key, size) in by_size {
             if total <= budget / 2 {
