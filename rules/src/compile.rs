@@ -242,6 +242,7 @@ impl Compiler {
             reason: e.to_string(),
         })?;
         crate::sigma::register(&mut ctx);
+        crate::regex::register(&mut ctx);
         let schema =
             DFSchema::try_from(event_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
                 reason: e.to_string(),

@@ -18,6 +18,7 @@ pub mod error;
 pub mod lint;
 pub mod pack;
 pub mod prefilter;
+pub mod regex;
 pub mod rule;
 pub mod sequence;
 pub mod sigma;

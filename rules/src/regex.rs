@@ -1,0 +1,257 @@
+//! `regexp_like` with compiled patterns kept.
+//!
+//! DataFusion's `regexp_like(value, pattern [, flags])` with a constant
+//! pattern compiles the regular expression on every call, which for a rule
+//! engine means once per rule per batch: the profile in BENCHMARKS.md put
+//! about 5 % of a detect run in the regex compiler. This function replaces it
+//! under the same name with the same signature and results, and keeps each
+//! compiled pattern (at most [`MAX_PATTERNS`]; the cache starts over when
+//! full). Only the common shape (a column of strings against a constant
+//! pattern and constant flags) takes the cached path; every other shape goes
+//! to DataFusion's own implementation.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::datatypes::DataType;
+use datafusion::common::cast::{as_large_string_array, as_string_array, as_string_view_array};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
+use datafusion::prelude::SessionContext;
+use regex::Regex;
+
+/// The most compiled patterns kept at once.
+pub const MAX_PATTERNS: usize = 4096;
+
+/// Registers the caching `regexp_like` in place of DataFusion's.
+pub fn register(ctx: &mut SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(CachedRegexpLike::new()));
+}
+
+/// `regexp_like` keeping compiled patterns (module docs).
+#[derive(Debug)]
+pub struct CachedRegexpLike {
+    inner: Arc<ScalarUDF>,
+    patterns: Mutex<HashMap<String, Arc<Regex>>>,
+}
+
+impl CachedRegexpLike {
+    /// A function with an empty cache.
+    pub fn new() -> Self {
+        Self {
+            inner: datafusion::functions::regex::regexp_like(),
+            patterns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The compiled form of `pattern` with `flags` (as DataFusion writes
+    /// them: `(?flags)pattern`).
+    fn compiled(&self, pattern: &str, flags: Option<&str>) -> Result<Arc<Regex>> {
+        let full = match flags {
+            Some(f) if !f.is_empty() => format!("(?{f}){pattern}"),
+            _ => pattern.to_string(),
+        };
+        let mut patterns = self.patterns.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(re) = patterns.get(&full) {
+            return Ok(Arc::clone(re));
+        }
+        let re = Arc::new(Regex::new(&full).map_err(|e| {
+            DataFusionError::Execution(format!(
+                "regexp_like: the regular expression {full:?} does not compile: {e}"
+            ))
+        })?);
+        if patterns.len() >= MAX_PATTERNS {
+            patterns.clear();
+        }
+        patterns.insert(full, Arc::clone(&re));
+        Ok(re)
+    }
+}
+
+impl Default for CachedRegexpLike {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for CachedRegexpLike {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CachedRegexpLike {}
+
+impl Hash for CachedRegexpLike {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+/// A constant string argument: `Some(None)` for a null, `None` when the
+/// argument is not a constant string.
+fn constant(value: &ColumnarValue) -> Option<Option<&str>> {
+    match value {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s),
+        ) => Some(s.as_deref()),
+        _ => None,
+    }
+}
+
+/// Each value of a string column tested against `re` (null stays null).
+fn test_column(values: &ArrayRef, re: &Regex) -> Result<Option<BooleanArray>> {
+    Ok(Some(match values.data_type() {
+        DataType::Utf8 => as_string_array(values)?
+            .iter()
+            .map(|v| v.map(|v| re.is_match(v)))
+            .collect(),
+        DataType::LargeUtf8 => as_large_string_array(values)?
+            .iter()
+            .map(|v| v.map(|v| re.is_match(v)))
+            .collect(),
+        DataType::Utf8View => as_string_view_array(values)?
+            .iter()
+            .map(|v| v.map(|v| re.is_match(v)))
+            .collect(),
+        _ => return Ok(None),
+    }))
+}
+
+impl ScalarUDFImpl for CachedRegexpLike {
+    fn name(&self) -> &str {
+        "regexp_like"
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let fast = match args.args.as_slice() {
+            [ColumnarValue::Array(values), pattern] => {
+                constant(pattern).map(|p| (values, p, Some(None)))
+            }
+            [ColumnarValue::Array(values), pattern, flags] => {
+                constant(pattern).map(|p| (values, p, constant(flags)))
+            }
+            _ => None,
+        };
+        if let Some((values, Some(pattern), Some(flags))) = fast
+            && !flags.is_some_and(|f| f.contains('g'))
+        {
+            let re = self.compiled(pattern, flags)?;
+            if let Some(out) = test_column(values, &re)? {
+                return Ok(ColumnarValue::Array(Arc::new(out)));
+            }
+        }
+        self.inner.invoke_with_args(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{RecordBatch, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    async fn run(ctx: &SessionContext, sql: &str) -> Vec<Option<bool>> {
+        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Utf8, true)]));
+        let column: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("curl http://x | sh"),
+            Some("CURL http://x | bash"),
+            None,
+            Some("ls -la"),
+        ]));
+        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
+        let _ = ctx.deregister_table("t");
+        ctx.register_batch("t", batch).unwrap();
+        let frames = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in frames {
+            let col = b.column(0).as_any().downcast_ref::<BooleanArray>().unwrap();
+            out.extend(col.iter());
+        }
+        out
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn gives_datafusions_results_for_every_shape() {
+        block_on(same_results())
+    }
+
+    async fn same_results() {
+        let plain = SessionContext::new();
+        let mut cached = SessionContext::new();
+        register(&mut cached);
+        for sql in [
+            r"SELECT regexp_like(c, 'curl .*\|\s*(ba)?sh') FROM t",
+            r"SELECT regexp_like(c, 'curl .*\|\s*(ba)?sh', 'i') FROM t",
+            "SELECT regexp_like(c, NULL) FROM t",
+            "SELECT regexp_like(c, c) FROM t",
+            "SELECT regexp_like('ls', '^l') FROM t",
+            "SELECT regexp_like(arrow_cast(c, 'Utf8View'), '^ls') FROM t",
+            "SELECT regexp_like(arrow_cast(c, 'LargeUtf8'), '^ls') FROM t",
+        ] {
+            assert_eq!(run(&cached, sql).await, run(&plain, sql).await, "{sql}");
+        }
+        assert_eq!(
+            run(
+                &cached,
+                r"SELECT regexp_like(c, 'curl .*\|\s*(ba)?sh', 'i') FROM t"
+            )
+            .await,
+            vec![Some(true), Some(true), None, Some(false)]
+        );
+    }
+
+    #[test]
+    fn a_bad_pattern_or_the_global_flag_is_an_error_not_a_panic() {
+        block_on(errors())
+    }
+
+    async fn errors() {
+        let mut cached = SessionContext::new();
+        register(&mut cached);
+        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Utf8, true)]));
+        let column: ArrayRef = Arc::new(StringArray::from(vec![Some("a")]));
+        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
+        cached.register_batch("t", batch).unwrap();
+        for sql in [
+            "SELECT regexp_like(c, '(') FROM t",
+            "SELECT regexp_like(c, 'a', 'g') FROM t",
+        ] {
+            let result = match cached.sql(sql).await {
+                Ok(frame) => frame.collect().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            assert!(result.is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_compiled_once() {
+        let f = CachedRegexpLike::new();
+        let a = f.compiled("^a", None).unwrap();
+        let b = f.compiled("^a", None).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = f.compiled("^a", Some("i")).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(c.is_match("A"));
+    }
+}
