@@ -57,7 +57,7 @@ pub fn decode_event(schema: Option<&[u8]>, payload: Option<&[u8]>) -> Result<Eve
     })?;
     if schema != EVENT_JSON_V1.as_bytes() {
         return Err(DecodeError::UnknownSchema(
-            String::from_utf8_lossy(&schema[..schema.len().min(64)]).into_owned(),
+            String::from_utf8_lossy(schema.get(..64).unwrap_or(schema)).into_owned(),
         ));
     }
     let payload = match payload {

@@ -27,6 +27,17 @@
 //! only after the alerts and state of the records before them are durable.
 //! Duplicates after a crash are made harmless by stable alert ids.
 
+// Code that reads input never panics on it (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod admin;
 pub mod codec;
 pub mod config;

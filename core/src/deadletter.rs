@@ -54,7 +54,7 @@ impl DeadLetter {
         detail: impl Into<String>,
         raw: &[u8],
     ) -> Self {
-        let head = &raw[..raw.len().min(1024)];
+        let head = raw.get(..1024).unwrap_or(raw);
         let excerpt: String = String::from_utf8_lossy(head).chars().take(256).collect();
         Self {
             origin: origin.to_string(),

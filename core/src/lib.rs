@@ -11,6 +11,17 @@
 //! see the same columns. Fields the model does not lift stay reachable as JSON
 //! text in `request`, `response` and `extra`.
 
+// Code that reads input never panics on it (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod action;
 pub mod alert;
 pub mod deadletter;

@@ -353,7 +353,7 @@ impl Follower {
         let mut total = 0u64;
         while total < limit {
             let want = (limit - total).min(buf.len() as u64) as usize;
-            let n = match open.file.read(&mut buf[..want]) {
+            let n = match open.file.read(buf.get_mut(..want).unwrap_or_default()) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -367,7 +367,7 @@ impl Follower {
             total += n as u64;
             open.read += n as u64;
             polled.bytes += n as u64;
-            self.split(open, &buf[..n], ctx, out, polled);
+            self.split(open, buf.get(..n).unwrap_or_default(), ctx, out, polled);
         }
         Ok(total)
     }
@@ -388,7 +388,7 @@ impl Follower {
         let mut at_chunk = 0usize;
         while let Some(at) = rest.iter().position(|b| *b == b'\n') {
             let (head, tail) = rest.split_at(at);
-            rest = &tail[1..];
+            rest = tail.get(1..).unwrap_or_default();
             at_chunk += at + 1;
             open.line += 1;
             polled.lines += 1;

@@ -44,7 +44,7 @@ pub fn sniff(name: &str, bytes: &[u8]) -> Format {
     if name.contains("CloudTrail-Digest") {
         return Format::CloudTrailDigest;
     }
-    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let head = bytes.get(..64 * 1024).unwrap_or(bytes);
     let text = String::from_utf8_lossy(head);
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {

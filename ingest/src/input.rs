@@ -212,7 +212,7 @@ pub fn parse_file_with(
         let have = buf.len();
         buf.resize(have + piece_bytes, 0);
         let n = loop {
-            match file.read(&mut buf[have..]) {
+            match file.read(buf.get_mut(have..).unwrap_or_default()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io(e)),
@@ -225,7 +225,7 @@ pub fn parse_file_with(
         }
         match buf.iter().rposition(|b| *b == b'\n') {
             Some(at) => {
-                pieces.parse(&buf[..=at], ctx, out);
+                pieces.parse(buf.get(..=at).unwrap_or_default(), ctx, out);
                 buf.drain(..=at);
             }
             None if buf.len() > ctx.limits.max_record_bytes.max(piece_bytes) => {
@@ -273,7 +273,7 @@ impl Piecewise {
             self.skipping = false;
             match piece.iter().position(|b| *b == b'\n') {
                 Some(at) => {
-                    piece = &piece[at + 1..];
+                    piece = piece.get(at + 1..).unwrap_or_default();
                     self.next_line += 1;
                 }
                 None => return,

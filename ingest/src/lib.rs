@@ -14,6 +14,17 @@
 //! Where a CloudTrail record becomes an event: [`cloudtrail::record`]. Where an
 //! event becomes an Arrow row: `trailhound_core::schema`.
 
+// Code that reads input never panics on it (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod cloudtrail;
 pub mod emit;
 pub mod follow;

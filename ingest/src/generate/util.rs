@@ -37,6 +37,14 @@ pub(crate) fn stream(seed: u64, purpose: u64) -> SmallRng {
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// The lowercase hex digit of the low four bits of `n`.
+fn hex_digit(n: u8) -> u8 {
+    match n & 15 {
+        d @ 0..=9 => b'0' + d,
+        d => b'a' + d - 10,
+    }
+}
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -53,8 +61,8 @@ pub(crate) fn push_uuid_from(buf: &mut Vec<u8>, a: u64, b: u64) {
             if matches!(i, 4 | 6 | 8 | 10) {
                 buf.push(b'-');
             }
-            buf.push(HEX_LOWER[usize::from(byte >> 4)]);
-            buf.push(HEX_LOWER[usize::from(byte & 15)]);
+            buf.push(hex_digit(byte >> 4));
+            buf.push(hex_digit(byte));
             i += 1;
         }
     }
@@ -279,8 +287,8 @@ pub(crate) fn push_escaped(buf: &mut Vec<u8>, s: &str) {
         buf.extend_from_slice(bytes.get(start..i).unwrap_or(&[]));
         if esc.is_empty() {
             buf.extend_from_slice(b"\\u00");
-            buf.push(HEX_LOWER[usize::from(b >> 4)]);
-            buf.push(HEX_LOWER[usize::from(b & 15)]);
+            buf.push(hex_digit(b >> 4));
+            buf.push(hex_digit(b));
         } else {
             buf.extend_from_slice(esc);
         }

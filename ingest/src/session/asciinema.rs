@@ -400,15 +400,19 @@ impl<'h> Stream<'h> {
             ("resizes", self.resizes),
             ("other_events", self.other_events),
         ] {
-            if count > 0 {
-                extra[key] = Value::from(count);
+            if count > 0
+                && let Some(map) = extra.as_object_mut()
+            {
+                map.insert(key.into(), Value::from(count));
             }
         }
-        if let Some(status) = self.exit_status.take() {
-            extra["exit_status"] = status;
-        }
-        if self.keys.has_pending() {
-            extra["unsubmitted_input"] = Value::Bool(true);
+        if let Some(map) = extra.as_object_mut() {
+            if let Some(status) = self.exit_status.take() {
+                map.insert("exit_status".into(), status);
+            }
+            if self.keys.has_pending() {
+                map.insert("unsubmitted_input".into(), Value::Bool(true));
+            }
         }
         event.extra = Some(extra.to_string());
         out.event(event);
