@@ -37,6 +37,10 @@ pub(crate) fn stream(seed: u64, purpose: u64) -> SmallRng {
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The lowercase hex digit of the low four bits of `n`.
 fn hex_digit(n: u8) -> u8 {
@@ -45,10 +49,6 @@ fn hex_digit(n: u8) -> u8 {
         d => b'a' + d - 10,
     }
 }
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Appends a version-4 UUID built from two words.
 pub(crate) fn push_uuid_from(buf: &mut Vec<u8>, a: u64, b: u64) {
