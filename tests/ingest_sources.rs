@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use broker::{Broker, Storage, free_port, unique, within};
 use common::{run_within, text};
-use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind};
+use trailhound_bus::{BusConfig, TopicKind};
 use trailhound_ingest::{Collect, ParseContext, parse_input};
 
 /// Kills its process when dropped.
@@ -57,13 +57,8 @@ impl Drop for Guard {
     }
 }
 
-/// Fields drop in order: the probe client closes while its broker still
-/// runs.
+/// Fields drop in order: the folder goes while its broker still runs.
 struct Setup {
-    /// Reads high watermarks; one client for the whole test, in no group
-    /// (a consumer joining and leaving a group per probe is slow and can
-    /// stall on a busy machine).
-    probe: EventConsumer,
     bus: BusConfig,
     dir: tempfile::TempDir,
     broker: Broker,
@@ -77,10 +72,7 @@ impl Setup {
         // The probes below read the topics before any child has made them.
         trailhound_bus::ensure_topics(&bus, Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("creating the topics: {e}"));
-        let probe = EventConsumer::new(&bus, &unique("probe"))
-            .unwrap_or_else(|e| panic!("a probe client: {e}"));
         Setup {
-            probe,
             bus,
             broker,
             dir: tempfile::tempdir().expect("a temporary folder"),
@@ -134,16 +126,11 @@ impl Setup {
     /// watermarks (one record per batch, see [`Setup::command`]).
     fn records(&self, kind: TopicKind) -> i64 {
         let topic = self.bus.topic(kind);
-        (0..self.bus.partitions)
-            .map(|partition| {
-                let id = PartitionId {
-                    topic: topic.clone(),
-                    partition,
-                };
-                self.probe
-                    .high_watermark(&id, Duration::from_secs(10))
-                    .unwrap_or_else(|e| panic!("the high watermark of {id:?}: {e}"))
-            })
+        // A plain client in no group: a consumer joining and leaving a group
+        // per probe is slow and can stall its close on a busy machine.
+        trailhound_bus::high_watermarks(&self.bus, &topic, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("the high watermarks of {topic}: {e}"))
+            .into_iter()
             .sum()
     }
 

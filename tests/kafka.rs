@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use broker::{Broker, Storage, unique};
 use common::{text, trailhound};
-use trailhound_bus::{BusConfig, EventConsumer, PartitionId, TopicKind};
+use trailhound_bus::{BusConfig, TopicKind};
 use trailhound_kafka::state::StateStore;
 use trailhound_respond::moto::MotoServer;
 use trailhound_rules::baseline::BaselineKind;
@@ -206,19 +206,11 @@ impl Setup {
     fn assert_every_event_processed(&self, group: &str, events: u64) {
         let bus = self.bus();
         let topic = bus.topic(TopicKind::Events);
-        let probe = EventConsumer::subscribe(&bus, &unique("probe"), &topic)
-            .unwrap_or_else(|e| panic!("a probe consumer: {e}"));
+        let highs = trailhound_bus::high_watermarks(&bus, &topic, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("high watermarks of {topic}: {e}"));
+        assert_eq!(highs.len(), 6, "partitions of {topic}");
         let mut total = 0;
-        for partition in 0..6 {
-            let high = probe
-                .high_watermark(
-                    &PartitionId {
-                        topic: topic.clone(),
-                        partition,
-                    },
-                    Duration::from_secs(10),
-                )
-                .unwrap_or_else(|e| panic!("high watermark of {partition}: {e}"));
+        for (partition, high) in (0..).zip(highs) {
             total += high;
             let saved = self
                 .state_store()

@@ -39,12 +39,7 @@ pub fn ensure_named_topics(
     timeout: Duration,
 ) -> Result<Vec<TopicStatus>, BusError> {
     let deadline = Instant::now() + timeout;
-    let client_config = config.base_client_config()?;
-    let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&client_config)
-        .map_err(|source| BusError::Client {
-            role: "admin client",
-            source,
-        })?;
+    let admin = admin_client(config)?;
 
     let existing = topic_partitions(&admin, timeout)?;
     let missing: Vec<&String> = names
@@ -144,11 +139,42 @@ pub fn partition_count(
     topic: &str,
     timeout: Duration,
 ) -> Result<Option<usize>, BusError> {
-    let client_config = config.base_client_config()?;
-    let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&client_config)
-        .map_err(|source| BusError::Client {
-            role: "admin client",
-            source,
-        })?;
+    let admin = admin_client(config)?;
     Ok(topic_partitions(&admin, timeout)?.get(topic).copied())
+}
+
+/// The high watermark (the offset the next record written will get) of every
+/// partition of `topic`, in partition order, asked of the cluster with a
+/// plain client that joins no group (at most `timeout` per partition). For
+/// probes and tools: a consumer that subscribes only to read watermarks joins
+/// and leaves a group, which is slow and can stall its close on a busy broker.
+pub fn high_watermarks(
+    config: &BusConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i64>, BusError> {
+    let admin = admin_client(config)?;
+    let partitions = topic_partitions(&admin, timeout)?
+        .get(topic)
+        .copied()
+        .unwrap_or(0);
+    (0..partitions)
+        .map(|p| {
+            let partition = i32::try_from(p).unwrap_or(i32::MAX);
+            admin
+                .inner()
+                .fetch_watermarks(topic, partition, timeout)
+                .map(|(_, high)| high)
+                .map_err(BusError::Metadata)
+        })
+        .collect()
+}
+
+/// A plain admin client of `config`'s cluster.
+fn admin_client(config: &BusConfig) -> Result<AdminClient<DefaultClientContext>, BusError> {
+    let client_config = config.base_client_config()?;
+    AdminClient::from_config(&client_config).map_err(|source| BusError::Client {
+        role: "admin client",
+        source,
+    })
 }

@@ -452,6 +452,39 @@ impl EventConsumer {
         Ok(batch)
     }
 
+    /// Leaves the group, waiting at most `timeout` for the revocation and
+    /// the leave to complete; true when they did. The consumer's own drop
+    /// waits for that without end (rdkafka polls until closed), which a
+    /// stalled coordinator turns into a hang at exit; past `timeout` the
+    /// client is abandoned instead (its memory is left to the process's end,
+    /// and the broker drops the member when its session times out).
+    /// Offsets are committed only by [`EventConsumer::commit`], so nothing
+    /// is lost either way.
+    pub fn close(self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if let Err(e) = self.consumer.close_queue() {
+            // The drop then skips its wait too.
+            tracing::warn!(error = %e, "closing the kafka consumer failed");
+            return false;
+        }
+        while !self.consumer.closed() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                tracing::warn!(
+                    ?timeout,
+                    "the kafka consumer did not leave its group in time; abandoning it"
+                );
+                std::mem::forget(self);
+                return false;
+            }
+            // Serves the revocation callback and the leave.
+            let _ = self
+                .consumer
+                .poll(remaining.min(Duration::from_millis(100)));
+        }
+        true
+    }
+
     /// Rebalance notices not yet returned with a batch (for instance those
     /// of a poll that returned an error).
     pub fn take_rebalances(&self) -> Vec<RebalanceNotice> {

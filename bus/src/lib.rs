@@ -45,7 +45,9 @@ pub mod consume;
 pub mod error;
 pub mod produce;
 
-pub use admin::{TopicStatus, ensure_named_topics, ensure_topics, partition_count};
+pub use admin::{
+    TopicStatus, ensure_named_topics, ensure_topics, high_watermarks, partition_count,
+};
 pub use config::{BusConfig, Compression, OffsetReset, TopicKind, TopicNames};
 pub use consume::{
     Batch, ControlRecord, Delivered, EventConsumer, MessagePosition, Offsets, PartitionId,

@@ -693,7 +693,9 @@ pub fn run(
         summary.partitions_restored = inner.restored;
     }
     // Leaving the group revokes what is left: nothing new to checkpoint.
-    drop(consumer);
+    // Bounded: a stalled coordinator must not keep a finished run from
+    // exiting (every offset is already committed).
+    consumer.close(Duration::from_secs(30));
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -311,19 +311,8 @@ pub fn one_record_batches(mut bus: BusConfig) -> BusConfig {
 /// The records on `kind`'s topic: the sum of its partitions' high watermarks.
 pub fn records_on(bus: &BusConfig, kind: trailhound_bus::TopicKind) -> i64 {
     let topic = bus.topic(kind);
-    let probe = trailhound_bus::EventConsumer::subscribe(bus, &unique("probe"), &topic)
-        .expect("a probe consumer");
-    (0..bus.partitions)
-        .map(|partition| {
-            probe
-                .high_watermark(
-                    &trailhound_bus::PartitionId {
-                        topic: topic.clone(),
-                        partition,
-                    },
-                    Duration::from_secs(10),
-                )
-                .expect("a high watermark")
-        })
+    trailhound_bus::high_watermarks(bus, &topic, Duration::from_secs(10))
+        .expect("high watermarks")
+        .into_iter()
         .sum()
 }
