@@ -194,7 +194,9 @@ pub fn fingerprint(text: &str) -> u64 {
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut lane = [0u8; 8];
-        lane[..rest.len()].copy_from_slice(rest);
+        for (l, b) in lane.iter_mut().zip(rest) {
+            *l = *b;
+        }
         h = round(h ^ P4, u64::from_le_bytes(lane));
     }
     avalanche(h)

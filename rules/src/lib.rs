@@ -11,6 +11,17 @@
 //! per batch. A rule that does not compile is refused at load time with its
 //! id, file and DataFusion's reason; a run never starts with a rule missing.
 
+// Code that reads input never panics on it (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod baseline;
 pub mod compile;
 pub mod correlate;
@@ -135,10 +146,13 @@ impl RuleSet {
                 let prev_is_builtin = prev < builtin_count;
                 if prev_is_builtin && i >= builtin_count {
                     tracing::info!(id = %spec.id, "User rule replaces the built-in rule of the same id.");
-                    chosen[prev] = None;
+                    if let Some(slot) = chosen.get_mut(prev) {
+                        *slot = None;
+                    }
                 } else {
-                    let first = chosen[prev]
-                        .as_ref()
+                    let first = chosen
+                        .get(prev)
+                        .and_then(Option::as_ref)
                         .map(|(_, f)| place(f))
                         .unwrap_or_default();
                     errors.push(RuleError::Duplicate {

@@ -810,18 +810,25 @@ fn closest(key: &str, allowed: &[&'static str]) -> Option<&'static str> {
         .map(|(_, a)| a)
 }
 
+/// Levenshtein distance, one row of the table at a time: `prev[j]` is the
+/// distance from the previous prefix of `a` to the first `j` characters of `b`.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut distance = b.len();
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
+        let mut left = i + 1;
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(left);
+        for ((cb, diagonal), up) in b.iter().zip(&prev).zip(prev.iter().skip(1)) {
             let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            left = (diagonal + cost).min(up + 1).min(left + 1);
+            cur.push(left);
         }
+        distance = left;
         prev = cur;
     }
-    prev[b.len()]
+    distance
 }
 
 /// Line and column (1-based) of the first `key:` in a YAML text, block or

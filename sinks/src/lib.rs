@@ -9,6 +9,17 @@
 //! is durably delivered (`send` returns `Ok` after the write, `flush` after
 //! the data left the process), so the engine can account for every alert.
 
+// Code that reads input never panics on it (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod deadletter;
 pub mod lake;
 pub mod memory;

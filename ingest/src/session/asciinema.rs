@@ -46,7 +46,8 @@ use serde_json::{Map, Value, json};
 use trailhound_core::Event;
 
 use super::common::{self, Base, UNKNOWN_USER};
-use super::keys::{self, LineAssembler, TypedLine};
+use super::keys::{LineAssembler, TypedLine};
+use super::redact;
 use crate::emit::{Emit, ParseContext, Position};
 
 const GATEWAY: &str = "asciinema";
@@ -200,13 +201,13 @@ fn read_header(raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) -> Option<Hea
 fn header_extra(mut map: Map<String, Value>, timestamp_missing: bool) -> Option<String> {
     if let Some(Value::Object(env)) = map.get_mut("env") {
         for (name, value) in env.iter_mut() {
-            if keys::is_secret_name(name) {
-                *value = Value::String(keys::REDACTED.to_string());
+            if redact::is_secret_name(name) {
+                *value = Value::String(redact::REDACTED.to_string());
             }
         }
     }
     if let Some(Value::String(command)) = map.get_mut("command") {
-        *command = keys::redact_command(command).0;
+        *command = redact::redact_command(command).0;
     }
     if timestamp_missing {
         map.insert("timestamp_missing".to_string(), Value::Bool(true));

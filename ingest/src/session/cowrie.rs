@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::common::{self, Base, UNKNOWN_USER};
-use super::keys;
+use super::redact;
 use crate::emit::{Emit, ParseContext};
 
 const GATEWAY: &str = "cowrie";
@@ -153,7 +153,7 @@ fn record(
     event.target = known.target.clone();
     event.error_code = error_code.map(str::to_string);
     if let Some(input) = input {
-        let (clean, _) = keys::redact_command(input.trim());
+        let (clean, _) = redact::redact_command(input.trim());
         event.command = Some(clean.clone());
         event.input = Some(clean);
     }

@@ -17,6 +17,7 @@ use trailhound_core::Event;
 
 use super::common::{self, Base, Required};
 use super::keys::{self, LineAssembler, TypedLine};
+use super::redact;
 use crate::emit::{Emit, ParseContext, Position};
 
 /// The value of the `trailhound` key this parser reads.
@@ -170,11 +171,11 @@ impl Line<'_> {
                 };
                 let (command, input) = if after_prompt {
                     (
-                        keys::REDACTED.to_string(),
-                        data.map(|_| keys::REDACTED.to_string()),
+                        redact::REDACTED.to_string(),
+                        data.map(|_| redact::REDACTED.to_string()),
                     )
                 } else {
-                    let (clean, changed) = keys::redact_command(line.trim());
+                    let (clean, changed) = redact::redact_command(line.trim());
                     let input = match data {
                         Some(_) if changed => Some(clean.clone()),
                         Some(d) => Some(keys::render_keys(d)),
@@ -198,7 +199,7 @@ impl Line<'_> {
                 event.bytes_out = bytes.or(data.map(|d| d.len() as i64));
             }
             "file_transfer" => {
-                event.command = command.map(|c| keys::redact_command(c).0);
+                event.command = command.map(|c| redact::redact_command(c).0);
                 if let Some(path) = common::str_field(map, "path") {
                     event.resources = vec![path.to_string()];
                 }
@@ -208,7 +209,7 @@ impl Line<'_> {
                 }
             }
             _ => {
-                event.command = command.map(|c| keys::redact_command(c).0);
+                event.command = command.map(|c| redact::redact_command(c).0);
                 event.bytes_out = bytes;
             }
         }

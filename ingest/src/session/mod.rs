@@ -11,6 +11,7 @@ mod common;
 pub mod cowrie;
 pub mod jsonl;
 mod keys;
+mod redact;
 pub mod teleport;
 
 use crate::emit::{Emit, ParseContext};

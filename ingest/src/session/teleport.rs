@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::common::{self, Base, UNKNOWN_USER};
-use super::keys;
+use super::redact;
 use crate::emit::{Emit, ParseContext, Position};
 
 const GATEWAY: &str = "teleport";
@@ -192,7 +192,7 @@ fn record(
             }
         }
         "session.file_transfer" => {
-            event.command = common::str_field(map, "command").map(|c| keys::redact_command(c).0);
+            event.command = common::str_field(map, "command").map(|c| redact::redact_command(c).0);
             if let Some(path) = common::str_field(map, "path") {
                 event.resources = vec![path.to_string()];
             }
@@ -272,7 +272,7 @@ fn needs_session(teleport_event: &str) -> bool {
 /// The command line of a `session.command` or `exec` record, redacted.
 fn command_line(map: &Map<String, Value>) -> Option<String> {
     if let Some(command) = common::str_field(map, "command") {
-        return Some(keys::redact_command(command).0);
+        return Some(redact::redact_command(command).0);
     }
     let program = common::first_str(map, &["program", "path"]);
     let path = common::str_field(map, "path");
@@ -302,7 +302,7 @@ fn command_line(map: &Map<String, Value>) -> Option<String> {
         .map(|p| shell_word(p))
         .collect::<Vec<_>>()
         .join(" ");
-    Some(keys::redact_command(&line).0)
+    Some(redact::redact_command(&line).0)
 }
 
 /// A word as a shell would need it: quoted when empty or holding spaces.

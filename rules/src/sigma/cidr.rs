@@ -134,7 +134,13 @@ fn invoke(args: &[ColumnarValue]) -> datafusion::common::Result<ColumnarValue> {
         });
     }
     let arrays = ColumnarValue::values_to_arrays(args)?;
-    let (ips, nets) = (strings(&arrays[0])?, strings(&arrays[1])?);
+    let [ips, nets] = arrays.as_slice() else {
+        return Err(DataFusionError::Internal(format!(
+            "{UDF_NAME}: two arguments gave {} arrays",
+            arrays.len()
+        )));
+    };
+    let (ips, nets) = (strings(ips)?, strings(nets)?);
     let out: BooleanArray = ips
         .iter()
         .zip(nets.iter())

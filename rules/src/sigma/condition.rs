@@ -231,9 +231,9 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match p.split_first() {
             None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+            Some(('*', rest)) => (0..=n.len()).any(|i| n.get(i..).is_some_and(|n| go(rest, n))),
+            Some(('?', rest)) => n.split_first().is_some_and(|(_, n)| go(rest, n)),
+            Some((c, rest)) => n.split_first().is_some_and(|(h, n)| h == c && go(rest, n)),
         }
     }
     let p: Vec<char> = pattern.chars().collect();

@@ -86,7 +86,9 @@ pub fn map_field(field: &str) -> Result<Target, String> {
     if parts.iter().any(|p| p.is_empty()) {
         return Err(format!("field {field:?} has an empty part between dots"));
     }
-    let (head, rest) = (parts[0], &parts[1..]);
+    let Some((&head, rest)) = parts.split_first() else {
+        return Err(format!("field {field:?} has no name"));
+    };
     let scalar_only = |t: Target| {
         if rest.is_empty() {
             Ok(t)

@@ -325,18 +325,14 @@ fn encode(text: &str, encoding: Option<Encoding>) -> Vec<u8> {
 
 /// Standard base64 with `=` padding.
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        // A short last group is padded with zero bits.
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+                out.push(base64_digit(n >> (18 - 6 * i)));
             } else {
                 out.push('=');
             }
@@ -345,17 +341,39 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The base64 digit (`A`-`Z`, `a`-`z`, `0`-`9`, `+`, `/`) of the low 6 bits
+/// of `bits`.
+fn base64_digit(bits: u32) -> char {
+    // Below 64, so the cast is lossless and every arm stays in ASCII.
+    let v = (bits & 63) as u8;
+    char::from(match v {
+        0..=25 => b'A' + v,
+        26..=51 => b'a' + (v - 26),
+        52..=61 => b'0' + (v - 52),
+        62 => b'+',
+        _ => b'/',
+    })
+}
+
 /// The three base64 forms of `bytes` as it appears inside a longer encoded
 /// text, starting at byte offset 0, 1 or 2 of a 3-byte group: the characters
 /// that depend on the unknown neighbouring bytes are cut off both ends.
 pub fn base64_offsets(bytes: &[u8]) -> Vec<String> {
-    (0..3usize)
-        .map(|shift| {
+    // (offset, characters cut at the start): the first 0, 2 or 3 characters
+    // also encode the unknown bytes before.
+    [(0usize, 0usize), (1, 2), (2, 3)]
+        .into_iter()
+        .map(|(shift, start)| {
             let mut padded = vec![b' '; shift];
             padded.extend_from_slice(bytes);
             let encoded = base64(&padded);
-            let start = [0, 2, 3][shift];
-            let cut_end = [0, 3, 2][(bytes.len() + shift) % 3];
+            // Characters cut at the end: those that also encode the unknown
+            // bytes after, by how the text ends within its 3-byte group.
+            let cut_end = match (bytes.len() + shift) % 3 {
+                0 => 0,
+                1 => 3,
+                _ => 2,
+            };
             let end = encoded.len().saturating_sub(cut_end).max(start);
             encoded[start..end].to_string()
         })

@@ -198,9 +198,14 @@ pub fn message(alert: &Alert) -> Value {
         json!({"type": "context", "elements": ids}),
     ];
     if !alert.event_ids.is_empty() {
-        let shown = alert.event_ids.len().min(20);
-        let mut text = format!("events: {}", alert.event_ids[..shown].join(", "));
-        if alert.event_count > shown as u64 {
+        let shown: Vec<&str> = alert
+            .event_ids
+            .iter()
+            .take(20)
+            .map(String::as_str)
+            .collect();
+        let mut text = format!("events: {}", shown.join(", "));
+        if alert.event_count > shown.len() as u64 {
             text.push_str(&format!(" (of {})", alert.event_count));
         }
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(&text, SECTION_MAX)}]}));
