@@ -230,6 +230,10 @@ pub struct DetectArgs {
     /// Prometheus can scrape the final values of a short run (Ctrl-C ends it early).
     #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics")]
     pub metrics_linger: u64,
+    /// With --metrics: allow an address beyond loopback (the endpoint has no authentication;
+    /// without this flag such an address is refused).
+    #[arg(long, requires = "metrics")]
+    pub metrics_allow_remote: bool,
     /// No summary and no progress bar on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -327,6 +331,13 @@ pub struct IngestArgs {
     /// Settings file (YAML); its `kafka:` section is read.
     #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (GET /metrics): records not yet acknowledged by
+    /// the broker (the backlog of an outage), producers replaced after an outage, dead letters.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// With --metrics: allow an address beyond loopback (the endpoint has no authentication).
+    #[arg(long, requires = "metrics")]
+    pub metrics_allow_remote: bool,
     /// No summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,

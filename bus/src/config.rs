@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use serde::Deserialize;
@@ -168,10 +169,22 @@ pub struct BusConfig {
     /// Compression of produced batches.
     pub compression: Compression,
     /// How long a producer waits for the broker to acknowledge an input's
-    /// records before it reports the input as not delivered, in milliseconds.
+    /// records before it reports the input as not delivered, in milliseconds
+    /// (default 300,000, librdkafka's own: a broker restart or a leader
+    /// election shorter than that costs no re-send and no duplicate).
     pub delivery_timeout_ms: u64,
+    /// How long ingest and detect keep retrying through a broker outage
+    /// (backing off, then sending again or rejoining the group) before they
+    /// give up with an error, in seconds; 0 retries for ever (default 900).
+    pub max_outage_secs: u64,
     /// Consumer group session timeout, in milliseconds.
     pub session_timeout_ms: u32,
+    /// The most a consumer holds of records fetched ahead of processing, in
+    /// MiB (default 64): librdkafka's prefetch queue
+    /// (`queued.max.messages.kbytes`) and one fetch (`fetch.max.bytes`). A
+    /// backlog on the topic, however large, costs a detector no more memory
+    /// than this: the broker keeps it until the detector asks.
+    pub consumer_buffer_mib: u32,
     /// Where a group starts on a partition with no committed offset.
     pub auto_offset_reset: OffsetReset,
     /// librdkafka properties passed through untouched: `security.protocol`,
@@ -190,7 +203,9 @@ impl Default for BusConfig {
             partitions: 6,
             replication: 1,
             compression: Compression::default(),
-            delivery_timeout_ms: 30_000,
+            delivery_timeout_ms: 300_000,
+            max_outage_secs: 900,
+            consumer_buffer_mib: 64,
             session_timeout_ms: 10_000,
             auto_offset_reset: OffsetReset::default(),
             properties: BTreeMap::new(),
@@ -237,7 +252,9 @@ impl fmt::Debug for BusConfig {
             .field("replication", &self.replication)
             .field("compression", &self.compression)
             .field("delivery_timeout_ms", &self.delivery_timeout_ms)
+            .field("max_outage_secs", &self.max_outage_secs)
             .field("session_timeout_ms", &self.session_timeout_ms)
+            .field("consumer_buffer_mib", &self.consumer_buffer_mib)
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("properties", &properties)
             .finish()
@@ -309,7 +326,9 @@ impl BusConfig {
                 "PARTITIONS" => self.partitions = parse_number(key, &value)?,
                 "REPLICATION" => self.replication = parse_number(key, &value)?,
                 "DELIVERY_TIMEOUT_MS" => self.delivery_timeout_ms = parse_number(key, &value)?,
+                "MAX_OUTAGE_SECS" => self.max_outage_secs = parse_number(key, &value)?,
                 "SESSION_TIMEOUT_MS" => self.session_timeout_ms = parse_number(key, &value)?,
+                "CONSUMER_BUFFER_MIB" => self.consumer_buffer_mib = parse_number(key, &value)?,
                 "COMPRESSION" => {
                     self.compression =
                         Compression::parse(&value).ok_or_else(|| ConfigError::BadValue {
@@ -337,6 +356,11 @@ impl BusConfig {
         Ok(())
     }
 
+    /// How long to retry through a broker outage; `None` for ever.
+    pub fn max_outage(&self) -> Option<Duration> {
+        (self.max_outage_secs > 0).then(|| Duration::from_secs(self.max_outage_secs))
+    }
+
     /// Checks the values that would otherwise fail late, inside librdkafka or
     /// at the broker.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -353,6 +377,12 @@ impl BusConfig {
             return Err(ConfigError::Invalid(format!(
                 "replication must be at least 1, not {}",
                 self.replication
+            )));
+        }
+        if self.consumer_buffer_mib < 2 {
+            return Err(ConfigError::Invalid(format!(
+                "consumer_buffer_mib must be at least 2 (a fetch must hold the largest record), not {}",
+                self.consumer_buffer_mib
             )));
         }
         if self.delivery_timeout_ms == 0 {
@@ -421,6 +451,21 @@ impl BusConfig {
                 "heartbeat.interval.ms",
                 (self.session_timeout_ms / 3).max(100).to_string(),
             );
+        // Prefetch bounded in bytes (the message-count bound, 100,000 per
+        // partition by default, would let small records pile up far more).
+        let buffer_kib = u64::from(self.consumer_buffer_mib) * 1024;
+        for (key, value) in [
+            ("queued.max.messages.kbytes", buffer_kib.to_string()),
+            ("queued.min.messages", "10000".to_string()),
+            (
+                "fetch.max.bytes",
+                (buffer_kib.min(50 * 1024) * 1024).to_string(),
+            ),
+        ] {
+            if !self.properties.contains_key(key) {
+                config.set(key, value);
+            }
+        }
         // Incremental rebalancing: members keep the partitions they own
         // while one joins or leaves, and only the moved ones are handed over
         // (checkpointed by the loser, restored by the gainer). It is also

@@ -162,6 +162,8 @@ pub struct Batch {
     /// Rebalances seen during the poll, in order. All of the batch's records
     /// were fetched before the first of them.
     pub rebalances: Vec<RebalanceNotice>,
+    /// Payload bytes of the batch's records.
+    pub bytes: usize,
 }
 
 impl Batch {
@@ -345,6 +347,10 @@ pub struct EventConsumer {
     consumer: BaseConsumer<GroupContext>,
     notices: Receiver<RebalanceNotice>,
     topic: String,
+    /// A poll stops adding records past this many payload bytes: a quarter
+    /// of the consumer buffer, so that a batch of large records stays
+    /// within the memory the configuration allows.
+    max_batch_bytes: usize,
 }
 
 impl EventConsumer {
@@ -390,6 +396,8 @@ impl EventConsumer {
             consumer,
             notices,
             topic: topic.to_string(),
+            max_batch_bytes: (config.consumer_buffer_mib as usize * 1024 * 1024 / 4)
+                .max(1024 * 1024),
         })
     }
 
@@ -418,7 +426,7 @@ impl EventConsumer {
     pub fn poll_batch(&mut self, max_rows: usize, max_wait: Duration) -> Result<Batch, BusError> {
         let deadline = Instant::now() + max_wait;
         let mut batch = Batch::default();
-        while batch.len() < max_rows.max(1) {
+        while batch.len() < max_rows.max(1) && batch.bytes < self.max_batch_bytes {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let polled = self.consumer.poll(remaining);
             match polled {
@@ -565,6 +573,7 @@ impl EventConsumer {
 }
 
 fn push_message(batch: &mut Batch, message: &BorrowedMessage<'_>) {
+    batch.bytes += message.payload_len();
     let position = MessagePosition {
         topic: message.topic().to_string(),
         partition: message.partition(),

@@ -164,3 +164,54 @@ pub enum BusError {
     #[error("reading kafka metadata: {0}")]
     Metadata(#[source] KafkaError),
 }
+
+impl BusError {
+    /// True when the same operation can succeed later without any change on
+    /// trailhound's side: the broker unreachable or slow, a record not
+    /// acknowledged in time, a producer or consumer that librdkafka declared
+    /// unusable (a new one works). False for what only a change of
+    /// configuration, permissions or data can mend: a bad setting, a refused
+    /// topic, a record too large, an authorisation or authentication failure.
+    /// Ingest and detect retry transient errors through an outage
+    /// (`max_outage_secs`) and stop on the others.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BusError::Config(_)
+            | BusError::Client { .. }
+            | BusError::Encode { .. }
+            | BusError::CreateTopic { .. } => false,
+            BusError::Delivery { first_error, .. } => !is_permanent(first_error),
+            BusError::Enqueue { source, .. }
+            | BusError::Admin(source)
+            | BusError::Flush(source)
+            | BusError::Subscribe { source, .. }
+            | BusError::Consume(source)
+            | BusError::Commit(source)
+            | BusError::Metadata(source) => !is_permanent(source),
+            BusError::AckTimeout { .. } => true,
+        }
+    }
+}
+
+/// librdkafka errors that no retry can mend.
+fn is_permanent(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::InvalidMessageSize
+                | Code::MessageSizeTooLarge
+                | Code::InvalidTopic
+                | Code::TopicAuthorizationFailed
+                | Code::ClusterAuthorizationFailed
+                | Code::GroupAuthorizationFailed
+                | Code::SaslAuthenticationFailed
+                | Code::Authentication
+                | Code::InvalidConfig
+                | Code::InvalidRecord
+        )
+    ) || matches!(
+        error,
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
+    )
+}

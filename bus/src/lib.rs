@@ -55,5 +55,6 @@ pub use consume::{
 };
 pub use error::{BusError, ConfigError, DecodeError};
 pub use produce::{
-    EventProducer, InputAck, InputSender, RawRecord, RecordProducer, RecordSender, record_schema,
+    EventProducer, InputAck, InputSender, PendingRecords, RawRecord, RecordProducer, RecordSender,
+    record_schema,
 };

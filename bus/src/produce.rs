@@ -10,6 +10,7 @@
 //! [`BusError::AckTimeout`] once `delivery_timeout_ms` is over (librdkafka
 //! fails a record by then itself, so the wait is bounded).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -119,8 +120,27 @@ impl Tracker {
     }
 }
 
+/// Records a producer has queued and the broker has not acknowledged (nor
+/// librdkafka failed) yet: the backlog a broker outage builds up. Cheap to
+/// clone and read from any thread (a metrics scrape).
+#[derive(Debug, Clone, Default)]
+pub struct PendingRecords(Arc<AtomicI64>);
+
+impl PendingRecords {
+    /// Records queued and not yet reported.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed).max(0)
+    }
+
+    fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// The producer context: counts each delivery report on its input's tracker.
-struct AckContext;
+struct AckContext {
+    pending: PendingRecords,
+}
 
 impl ClientContext for AckContext {}
 
@@ -128,6 +148,7 @@ impl ProducerContext for AckContext {
     type DeliveryOpaque = Arc<Tracker>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<Tracker>) {
+        self.pending.add(-1);
         match result {
             Ok(_) => tracker.record(Ok(())),
             Err((error, _)) => tracker.record(Err(error)),
@@ -139,19 +160,26 @@ impl ProducerContext for AckContext {
 struct Acking {
     producer: ThreadedProducer<AckContext>,
     delivery_timeout: Duration,
+    pending: PendingRecords,
 }
 
 impl Acking {
     fn new(config: &BusConfig) -> Result<Self, BusError> {
         let client_config = config.producer_config()?;
-        let producer = ThreadedProducer::from_config_and_context(&client_config, AckContext)
-            .map_err(|source| BusError::Client {
+        let pending = PendingRecords::default();
+        let context = AckContext {
+            pending: pending.clone(),
+        };
+        let producer = ThreadedProducer::from_config_and_context(&client_config, context).map_err(
+            |source| BusError::Client {
                 role: "producer",
                 source,
-            })?;
+            },
+        )?;
         Ok(Self {
             producer,
             delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
+            pending,
         })
     }
 
@@ -200,15 +228,19 @@ impl Acking {
         }
         let deadline = Instant::now() + self.delivery_timeout;
         loop {
+            // Counted before the send: the delivery report may come first.
+            self.pending.add(1);
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
                 {
+                    self.pending.add(-1);
                     record = back;
                     thread::sleep(QUEUE_FULL_BACKOFF);
                 }
                 Err((source, _)) => {
+                    self.pending.add(-1);
                     return Err(BusError::Enqueue {
                         topic: topic.to_string(),
                         source,
@@ -267,6 +299,11 @@ impl EventProducer {
     /// The event topic's full name.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Its records not yet acknowledged, readable from any thread.
+    pub fn pending(&self) -> PendingRecords {
+        self.acking.pending.clone()
     }
 
     /// Starts an input: send its events with [`InputSender::send`], then
@@ -376,6 +413,11 @@ impl RecordProducer {
             acking: Acking::new(config)?,
             config: config.clone(),
         })
+    }
+
+    /// Its records not yet acknowledged, readable from any thread.
+    pub fn pending(&self) -> PendingRecords {
+        self.acking.pending.clone()
     }
 
     /// Sends `(key, record)` pairs as JSON to the topic of `kind` and waits

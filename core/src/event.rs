@@ -153,6 +153,45 @@ fn micros_or_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::E
 }
 
 impl Event {
+    /// The bytes of its text, roughly what it takes in memory and as Arrow
+    /// columns beyond the fixed-size fields: batches are bounded by it, so
+    /// that a thousand events of a megabyte each do not make a gigabyte batch.
+    pub fn text_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.event_id.len()
+            + self.event_source.len()
+            + self.event_name.len()
+            + self.event_category.len()
+            + self.principal.len()
+            + self.principal_type.len()
+            + self.resources.iter().map(String::len).sum::<usize>()
+            + [
+                &self.error_code,
+                &self.error_message,
+                &self.account_id,
+                &self.principal_arn,
+                &self.user_name,
+                &self.session_name,
+                &self.access_key_id,
+                &self.source_identity,
+                &self.region,
+                &self.source_ip,
+                &self.user_agent,
+                &self.bucket,
+                &self.object_key,
+                &self.session_id,
+                &self.target,
+                &self.command,
+                &self.input,
+                &self.request,
+                &self.response,
+                &self.extra,
+            ]
+            .into_iter()
+            .map(opt)
+            .sum::<usize>()
+    }
+
     /// True for principals trailhound must alert on but never act on: the
     /// account root user and AWS service principals.
     pub fn is_protected_principal(&self) -> bool {

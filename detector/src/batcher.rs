@@ -11,14 +11,23 @@ use trailhound_core::{Event, EventBatchBuilder};
 pub struct BatchPolicy {
     /// Close at this many rows.
     pub max_rows: usize,
+    /// Close once the rows hold this many bytes of text
+    /// ([`Event::text_bytes`]): the memory of a batch, and of the chunks
+    /// readers queue for the engine, stays bounded whatever the records'
+    /// sizes (default 4 MiB; a thousand typical CloudTrail records are 1.5).
+    pub max_bytes: usize,
     /// Close when the oldest row has waited this long.
     pub max_wait: Duration,
 }
+
+/// The default of [`BatchPolicy::max_bytes`].
+pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for BatchPolicy {
     fn default() -> Self {
         Self {
             max_rows: 1024,
+            max_bytes: DEFAULT_BATCH_BYTES,
             max_wait: Duration::from_millis(10),
         }
     }
@@ -29,6 +38,7 @@ impl Default for BatchPolicy {
 pub struct Batcher {
     policy: BatchPolicy,
     builder: EventBatchBuilder,
+    bytes: usize,
     opened_at: Option<Instant>,
 }
 
@@ -38,6 +48,7 @@ impl Batcher {
         Self {
             policy,
             builder: EventBatchBuilder::new(),
+            bytes: 0,
             opened_at: None,
         }
     }
@@ -48,7 +59,9 @@ impl Batcher {
             self.opened_at = Some(Instant::now());
         }
         self.builder.append(event);
-        (self.builder.len() >= self.policy.max_rows).then(|| self.take())
+        self.bytes += event.text_bytes();
+        (self.builder.len() >= self.policy.max_rows || self.bytes >= self.policy.max_bytes)
+            .then(|| self.take())
     }
 
     /// How long until the open batch must close; `None` when empty.
@@ -72,6 +85,7 @@ impl Batcher {
 
     fn take(&mut self) -> RecordBatch {
         self.opened_at = None;
+        self.bytes = 0;
         self.builder.finish()
     }
 }
@@ -85,6 +99,7 @@ mod tests {
         let mut b = Batcher::new(BatchPolicy {
             max_rows: 3,
             max_wait: Duration::from_secs(60),
+            ..BatchPolicy::default()
         });
         let e = Event::default();
         assert!(b.push(&e).is_none());
@@ -98,10 +113,28 @@ mod tests {
         let mut b = Batcher::new(BatchPolicy {
             max_rows: 1000,
             max_wait: Duration::from_millis(1),
+            ..BatchPolicy::default()
         });
         b.push(&Event::default());
         std::thread::sleep(Duration::from_millis(3));
         assert_eq!(b.poll_expired().map(|b| b.num_rows()), Some(1));
         assert!(b.time_left().is_none());
+    }
+
+    #[test]
+    fn closes_at_byte_size_whatever_the_row_count() {
+        let mut b = Batcher::new(BatchPolicy {
+            max_rows: 1000,
+            max_bytes: 1000,
+            max_wait: Duration::from_secs(60),
+        });
+        let big = Event {
+            request: Some("x".repeat(400)),
+            ..Event::default()
+        };
+        assert!(b.push(&big).is_none());
+        assert!(b.push(&big).is_none());
+        assert_eq!(b.push(&big).map(|b| b.num_rows()), Some(3));
+        assert!(b.push(&big).is_none(), "the count starts again");
     }
 }

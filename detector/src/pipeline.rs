@@ -358,6 +358,11 @@ struct ChannelEmit<'a> {
     input: usize,
     chunk: Vec<Event>,
     chunk_size: usize,
+    /// Text bytes of `chunk`, and the most it may hold: a chunk of large
+    /// records is sent early, so the channel holds at most
+    /// `channel_chunks` times this (plus one record each).
+    chunk_bytes: usize,
+    max_chunk_bytes: usize,
     /// Records the parser produced so far.
     records: u64,
     /// Records to drop at the start (already in the restored state).
@@ -377,8 +382,10 @@ impl ChannelEmit<'_> {
             self.chunk.clear();
             return;
         }
+        let full = self.chunk.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes;
+        self.chunk_bytes = 0;
         let events = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_size));
-        let msg = if events.len() >= self.chunk_size {
+        let msg = if full {
             // Building the batch here, and dropping the events here, keeps
             // the engine thread (the one that cannot be parallelised) to
             // rule evaluation.
@@ -411,8 +418,9 @@ impl Emit for ChannelEmit<'_> {
         if !self.admit() {
             return;
         }
+        self.chunk_bytes += event.text_bytes();
         self.chunk.push(event);
-        if self.chunk.len() >= self.chunk_size {
+        if self.chunk.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes {
             self.send_chunk();
         }
     }
@@ -566,7 +574,10 @@ pub fn run_with(
             let tx = tx.clone();
             let queue = &queue;
             let limits = config.limits;
-            let chunk_size = config.chunk_events.clamp(1, config.batch.max_rows.max(1));
+            let chunk = Chunk {
+                events: config.chunk_events.clamp(1, config.batch.max_rows.max(1)),
+                bytes: config.batch.max_bytes.max(1),
+            };
             let stop = &stop;
             let dispatched = &dispatched;
             scope.spawn(move || {
@@ -585,7 +596,7 @@ pub fn run_with(
                         Err(_) => None,
                     };
                     let Some(task) = task else { break };
-                    read_one(task, limits, chunk_size, &tx, stop);
+                    read_one(task, limits, chunk, &tx, stop);
                 }
             });
         }
@@ -633,10 +644,17 @@ fn parse_bytes(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) -> Option<I
     (bytes.len() as u64 <= ctx.limits.max_input_bytes).then(|| parse_input(bytes, ctx, out))
 }
 
+/// When a reader sends what it has: at this many events or text bytes.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    events: usize,
+    bytes: usize,
+}
+
 fn read_one(
     task: Task,
     limits: Limits,
-    chunk_size: usize,
+    chunk: Chunk,
     tx: &SyncSender<Msg>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
@@ -647,8 +665,10 @@ fn read_one(
     let mut emit = ChannelEmit {
         tx,
         input: index,
-        chunk: Vec::with_capacity(chunk_size),
-        chunk_size,
+        chunk: Vec::with_capacity(chunk.events),
+        chunk_size: chunk.events,
+        chunk_bytes: 0,
+        max_chunk_bytes: chunk.bytes,
         records: 0,
         skip,
         stop,

@@ -87,6 +87,7 @@ fn detect(generated: &Generated) -> (Vec<Alert>, Summary, Duration) {
         // runs in a debug build).
         batch: BatchPolicy {
             max_rows: 16_384,
+            max_bytes: 64 * 1024 * 1024,
             max_wait: Duration::from_secs(1),
         },
         dead_letter_path: None,

@@ -47,8 +47,12 @@ use trailhound_rules::{CompiledRule, RuleSet, Suppress};
 use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, Metrics};
 
 use crate::error::KafkaError;
+use crate::outage::{OutageRetry, Retry};
 use crate::scope::{RekeyedRule, split};
 use crate::state::{PartitionState, StateStore};
+
+/// How often a member logs its progress (at `info`).
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// How long an event partition without any event waits before it reports
 /// "no events" to the rekeyed partitions (which then stop waiting for it).
@@ -128,6 +132,8 @@ pub struct DetectSummary {
     pub rules_rekeyed: usize,
     /// True when it stopped because it was idle.
     pub idle_exit: bool,
+    /// Times the member was replaced after a broker outage.
+    pub member_restarts: u64,
     /// From the first event polled to the last one's alerts delivered.
     pub busy: Duration,
     /// Wall time.
@@ -424,6 +430,14 @@ struct Outbox {
 }
 
 /// Runs one member until it is stopped or idle (see the module page).
+///
+/// A broker outage does not end the run: when a step fails with a transient
+/// error ([`KafkaError::is_transient`]) the member is dropped without
+/// checkpointing anything it has not delivered, and after a backoff a new
+/// one joins the group, restores the partitions' checkpoints and resumes from
+/// the committed offsets (what was processed since is processed again, with
+/// the same alert ids). It gives up once an outage lasts longer than the
+/// bus's `max_outage_secs`.
 pub fn run(
     bus: &BusConfig,
     rules: &RuleSet,
@@ -439,6 +453,71 @@ pub fn run(
         stop,
         mut respond,
     } = io;
+    let mut summary = DetectSummary::default();
+    let mut dead_file = options.dead_letter_path.clone().map(DeadLetterFile::new);
+    let mut retry = OutageRetry::new(bus, Some(Arc::clone(&stop)));
+    loop {
+        let member = Member {
+            sinks: &mut *sinks,
+            lake: lake.as_deref_mut(),
+            metrics: metrics.clone(),
+            stop: Arc::clone(&stop),
+            respond: respond.as_deref_mut(),
+            dead_file: dead_file.as_mut(),
+            retry: &mut retry,
+        };
+        let Err(error) = run_member(bus, rules, suppress.clone(), options, member, &mut summary)
+        else {
+            break;
+        };
+        match retry.after("running the group member", error)? {
+            Retry::Again => {
+                summary.member_restarts += 1;
+                if let Some(m) = &metrics {
+                    m.bus_restart("detect");
+                }
+            }
+            Retry::Stopped => break,
+        }
+    }
+    for s in sinks.iter_mut() {
+        s.flush()?;
+    }
+    if let Some(l) = lake {
+        l.close()?;
+    }
+    if let Some(f) = dead_file.as_mut() {
+        f.flush()?;
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// What one incarnation of the member borrows from the run (`'a`) of what
+/// the run was given (`'b`).
+struct Member<'a, 'b> {
+    sinks: &'a mut [Box<dyn AlertSink>],
+    lake: Option<&'a mut (dyn LakeHook + 'b)>,
+    metrics: Option<Metrics>,
+    stop: Arc<AtomicBool>,
+    respond: Option<&'a mut (dyn ResponseHook + 'b)>,
+    dead_file: Option<&'a mut DeadLetterFile>,
+    retry: &'a mut OutageRetry,
+}
+
+/// One incarnation of the member: joins the group and runs until stopped,
+/// idle, or an error. On an error nothing undelivered is checkpointed or
+/// committed, and the consumer leaves within a bounded time.
+fn run_member(
+    bus: &BusConfig,
+    rules: &RuleSet,
+    suppress: Suppress,
+    options: &DetectOptions,
+    io: Member<'_, '_>,
+    summary: &mut DetectSummary,
+) -> Result<(), KafkaError> {
+    let mut io = io;
+    let metrics = io.metrics.clone();
     ensure_topics(bus, Duration::from_secs(30))?;
     let events_topic = bus.topic(TopicKind::Events);
     // One rekeyed topic per group: another group's forwarded rows are not ours.
@@ -456,11 +535,8 @@ pub fn run(
     let event_partitions = partition_count(bus, &events_topic, timeout)?.unwrap_or(0);
     let rekeyed_partitions = partition_count(bus, &rekeyed_topic, timeout)?.unwrap_or(0) as i32;
     let parts = split(rules.rules());
-    let mut summary = DetectSummary {
-        rules_principal: parts.principal.len(),
-        rules_rekeyed: parts.rekeyed.len(),
-        ..DetectSummary::default()
-    };
+    summary.rules_principal = parts.principal.len();
+    summary.rules_rekeyed = parts.rekeyed.len();
     for r in &parts.rekeyed {
         tracing::info!(rule = %r.rule.id, key = %r.by.describe(), "rule runs through the rekeyed topic");
     }
@@ -481,6 +557,9 @@ pub fn run(
         metrics: metrics.clone(),
     }));
     let producer = RecordProducer::new(bus)?;
+    if let Some(m) = &metrics {
+        m.watch_pending("detect", vec![producer.pending()]);
+    }
     let mut consumer = EventConsumer::subscribe_topics(
         bus,
         &options.group,
@@ -490,10 +569,63 @@ pub fn run(
         let shared = Arc::clone(&shared);
         consumer.set_revoke_hook(move |partitions| Some(lock(&shared).revoke(partitions)));
     }
-    let mut dead_file = options.dead_letter_path.clone().map(DeadLetterFile::new);
+    let outcome = member_loop(
+        &mut consumer,
+        &shared,
+        &producer,
+        &rekeyed_topic,
+        rekeyed_partitions,
+        options,
+        &mut io,
+        summary,
+    );
+    {
+        let inner = lock(&shared);
+        summary.checkpoints += inner.checkpoints;
+        summary.partitions_restored += inner.restored;
+    }
+    if outcome.is_err() {
+        // Nothing the failed step left undelivered may be checkpointed
+        // when the consumer leaves: the next member restores the last
+        // checkpoints and reads from the committed offsets instead.
+        lock(&shared).parts.clear();
+    }
+    // Leaving the group revokes what is left: nothing new to checkpoint.
+    // Bounded: a stalled coordinator (or a broker that is down) must not
+    // keep a finished run from exiting, nor a failed member from being
+    // replaced (every offset that matters is already committed).
+    let leave = if outcome.is_ok() { 30 } else { 5 };
+    consumer.close(Duration::from_secs(leave));
+    outcome
+}
+
+/// Polls, evaluates and delivers until stopped or idle (the module page says
+/// in which order outputs are confirmed).
+#[allow(clippy::too_many_arguments)]
+fn member_loop(
+    consumer: &mut EventConsumer,
+    shared: &Arc<Mutex<Inner>>,
+    producer: &RecordProducer,
+    rekeyed_topic: &str,
+    rekeyed_partitions: i32,
+    options: &DetectOptions,
+    io: &mut Member<'_, '_>,
+    summary: &mut DetectSummary,
+) -> Result<(), KafkaError> {
+    let Member {
+        sinks,
+        lake,
+        metrics,
+        stop,
+        respond,
+        dead_file,
+        retry,
+    } = io;
+    let metrics = metrics.as_ref();
     let mut last_event = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
+    let mut last_progress = Instant::now();
     let mut encode_buf = Vec::with_capacity(2048);
     let mut first_event: Option<Instant> = None;
 
@@ -502,7 +634,7 @@ pub fn run(
             break;
         }
         let batch = consumer.poll_batch(options.poll_rows, options.poll_wait)?;
-        let mut inner = lock(&shared);
+        let mut inner = lock(shared);
         for notice in &batch.rebalances {
             summary.rebalances += 1;
             match notice {
@@ -564,18 +696,18 @@ pub fn run(
                     &delivered,
                     &mut sender,
                     &mut encode_buf,
-                    &rekeyed_topic,
+                    rekeyed_topic,
                     &mut out,
-                    &mut summary,
+                    summary,
                     lake.as_deref_mut(),
                 )?;
             } else {
-                process_rekeyed(&mut inner, &p, &delivered, &mut out, &mut summary)?;
+                process_rekeyed(&mut inner, &p, &delivered, &mut out, summary)?;
             }
         }
 
         // Front reports after the rows: a report may only ever hold later rows.
-        apply_control(&mut inner, &batch.control, &mut summary)?;
+        apply_control(&mut inner, &batch.control, summary)?;
 
         // Fronts to the rekeyed partitions, when they moved.
         if rekeyed_partitions > 0 && !inner.factory.rekeyed.is_empty() {
@@ -600,7 +732,7 @@ pub fn run(
                 .map_err(|e| KafkaError::State(e.to_string()))?;
                 for r in 0..rekeyed_partitions {
                     sender.send(RawRecord {
-                        topic: &rekeyed_topic,
+                        topic: rekeyed_topic,
                         partition: Some(r),
                         key: origin.as_bytes(),
                         payload: &payload,
@@ -611,52 +743,70 @@ pub fn run(
             }
         }
 
+        // Idle: nothing new for the whole period, and the broker says every
+        // owned partition is read to its end (a member cut off from a broker
+        // that is down, or waiting for its partitions back, is not idle).
         let idle = options
             .exit_when_idle
-            .is_some_and(|limit| last_event.elapsed() >= limit);
+            .is_some_and(|limit| last_event.elapsed() >= limit)
+            && caught_up(consumer, &inner);
         if idle {
-            flush_all(&mut inner, &mut out, &mut summary);
+            flush_all(&mut inner, &mut out, summary);
         }
         drop(inner);
         summary.forwarded += sender.sent();
         sender.finish()?;
         deliver(
             &out,
-            &producer,
+            producer,
             options,
             sinks,
             lake.as_deref_mut(),
-            metrics.as_ref(),
-            dead_file.as_mut(),
-            &mut summary,
+            metrics,
+            dead_file.as_deref_mut(),
+            summary,
         )?;
         let settle = idle || last_checkpoint.elapsed() >= options.checkpoint_every;
         respond_step(
             respond.as_deref_mut(),
             &out.alerts,
             settle,
-            &producer,
+            producer,
             options,
             sinks,
             lake.as_deref_mut(),
-            metrics.as_ref(),
-            &mut summary,
+            metrics,
+            summary,
         )?;
         if had_events && let Some(first) = first_event {
             summary.busy = first.elapsed();
         }
 
-        if let Some(m) = &metrics
+        // Everything of this poll is delivered: an outage, if there was
+        // one, is over.
+        retry.succeeded();
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            let owned = lock(shared).parts.len();
+            tracing::info!(
+                events = summary.events,
+                alerts = summary.alerts(),
+                partitions = owned,
+                idle = ?last_event.elapsed(),
+                "Detector progress."
+            );
+        }
+        if let Some(m) = metrics
             && last_lag.elapsed() >= Duration::from_secs(5)
         {
             last_lag = Instant::now();
-            feed_lag(&consumer, &shared, m);
+            feed_lag(consumer, shared, m);
         }
         if let Some(l) = lake.as_deref_mut() {
             l.tick()?;
         }
         if idle || last_checkpoint.elapsed() >= options.checkpoint_every {
-            commit_all(&consumer, &shared, lake.as_deref_mut())?;
+            commit_all(consumer, shared, lake.as_deref_mut())?;
             last_checkpoint = Instant::now();
         }
         if idle {
@@ -666,38 +816,19 @@ pub fn run(
     }
     if !summary.idle_exit {
         respond_step(
-            respond,
+            respond.as_deref_mut(),
             &[],
             true,
-            &producer,
+            producer,
             options,
             sinks,
             lake.as_deref_mut(),
-            metrics.as_ref(),
-            &mut summary,
+            metrics,
+            summary,
         )?;
-        commit_all(&consumer, &shared, lake.as_deref_mut())?;
+        commit_all(consumer, shared, lake.as_deref_mut())?;
     }
-    for s in sinks.iter_mut() {
-        s.flush()?;
-    }
-    if let Some(l) = lake {
-        l.close()?;
-    }
-    if let Some(f) = dead_file.as_mut() {
-        f.flush()?;
-    }
-    {
-        let inner = lock(&shared);
-        summary.checkpoints = inner.checkpoints;
-        summary.partitions_restored = inner.restored;
-    }
-    // Leaving the group revokes what is left: nothing new to checkpoint.
-    // Bounded: a stalled coordinator must not keep a finished run from
-    // exiting (every offset is already committed).
-    consumer.close(Duration::from_secs(30));
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(())
 }
 
 /// A group name as a topic name part: characters Kafka refuses become `_`.
@@ -1153,6 +1284,35 @@ fn commit_all(
     };
     consumer.commit(&offsets)?;
     Ok(())
+}
+
+/// True when every partition this member owns (event and rekeyed topics) is
+/// read to the high watermark the broker gives now; false when the broker
+/// cannot say.
+fn caught_up(consumer: &EventConsumer, inner: &Inner) -> bool {
+    let owned: Vec<(PartitionId, Option<i64>)> = inner
+        .parts
+        .iter()
+        .map(|(p, part)| (p.clone(), part.next))
+        .collect();
+    let timeout = Duration::from_secs(2);
+    // A partition read nothing from yet starts at its committed offset.
+    let committed = if owned.iter().any(|(_, next)| next.is_none()) {
+        match consumer.committed(timeout) {
+            Ok(c) => Some(c),
+            Err(_) => return false,
+        }
+    } else {
+        None
+    };
+    owned.iter().all(|(p, next)| {
+        let next = next
+            .or_else(|| committed.as_ref().and_then(|c| c.next_offset(p)))
+            .unwrap_or(0);
+        consumer
+            .high_watermark(p, timeout)
+            .is_ok_and(|high| high <= next)
+    })
 }
 
 /// `trailhound_consumer_lag{partition}` of the owned event partitions.

@@ -39,3 +39,17 @@ pub enum KafkaError {
     #[error(transparent)]
     Input(#[from] trailhound_ingest::InputError),
 }
+
+impl KafkaError {
+    /// True when the broker (or the object store holding partition state)
+    /// failing is the cause, so the same step can succeed once it is back:
+    /// see [`trailhound_bus::BusError::is_transient`]. Local files, sinks and
+    /// bad state are not retried.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            KafkaError::Bus(e) => e.is_transient(),
+            KafkaError::StateStore { .. } => true,
+            _ => false,
+        }
+    }
+}

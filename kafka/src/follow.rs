@@ -9,6 +9,10 @@
 //! the restart: at least once, and the event ids (the file's line numbers)
 //! make repeats harmless downstream. Without a state folder every start
 //! reads the logs from their beginning.
+//!
+//! A broker outage is ridden out the same way ([`crate::outage`]): after a
+//! backoff the logs are read again from the positions the broker last
+//! acknowledged, with new producers.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +26,7 @@ use trailhound_sinks::DeadLetterFile;
 use crate::cursor::PollOptions;
 use crate::error::KafkaError;
 use crate::ingest::{SendEmit, open_producers, send_dead_letters};
+use crate::outage::{OutageRetry, Retry};
 
 /// The positions file's name in the state folder.
 pub const POSITIONS_FILE: &str = "follow-positions.json";
@@ -56,6 +61,9 @@ pub struct FollowSummary {
     /// Polls that could not read their log (permissions, I/O), retried on
     /// the next pass.
     pub read_errors: u64,
+    /// Broker outages ridden out (what was read since the last
+    /// acknowledged position read and sent again after each).
+    pub outages: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -74,26 +82,32 @@ pub fn ingest_follow(
     options: &FollowOptions,
 ) -> Result<FollowSummary, KafkaError> {
     let started = Instant::now();
-    let (producer, records) = open_producers(bus, true)?;
+    let (mut producer, mut records) = open_producers(bus, true)?;
     let mut positions: Positions = options.poll.load_cursor(POSITIONS_FILE)?;
     let limits = options.poll.limits;
-    let mut followers: Vec<(String, Follower)> = logs
-        .iter()
-        .map(|path| {
-            let key = path.display().to_string();
-            let follower = match positions.logs.get(&key) {
-                Some(position) => Follower::resume(path, limits, *position),
-                None => Follower::new(path, limits),
-            };
-            (key, follower)
-        })
-        .collect();
+    // A follower at the last position the broker acknowledged (or the
+    // start of its log).
+    let follow_from = |positions: &Positions| -> Vec<(String, Follower)> {
+        logs.iter()
+            .map(|path| {
+                let key = path.display().to_string();
+                let follower = match positions.logs.get(&key) {
+                    Some(position) => Follower::resume(path, limits, *position),
+                    None => Follower::new(path, limits),
+                };
+                (key, follower)
+            })
+            .collect()
+    };
+    let mut followers = follow_from(&positions);
+    let mut retry = OutageRetry::new(bus, options.poll.stop.clone());
     let mut dead_file = options.dead_letter_path.clone().map(DeadLetterFile::new);
     let mut summary = FollowSummary::default();
     let mut idle = 0u32;
     while !options.poll.stopping() {
         let mut read = false;
-        for (key, follower) in &mut followers {
+        let mut failed = None;
+        'logs: for (key, follower) in &mut followers {
             loop {
                 let mut emit = SendEmit {
                     sender: producer.begin_input(key.clone()),
@@ -113,16 +127,27 @@ pub fn ingest_follow(
                     dead_letters,
                     error,
                 } = emit;
-                if let Some(e) = error {
-                    return Err(e.into());
+                let sent = match error {
+                    Some(e) => Err(KafkaError::from(e)),
+                    None => sender.finish().map_err(KafkaError::from),
                 }
-                let ack = sender.finish()?;
-                send_dead_letters(
-                    &dead_letters,
-                    &records,
-                    dead_file.as_mut(),
-                    &mut summary.dead_letters_by_reason,
-                )?;
+                .and_then(|ack| {
+                    send_dead_letters(
+                        &dead_letters,
+                        &records,
+                        dead_file.as_mut(),
+                        &mut summary.dead_letters_by_reason,
+                    )?;
+                    Ok(ack)
+                });
+                let ack = match sent {
+                    Ok(ack) => ack,
+                    Err(e) => {
+                        failed = Some(e);
+                        break 'logs;
+                    }
+                };
+                retry.succeeded();
                 summary.events += ack.records;
                 summary.lines += polled.lines;
                 summary.rotations += polled.rotations;
@@ -137,6 +162,19 @@ pub fn ingest_follow(
                 if !polled.more {
                     break;
                 }
+            }
+        }
+        if let Some(error) = failed {
+            // The broker did not take what was read: back off, then read
+            // again from the positions it acknowledged, with new producers.
+            match retry.after("sending a followed log", error)? {
+                Retry::Again => {
+                    (producer, records) = open_producers(bus, false)?;
+                    followers = follow_from(&positions);
+                    summary.outages = retry.outages();
+                    continue;
+                }
+                Retry::Stopped => break,
             }
         }
         summary.passes += 1;

@@ -30,9 +30,10 @@ use trailhound_detector::checkpoint::{
     self, Checkpoint, InputIdentity, InputLedger, InputMark, Resume,
 };
 use trailhound_ingest::{Emit, Limits, ParseContext, parse_file, parse_input};
-use trailhound_sinks::DeadLetterFile;
+use trailhound_sinks::{DeadLetterFile, Metrics};
 
 use crate::error::KafkaError;
+use crate::outage::{OutageRetry, Retry};
 
 /// One input to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,10 @@ pub struct IngestOptions {
     pub limits: Limits,
     /// Set to stop after the input being sent.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Prometheus metrics: dead letters, records not yet acknowledged
+    /// (`trailhound_bus_pending_records{role="ingest"}`), producers replaced
+    /// after an outage.
+    pub metrics: Option<Metrics>,
 }
 
 /// What an ingest run did.
@@ -96,6 +101,8 @@ pub struct IngestSummary {
     pub input_errors: Vec<String>,
     /// True when asked to stop before the end.
     pub stopped: bool,
+    /// Broker outages ridden out (inputs sent again after a backoff).
+    pub outages: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -178,7 +185,14 @@ pub fn ingest(
     options: &IngestOptions,
 ) -> Result<IngestSummary, KafkaError> {
     let started = Instant::now();
-    let (producer, records) = open_producers(bus, true)?;
+    let (mut producer, mut records) = open_producers(bus, true)?;
+    let watch = |producer: &EventProducer, records: &RecordProducer| {
+        if let Some(m) = &options.metrics {
+            m.watch_pending("ingest", vec![producer.pending(), records.pending()]);
+        }
+    };
+    watch(&producer, &records);
+    let mut retry = OutageRetry::new(bus, options.stop.clone());
     let mut ledger = match &options.state {
         Some(dir) => checkpoint::load(dir)?.map(|c| c.inputs).unwrap_or_default(),
         None => InputLedger::default(),
@@ -204,33 +218,77 @@ pub fn ingest(
         }
         let mut ctx = ParseContext::new(name.clone());
         ctx.limits = options.limits;
-        let sent = match &input {
-            IngestInput::Path(path) => send_file(&producer, &ctx, path),
+        // Standard input is read once: a retry sends the same bytes again.
+        let stdin = match &input {
             IngestInput::Stdin => match read_stdin(options.limits) {
-                Ok(bytes) if bytes.len() as u64 > options.limits.max_input_bytes => producer
-                    .begin_input(name.clone())
-                    .finish()
-                    .map(|ack| (ack, vec![input_too_large(&ctx)]))
-                    .map_err(|e| ReadOrSend::Send(e.into())),
-                Ok(bytes) => send_parsed(&producer, &ctx, &bytes).map_err(ReadOrSend::Send),
-                Err(e) => Err(ReadOrSend::Read(e)),
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    tracing::warn!(input = %name, error = %e, "input could not be read");
+                    summary.input_errors.push(e);
+                    continue;
+                }
             },
+            IngestInput::Path(_) => None,
         };
-        let (ack, dead_letters) = match sent {
-            Ok(sent) => sent,
-            Err(ReadOrSend::Read(e)) => {
-                tracing::warn!(input = %name, error = %e, "input could not be read");
-                summary.input_errors.push(e);
-                continue;
+        // Through a broker outage the whole input is sent again after a
+        // backoff (at least once: records acknowledged before the failure
+        // are sent twice, with the same event ids).
+        let outcome = loop {
+            let sent = match (&input, &stdin) {
+                (IngestInput::Path(path), _) => send_file(&producer, &ctx, path),
+                (IngestInput::Stdin, Some(bytes)) => send_stdin(&producer, &ctx, bytes),
+                (IngestInput::Stdin, None) => {
+                    Err(ReadOrSend::Read("standard input was not read".into()))
+                }
             }
-            Err(ReadOrSend::Send(e)) => return Err(e),
+            .and_then(|(ack, dead_letters)| {
+                send_dead_letters(
+                    &dead_letters,
+                    &records,
+                    dead_file.as_mut(),
+                    &mut summary.dead_letters_by_reason,
+                )?;
+                Ok((ack, dead_letters))
+            });
+            match sent {
+                Ok(sent) => {
+                    retry.succeeded();
+                    break Some(sent);
+                }
+                Err(ReadOrSend::Read(e)) => {
+                    tracing::warn!(input = %name, error = %e, "input could not be read");
+                    summary.input_errors.push(e);
+                    break None;
+                }
+                Err(ReadOrSend::Send(e)) => match retry.after("sending an input", e)? {
+                    // librdkafka may have declared the producers unusable
+                    // (a fatal idempotence error after a broker restart):
+                    // new ones start clean.
+                    Retry::Again => {
+                        (producer, records) = open_producers(bus, false)?;
+                        watch(&producer, &records);
+                        if let Some(m) = &options.metrics {
+                            m.bus_restart("ingest");
+                        }
+                    }
+                    Retry::Stopped => {
+                        summary.stopped = true;
+                        break None;
+                    }
+                },
+            }
         };
-        send_dead_letters(
-            &dead_letters,
-            &records,
-            dead_file.as_mut(),
-            &mut summary.dead_letters_by_reason,
-        )?;
+        let Some((ack, dead_letters)) = outcome else {
+            if summary.stopped {
+                break;
+            }
+            continue;
+        };
+        if let Some(m) = &options.metrics {
+            for dl in &dead_letters {
+                m.dead_letter(dl.reason);
+            }
+        }
         summary.events += ack.records;
         summary.inputs_sent += 1;
         tracing::debug!(input = %name, records = ack.records, elapsed = ?ack.elapsed, "input acknowledged by the broker");
@@ -252,6 +310,7 @@ pub fn ingest(
             checkpoint::save(dir, &cp)?;
         }
     }
+    summary.outages = retry.outages();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -337,6 +396,23 @@ fn send_file(
     }
     let ack = sender.finish().map_err(KafkaError::from)?;
     Ok((ack, dead_letters))
+}
+
+/// Parses standard input's bytes and sends its events, or the dead letter
+/// saying it was over the input limit.
+fn send_stdin(
+    producer: &EventProducer,
+    ctx: &ParseContext,
+    bytes: &[u8],
+) -> Result<(InputAck, Vec<DeadLetter>), ReadOrSend> {
+    if bytes.len() as u64 > ctx.limits.max_input_bytes {
+        let ack = producer
+            .begin_input(ctx.origin.clone())
+            .finish()
+            .map_err(KafkaError::from)?;
+        return Ok((ack, vec![input_too_large(ctx)]));
+    }
+    Ok(send_parsed(producer, ctx, bytes)?)
 }
 
 fn read_stdin(limits: Limits) -> Result<Vec<u8>, String> {

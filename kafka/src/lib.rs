@@ -23,6 +23,8 @@
 //!   state is not per principal run through the rekeyed topic, and
 //!   checkpoints that follow partitions ([`state`]).
 //! - [`scope`]: which rules run per partition and how the others are keyed.
+//! - [`outage`]: how ingest and detect ride out a broker outage (backoff,
+//!   try again, give up after `max_outage_secs`).
 //!
 //! The transport itself (topics, encoding, producers with delivery
 //! confirmation, the group consumer) is `trailhound-bus`.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod follow;
 pub mod ingest;
 pub mod lookup;
+pub mod outage;
 pub mod queue;
 pub mod scope;
 pub mod state;

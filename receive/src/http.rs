@@ -48,6 +48,10 @@ pub struct ReceiverSettings {
     /// Where to listen (default `127.0.0.1:8514`: loopback unless set).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Must be true for `listen` to be an address beyond loopback (default
+    /// false): exposing the receiver to a network is a decision, not a typo.
+    #[serde(default)]
+    pub allow_remote: bool,
     /// Bearer tokens accepted; at least one is needed. Also from
     /// `TRAILHOUND_RECEIVER_TOKENS` (comma-separated), which keeps them out
     /// of files.
@@ -94,6 +98,7 @@ impl Default for ReceiverSettings {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            allow_remote: false,
             tokens: Vec::new(),
             max_body_bytes: default_max_body(),
             max_decompressed_bytes: default_max_decompressed(),
@@ -108,6 +113,7 @@ impl std::fmt::Debug for ReceiverSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReceiverSettings")
             .field("listen", &self.listen)
+            .field("allow_remote", &self.allow_remote)
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
@@ -133,6 +139,12 @@ impl ReceiverSettings {
 
     /// Refuses settings that cannot work or would be unsafe.
     pub fn validate(&self) -> Result<(), ReceiveError> {
+        if !self.listen.ip().is_loopback() && !self.allow_remote {
+            return Err(ReceiveError::Settings(format!(
+                "listen {} is beyond loopback: set receiver.allow_remote: true to expose the receiver to the network (gateways then reach it with their bearer tokens; put TLS in front of it)",
+                self.listen
+            )));
+        }
         if self.tokens.is_empty() {
             return Err(ReceiveError::Settings(
                 "no bearer token: set receiver.tokens or TRAILHOUND_RECEIVER_TOKENS".into(),
@@ -375,9 +387,8 @@ async fn sessions(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let counts = &shared.counts;
     if !shared.authorised(request.headers()) {
-        counts.unauthorised.fetch_add(1, Ordering::Relaxed);
+        shared.answered(Answer::unauthorised);
         tracing::warn!(%peer, "receiver: request without a valid bearer token");
         let mut r = json(
             StatusCode::UNAUTHORIZED,
@@ -391,7 +402,7 @@ async fn sessions(
     }
     let max = shared.settings.max_body_bytes;
     let too_large = || {
-        counts.too_large.fetch_add(1, Ordering::Relaxed);
+        shared.answered(Answer::too_large);
         json(
             StatusCode::PAYLOAD_TOO_LARGE,
             serde_json::json!({"error": format!("the body is over the {max}-byte limit")}),
@@ -406,7 +417,7 @@ async fn sessions(
         return too_large();
     }
     let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
-        counts.unavailable.fetch_add(1, Ordering::Relaxed);
+        shared.answered(Answer::unavailable);
         let mut r = json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"error": "too many requests in flight; retry later"}),
@@ -420,7 +431,7 @@ async fn sessions(
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
         Err(e) => {
-            counts.unreadable.fetch_add(1, Ordering::Relaxed);
+            shared.answered(Answer::unreadable);
             return json(
                 StatusCode::BAD_REQUEST,
                 serde_json::json!({"error": format!("reading the body: {e}")}),
@@ -440,21 +451,21 @@ async fn sessions(
             dead_letters,
             format,
         }) => {
-            counts.accepted.fetch_add(1, Ordering::Relaxed);
+            shared.answered(Answer::accepted);
             json(
                 StatusCode::OK,
                 serde_json::json!({"events": events, "dead_letters": dead_letters, "format": format}),
             )
         }
         Ok(Accepted::Unreadable { reasons }) => {
-            counts.unreadable.fetch_add(1, Ordering::Relaxed);
+            shared.answered(Answer::unreadable);
             json(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 serde_json::json!({"error": "nothing in the body could be read", "reasons": reasons}),
             )
         }
         Ok(Accepted::Unavailable(e)) => {
-            counts.unavailable.fetch_add(1, Ordering::Relaxed);
+            shared.answered(Answer::unavailable);
             tracing::warn!(%peer, error = %e, "receiver: the bus did not take a request; answered 503");
             let mut r = json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -465,7 +476,7 @@ async fn sessions(
             r
         }
         Err(e) => {
-            counts.unavailable.fetch_add(1, Ordering::Relaxed);
+            shared.answered(Answer::unavailable);
             json(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 serde_json::json!({"error": format!("the request's worker failed: {e}")}),
@@ -486,7 +497,34 @@ enum Accepted {
     Unavailable(crate::error::DownstreamError),
 }
 
+/// A counted answer of the receiver.
+#[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
+enum Answer {
+    accepted,
+    unauthorised,
+    too_large,
+    unreadable,
+    unavailable,
+}
+
 impl Shared {
+    /// Counts an answer in the stats and in
+    /// `trailhound_receiver_requests_total{outcome}`.
+    fn answered(&self, answer: Answer) {
+        let (counter, outcome) = match answer {
+            Answer::accepted => (&self.counts.accepted, "accepted"),
+            Answer::unauthorised => (&self.counts.unauthorised, "unauthorised"),
+            Answer::too_large => (&self.counts.too_large, "too_large"),
+            Answer::unreadable => (&self.counts.unreadable, "unreadable"),
+            Answer::unavailable => (&self.counts.unavailable, "unavailable"),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.receiver_request(outcome);
+        }
+    }
+
     /// Parses and delivers one body (on the blocking pool).
     fn accept(&self, origin: &str, body: &[u8]) -> Accepted {
         let mut ctx = ParseContext::new(origin);
@@ -541,6 +579,22 @@ mod tests {
         s.tokens = vec!["0123456789abcdef".into()];
         assert!(s.validate().is_ok());
         assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_allow_remote() {
+        let mut s = ReceiverSettings {
+            tokens: vec!["0123456789abcdef".into()],
+            listen: "0.0.0.0:8514".parse().unwrap(),
+            ..ReceiverSettings::default()
+        };
+        let refused = s.validate().unwrap_err().to_string();
+        assert!(refused.contains("allow_remote"), "{refused}");
+        s.allow_remote = true;
+        assert!(s.validate().is_ok());
+        s.listen = "[::1]:8514".parse().unwrap();
+        s.allow_remote = false;
+        assert!(s.validate().is_ok(), "IPv6 loopback is loopback");
     }
 
     #[test]

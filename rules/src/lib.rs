@@ -47,13 +47,25 @@ pub use rule::{RuleSpec, RuleTestSpec};
 pub use suppress::Suppress;
 
 /// Which rules to load.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Leave out the built-in pack (`--rules DIR --no-builtin`).
     pub no_builtin: bool,
     /// Folders (searched recursively for `*.yaml`/`*.yml`) and files of user rules.
     /// A user rule with the id of a built-in one replaces it.
     pub paths: Vec<PathBuf>,
+    /// How long one rule may take to compile ([`DEFAULT_COMPILE_LIMIT`]).
+    pub compile_limit: std::time::Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            no_builtin: false,
+            paths: Vec::new(),
+            compile_limit: DEFAULT_COMPILE_LIMIT,
+        }
+    }
 }
 
 /// Every error found while loading, so that a user fixes them all at once.
@@ -108,7 +120,7 @@ impl RuleSet {
             }
         }
         for file in files {
-            match std::fs::read_to_string(&file) {
+            match read_rule_file(&file) {
                 // A top-level `detection` key makes it a Sigma rule.
                 Ok(text) if sigma::is_sigma_text(&text) => {
                     let converted = sigma::convert(&text, &file, &sigma::SigmaConfig::default())
@@ -128,7 +140,7 @@ impl RuleSet {
                         reason: e.to_string(),
                     }),
                 },
-                Err(source) => errors.push(RuleError::Io { file, source }),
+                Err(e) => errors.push(e),
             }
         }
 
@@ -168,16 +180,13 @@ impl RuleSet {
             chosen.push(Some((spec, file)));
         }
 
-        let mut rules = Vec::new();
-        for (spec, file) in chosen.into_iter().flatten() {
-            if !spec.enabled {
-                continue;
-            }
-            match compiler.compile(spec, file.as_deref()) {
-                Ok(rule) => rules.push(rule),
-                Err(e) => errors.push(e),
-            }
-        }
+        let work: Vec<(RuleSpec, Option<PathBuf>)> = chosen
+            .into_iter()
+            .flatten()
+            .filter(|(spec, _)| spec.enabled)
+            .collect();
+        let (rules, mut compile_errors) = compile_within(compiler, work, options.compile_limit);
+        errors.append(&mut compile_errors);
         if errors.is_empty() {
             Ok(Self { rules })
         } else {
@@ -245,6 +254,89 @@ pub fn is_tests_file(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.ends_with(".tests.yaml") || n.ends_with(".tests.yml"))
+}
+
+/// The largest rule file read (1 MiB): a rule, even a Sigma rule with long
+/// lists, is a few kilobytes; a bigger file is a mistake or an attack on
+/// the parser and is refused with a clear error.
+pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// How long one rule may take to compile (parse, plan, type-check) before
+/// the load stops with an error naming it (default of
+/// [`LoadOptions::compile_limit`]).
+pub const DEFAULT_COMPILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a rule file of at most [`MAX_RULE_FILE_BYTES`].
+pub(crate) fn read_rule_file(path: &Path) -> Result<String, RuleError> {
+    use std::io::Read;
+    let io = |source| RuleError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(RuleError::Yaml {
+            file: path.display().to_string(),
+            reason: format!("the file is over the {MAX_RULE_FILE_BYTES}-byte limit of a rule file"),
+        });
+    }
+    Ok(text)
+}
+
+/// Compiles the rules in order on a thread of its own and waits at most
+/// `limit` for each; a rule that takes longer stops the load with an error
+/// naming it (its compilation is abandoned, never waited for), so a
+/// pathological rule cannot hang the start of a run.
+fn compile_within(
+    compiler: Compiler,
+    work: Vec<(RuleSpec, Option<PathBuf>)>,
+    limit: std::time::Duration,
+) -> (Vec<CompiledRule>, Vec<RuleError>) {
+    let names: Vec<(String, Option<PathBuf>)> = work
+        .iter()
+        .map(|(s, f)| (s.id.clone(), f.clone()))
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("rule-compiler".into())
+        .spawn(move || {
+            for (spec, file) in work {
+                if tx.send(compiler.compile(spec, file.as_deref())).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        let error = RuleError::Engine {
+            reason: format!("cannot start the rule compiler thread: {e}"),
+        };
+        return (Vec::new(), vec![error]);
+    }
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for (id, file) in names {
+        match rx.recv_timeout(limit) {
+            Ok(Ok(rule)) => rules.push(rule),
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => {
+                errors.push(RuleError::Compile {
+                    id,
+                    file,
+                    reason: format!(
+                        "did not compile within {} s (the limit of one rule); simplify it or split it",
+                        limit.as_secs_f64()
+                    ),
+                });
+                break;
+            }
+        }
+    }
+    (rules, errors)
 }
 
 /// The sibling tests file of a Sigma rule file, `<stem>.tests.yaml` (or

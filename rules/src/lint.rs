@@ -207,7 +207,7 @@ pub fn lint(options: &LoadOptions) -> Result<LintReport, RuleError> {
     for file in files {
         let label = file.display().to_string();
         report.files += 1;
-        match std::fs::read_to_string(&file) {
+        match crate::read_rule_file(&file) {
             Ok(text) => {
                 let stem = file_stem(&file);
                 let origin = Origin {
@@ -224,7 +224,7 @@ pub fn lint(options: &LoadOptions) -> Result<LintReport, RuleError> {
                 line: None,
                 column: None,
                 rule_id: None,
-                message: format!("cannot read: {e}"),
+                message: e.to_string(),
             }),
         }
     }
@@ -1380,6 +1380,7 @@ mod tests {
         let report = lint(&LoadOptions {
             no_builtin: true,
             paths: vec![dir.path().to_path_buf()],
+            ..LoadOptions::default()
         })
         .unwrap();
         assert_eq!(report.files, 2);

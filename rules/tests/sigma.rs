@@ -32,6 +32,7 @@ fn load(name: &str, text: &str) -> Result<RuleSet, String> {
     RuleSet::load(&LoadOptions {
         paths: vec![path],
         no_builtin: true,
+        ..LoadOptions::default()
     })
     .map_err(|e| e.to_string())
 }
@@ -666,6 +667,7 @@ fn sigmahq_cloudtrail_rules_load_and_compile() {
     let set = RuleSet::load(&LoadOptions {
         paths: vec![dir],
         no_builtin: true,
+        ..LoadOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(set.len(), 36);
@@ -685,6 +687,7 @@ fn sigmahq_rules_match_what_they_describe() {
     let set = RuleSet::load(&LoadOptions {
         paths: vec![dir],
         no_builtin: true,
+        ..LoadOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let rule = |id: &str| {

@@ -74,6 +74,7 @@ pub fn pipeline_config(args: &DetectArgs) -> PipelineConfig {
         batch: BatchPolicy {
             max_rows: args.batch_rows.max(1),
             max_wait: Duration::from_millis(args.batch_ms),
+            ..BatchPolicy::default()
         },
         dead_letter_path: Some(args.dead_letters.clone()),
         ..PipelineConfig::default()
@@ -146,12 +147,26 @@ impl Drop for MetricsEndpoint {
 
 /// Starts the endpoint of `--metrics`, if given, and says where it is.
 pub fn start_metrics(args: &DetectArgs) -> anyhow::Result<Option<(Metrics, MetricsServer)>> {
-    let Some(addr) = args.metrics else {
+    serve_metrics(args.metrics, args.metrics_allow_remote, args.quiet)
+}
+
+/// Starts a metrics endpoint on `addr`, if given (beyond loopback only with
+/// `allow_remote`), and says where it is.
+pub fn serve_metrics(
+    addr: Option<std::net::SocketAddr>,
+    allow_remote: bool,
+    quiet: bool,
+) -> anyhow::Result<Option<(Metrics, MetricsServer)>> {
+    let Some(addr) = addr else {
         return Ok(None);
     };
     let metrics = Metrics::new().context("cannot set up the metrics")?;
-    let server = MetricsServer::start(addr, metrics.clone())?;
-    if !args.quiet {
+    let server = if allow_remote {
+        MetricsServer::start_remote(addr, metrics.clone())?
+    } else {
+        MetricsServer::start(addr, metrics.clone())?
+    };
+    if !quiet {
         eprintln!("metrics: serving http://{}/metrics", server.local_addr());
     }
     Ok(Some((metrics, server)))

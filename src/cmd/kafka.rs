@@ -79,10 +79,13 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         return ingest_follow(args, &bus);
     }
     let inputs = super::expand_inputs(&args.paths, || IngestInput::Stdin, IngestInput::Path)?;
+    let endpoint =
+        super::detect::serve_metrics(args.metrics, args.metrics_allow_remote, args.quiet)?;
     let options = IngestOptions {
         state: args.state.clone(),
         dead_letter_path: Some(args.dead_letters.clone()),
         stop: Some(stop_flag()?),
+        metrics: endpoint.as_ref().map(|(m, _)| m.clone()),
         ..IngestOptions::default()
     };
     let summary = trailhound_kafka::ingest::ingest(inputs, &bus, &options)?;
@@ -105,6 +108,12 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         print_dead_letters(&summary.dead_letters_by_reason);
         for e in &summary.input_errors {
             eprintln!("  input error: {e}");
+        }
+        if summary.outages > 0 {
+            eprintln!(
+                "  broker outages ridden out: {} (inputs sent again after each)",
+                summary.outages
+            );
         }
         if summary.stopped {
             eprintln!("  stopped before the end: run again to send the rest");
@@ -361,6 +370,12 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
             summary.skipped_restored,
             summary.rebalances,
         );
+        if summary.member_restarts > 0 {
+            eprintln!(
+                "  rejoined the group {} time(s) after the broker failed (resumed from the checkpoints)",
+                summary.member_restarts
+            );
+        }
         for (rule, n) in &summary.alerts_by_rule {
             eprintln!("  alerts {rule}: {n}");
         }

@@ -35,6 +35,7 @@ pub fn load_rules(args: &RuleArgs) -> anyhow::Result<trailhound_rules::RuleSet> 
     let options = trailhound_rules::LoadOptions {
         no_builtin: args.no_builtin,
         paths: args.rules.clone(),
+        ..Default::default()
     };
     Ok(trailhound_rules::RuleSet::load(&options)?)
 }

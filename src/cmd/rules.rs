@@ -106,6 +106,7 @@ fn lint(rules: &RuleArgs, errors_only: bool) -> anyhow::Result<ExitCode> {
     let options = trailhound_rules::LoadOptions {
         no_builtin: rules.no_builtin,
         paths: rules.rules.clone(),
+        ..Default::default()
     };
     if options.no_builtin && options.paths.is_empty() {
         anyhow::bail!("nothing to lint: give folders or files of rules, or leave out --no-builtin");

@@ -32,6 +32,9 @@
 //! | `trailhound_checkpoints_total` | counter | |
 //! | `trailhound_consumer_lag` | gauge | `partition` |
 //! | `trailhound_actions_total` | counter | `kind`, `outcome` |
+//! | `trailhound_bus_restarts_total` | counter | `role` |
+//! | `trailhound_bus_pending_records` | gauge | `role` |
+//! | `trailhound_receiver_requests_total` | counter | `outcome` |
 //! | `trailhound_build_info` | gauge (always 1) | `version` |
 //!
 //! Series whose labels are not known up front (a dead-letter reason, a rule)
@@ -96,6 +99,15 @@ pub enum MetricsError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The address is beyond loopback and exposing the endpoint was not
+    /// asked for. Retrying does not help; the operator decides.
+    #[error(
+        "metrics on {addr} would be served beyond loopback, without authentication: add --metrics-allow-remote to mean it"
+    )]
+    NotLoopback {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
     /// The server thread could not be started.
     #[error("cannot start the metrics server thread: {0}")]
     Spawn(std::io::Error),
@@ -155,6 +167,12 @@ struct Inner {
     checkpoints: IntCounter,
     consumer_lag: IntGaugeVec,
     actions: IntCounterVec,
+    bus_restarts: IntCounterVec,
+    receiver_requests: IntCounterVec,
+    /// Records queued on Kafka producers and not yet acknowledged, by role;
+    /// read from the producers' counters at each scrape.
+    bus_pending: IntGaugeVec,
+    pending: Mutex<Vec<(String, Vec<trailhound_bus::PendingRecords>)>>,
     /// Notification sinks (`notify:`): deliveries by result, dead letters,
     /// queue depth; read from the sinks' counters at each scrape.
     notify: IntCounterVec,
@@ -389,6 +407,30 @@ impl Metrics {
                 "Response actions, by kind and outcome.",
                 &["kind", "outcome"],
             )?,
+            bus_restarts: counter_vec(
+                &r,
+                "trailhound_bus_restarts_total",
+                "Kafka clients replaced after a broker outage, by role (detect, ingest).",
+                &["role"],
+            )?,
+            receiver_requests: counter_vec(
+                &r,
+                "trailhound_receiver_requests_total",
+                "Requests to the gateway receiver, by outcome (accepted, unauthorised, too_large, unreadable, unavailable).",
+                &["outcome"],
+            )?,
+            bus_pending: reg(
+                &r,
+                "trailhound_bus_pending_records",
+                IntGaugeVec::new(
+                    Opts::new(
+                        "trailhound_bus_pending_records",
+                        "Records queued for Kafka and not yet acknowledged by the broker, by role (detect, ingest): the backlog of a broker outage.",
+                    ),
+                    &["role"],
+                ),
+            )?,
+            pending: Mutex::new(Vec::new()),
             notify: counter_vec(
                 &r,
                 "trailhound_notify_total",
@@ -564,6 +606,29 @@ impl Metrics {
         }
     }
 
+    /// Counts a request to the gateway receiver by its `outcome`.
+    pub fn receiver_request(&self, outcome: &str) {
+        if let Some(c) = child(
+            &self.inner.receiver_requests,
+            "trailhound_receiver_requests_total",
+            &[outcome],
+        ) {
+            c.inc();
+        }
+    }
+
+    /// Counts a Kafka client (`role`: `detect`, `ingest`) replaced after a
+    /// transient failure of the broker.
+    pub fn bus_restart(&self, role: &str) {
+        if let Some(c) = child(
+            &self.inner.bus_restarts,
+            "trailhound_bus_restarts_total",
+            &[role],
+        ) {
+            c.inc();
+        }
+    }
+
     /// Reports the counters of these notification sinks (the `notify:`
     /// sinks of a config file) at every scrape, beside those watched before.
     pub fn watch_sinks(&self, handles: impl IntoIterator<Item = crate::notify::StatsHandle>) {
@@ -571,6 +636,32 @@ impl Metrics {
             sinks.extend(handles);
         }
         self.refresh_sinks();
+    }
+
+    /// Reports, as `trailhound_bus_pending_records{role}`, the sum of these
+    /// producers' unacknowledged records at every scrape (replacing those
+    /// watched before for the same role: producers replaced after an outage).
+    pub fn watch_pending(&self, role: &str, producers: Vec<trailhound_bus::PendingRecords>) {
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            pending.retain(|(r, _)| r != role);
+            pending.push((role.to_string(), producers));
+        }
+    }
+
+    /// Moves the pending-record gauges to the producers' counters now.
+    fn refresh_pending(&self) {
+        let Ok(pending) = self.inner.pending.lock() else {
+            return;
+        };
+        for (role, producers) in pending.iter() {
+            if let Some(g) = child(
+                &self.inner.bus_pending,
+                "trailhound_bus_pending_records",
+                &[role.as_str()],
+            ) {
+                g.set(producers.iter().map(|p| p.get()).sum());
+            }
+        }
     }
 
     /// Moves the notification series up to the sinks' counters now.
@@ -616,6 +707,7 @@ impl Metrics {
     /// Every metric in the text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         self.refresh_sinks();
+        self.refresh_pending();
         let last = self.inner.last_checkpoint.lock().ok().and_then(|l| *l);
         if let Some(at) = last
             && let Some(g) = child(

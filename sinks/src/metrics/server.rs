@@ -46,7 +46,19 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Binds `addr` (port 0 picks a free port; see [`Self::local_addr`]) and
     /// serves `metrics` on a background thread.
+    ///
+    /// Only a loopback address is accepted (the endpoint has no
+    /// authentication); [`MetricsServer::start_remote`] takes any.
     pub fn start(addr: SocketAddr, metrics: Metrics) -> Result<MetricsServer, MetricsError> {
+        if !addr.ip().is_loopback() {
+            return Err(MetricsError::NotLoopback { addr });
+        }
+        Self::start_remote(addr, metrics)
+    }
+
+    /// [`MetricsServer::start`] on any address, loopback or not: for an
+    /// operator who asked for it (`--metrics-allow-remote`).
+    pub fn start_remote(addr: SocketAddr, metrics: Metrics) -> Result<MetricsServer, MetricsError> {
         let listener =
             TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
         let local = listener

@@ -500,6 +500,33 @@ fn bind_error_is_typed() {
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
 
+#[test]
+fn an_address_beyond_loopback_is_refused_unless_asked_for() {
+    let err =
+        MetricsServer::start("0.0.0.0:0".parse().unwrap(), Metrics::new().unwrap()).unwrap_err();
+    assert!(matches!(err, MetricsError::NotLoopback { .. }), "{err}");
+    assert!(err.to_string().contains("--metrics-allow-remote"), "{err}");
+    let exposed =
+        MetricsServer::start_remote("0.0.0.0:0".parse().unwrap(), Metrics::new().unwrap());
+    assert!(exposed.is_ok(), "start_remote takes any address");
+}
+
+#[test]
+fn pending_records_are_read_at_each_scrape() {
+    let m = Metrics::new().unwrap();
+    let pending = trailhound_bus::PendingRecords::default();
+    m.watch_pending("ingest", vec![pending.clone()]);
+    assert!(
+        m.render()
+            .contains("trailhound_bus_pending_records{role=\"ingest\"} 0")
+    );
+    m.bus_restart("ingest");
+    assert!(
+        m.render()
+            .contains("trailhound_bus_restarts_total{role=\"ingest\"} 1")
+    );
+}
+
 // ---- the Grafana dashboard ----
 
 /// Every `trailhound_*` name in the dashboard's queries is a family the
