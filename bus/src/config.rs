@@ -180,10 +180,12 @@ pub struct BusConfig {
     /// Consumer group session timeout, in milliseconds.
     pub session_timeout_ms: u32,
     /// The most a consumer holds of records fetched ahead of processing, in
-    /// MiB (default 64): librdkafka's prefetch queue
+    /// MiB (default 16): librdkafka's prefetch queue
     /// (`queued.max.messages.kbytes`) and one fetch (`fetch.max.bytes`). A
-    /// backlog on the topic, however large, costs a detector no more memory
-    /// than this: the broker keeps it until the detector asks.
+    /// backlog on the topic, however large, costs a detector a bounded
+    /// amount of memory that grows with this, not with the backlog (about 8
+    /// times this, with the fetch responses held and inflated, and the
+    /// poll's batches): the broker keeps the rest until the detector asks.
     pub consumer_buffer_mib: u32,
     /// Where a group starts on a partition with no committed offset.
     pub auto_offset_reset: OffsetReset,
@@ -205,7 +207,7 @@ impl Default for BusConfig {
             compression: Compression::default(),
             delivery_timeout_ms: 300_000,
             max_outage_secs: 900,
-            consumer_buffer_mib: 64,
+            consumer_buffer_mib: 16,
             session_timeout_ms: 10_000,
             auto_offset_reset: OffsetReset::default(),
             properties: BTreeMap::new(),
