@@ -711,6 +711,7 @@ impl Engine {
                 tags: rule.tags.clone(),
                 access_key_id: optional_cell(batch, self.idx_access_key, row),
                 session_id: optional_cell(batch, self.idx_session_id, row),
+                closes: None,
             });
         }
         Ok(alerts)
@@ -781,6 +782,7 @@ impl Engine {
                 tags: rule.tags.clone(),
                 access_key_id: None,
                 session_id: None,
+                closes: None,
             });
         }
         alerts
@@ -817,6 +819,7 @@ impl Engine {
             tags: rule.tags.clone(),
             access_key_id: optional_cell(batch, self.idx_access_key, row),
             session_id: optional_cell(batch, self.idx_session_id, row),
+            closes: None,
         }
     }
 }

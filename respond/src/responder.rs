@@ -729,6 +729,7 @@ impl Responder {
             tags: vec!["trailhound.response".into()],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 
@@ -753,6 +754,7 @@ impl Responder {
             tags: vec!["trailhound.response".into()],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 }

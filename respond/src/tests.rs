@@ -99,6 +99,7 @@ fn alert(n: u32, principal: &str) -> Alert {
         tags: vec![],
         access_key_id: Some("AKIAEXAMPLE0000001".into()),
         session_id: None,
+        closes: None,
     }
 }
 

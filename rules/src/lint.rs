@@ -39,7 +39,7 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::SessionContext;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
-use trailhound_core::{Event, event_schema};
+use trailhound_core::{Event, rule_schema};
 
 use crate::compile::Compiler;
 use crate::error::RuleError;
@@ -350,7 +350,7 @@ impl Linter {
         })?;
         sigma::register(&mut ctx);
         let schema =
-            DFSchema::try_from(event_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
+            DFSchema::try_from(rule_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
                 reason: e.to_string(),
             })?;
         Ok(Self {

@@ -225,6 +225,7 @@ mod tests {
             tags: Vec::new(),
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 
