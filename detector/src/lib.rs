@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod correlate;
 pub mod dedup;
 pub mod engine;
+pub mod grants;
 pub mod link;
 pub mod pipeline;
 pub mod prefilter;
