@@ -87,6 +87,11 @@ pub struct Config {
     /// tokens, body limits; `ingest --listen` reads it.
     #[serde(default)]
     pub receiver: Option<trailhound_receive::ReceiverSettings>,
+    /// Just-in-time grants (`trailhound_detector::grants::GrantConfig`):
+    /// privileged and managed roles, gateway roles, Identity Center names;
+    /// `detect` reads it.
+    #[serde(default)]
+    pub grants: Option<trailhound_detector::grants::GrantConfig>,
 }
 
 /// `notify:`: the sinks, and defaults every sink may override.
@@ -371,6 +376,17 @@ pub fn load_response(
         });
     }
     Ok(response)
+}
+
+/// `grants:` of the settings file, or the defaults when there is no file or
+/// no such section.
+pub fn load_grants(
+    path: Option<&Path>,
+) -> Result<trailhound_detector::grants::GrantConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(trailhound_detector::grants::GrantConfig::default());
+    };
+    Ok(Config::load(path)?.grants.unwrap_or_default())
 }
 
 fn url_scheme_unusable(url: &str) -> bool {

@@ -41,6 +41,7 @@
 //! the grant events of the lake.
 
 mod enrich;
+pub mod history;
 pub mod identity_center;
 pub mod record;
 
