@@ -860,6 +860,26 @@ response: ~
     }
 
     #[test]
+    fn grants_take_roles_gateway_roles_and_identity_center_names() {
+        let text = "grants:\n  privileged_roles: [\"arn:aws:iam::*:role/break-glass-*\"]\n  \
+                    gateway_roles: {aws-admin: [\"arn:aws:iam::1:role/admin\"]}\n  \
+                    identity_center:\n    users: {u-1: alice}\n  outlived_within: 6h\n";
+        let grants = parse(text).unwrap().grants.unwrap_or_default();
+        assert_eq!(grants.privileged_roles.len(), 1);
+        assert_eq!(
+            grants.gateway_roles["aws-admin"],
+            ["arn:aws:iam::1:role/admin"]
+        );
+        assert_eq!(grants.identity_center.users["u-1"], "alice");
+        assert_eq!(grants.outlived_within_micros, 6 * 3_600_000_000);
+        assert_eq!(grants.retention_micros, 7 * 86_400_000_000);
+        let e = parse("grants:\n  privileged_role: [x]\n").unwrap_err();
+        assert!(e.to_string().contains("privileged_role"), "{e}");
+        let e = parse("grants:\n  retention: soon\n").unwrap_err();
+        assert!(e.to_string().contains("soon"), "{e}");
+    }
+
+    #[test]
     fn periods_take_units_or_seconds() {
         assert_eq!(
             Period::parse("250ms"),

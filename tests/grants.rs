@@ -276,3 +276,67 @@ fn in_enforce_mode_the_role_carries_the_token_issue_time_deny_of_the_outlived_gr
     );
     assert_eq!(st["Condition"]["DateLessThan"]["aws:TokenIssueTime"], end);
 }
+
+/// A cold start: the grants were read by an earlier run into the lake; a
+/// new run without a checkpoint, over the CloudTrail files only, rebuilds
+/// the grant table from the lake and still knows whose session outlived
+/// its grant. (Without the rebuild it would know no grant at all: the role
+/// would not even count as managed, and nothing would alert.)
+#[test]
+fn a_cold_start_rebuilds_the_grant_table_from_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let label = organisation(dir.path());
+    let first = run(
+        &["detect", "org/grants", "--lake", "lake", "--quiet"],
+        dir.path(),
+    );
+    assert!(first.status.success(), "{}", common::text(&first.stderr));
+    let out = run(
+        &[
+            "detect",
+            "org/AWSLogs",
+            "--labels",
+            "org/labels.json",
+            "--format",
+            "json",
+            "--lake",
+            "lake",
+        ],
+        dir.path(),
+    );
+    let stderr = common::text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("grants: 5 rebuilt from the lake"),
+        "{stderr}"
+    );
+    let alerts = alerts(&out);
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule_id.as_str()).collect();
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| **r == "grant-expired-role-still-used")
+            .count(),
+        1,
+        "{rules:?}"
+    );
+    assert!(
+        !rules.contains(&"grant-privileged-call-without-grant"),
+        "{rules:?}"
+    );
+    // The grants that had ended when the lake was written count as closed;
+    // the last one ends after it and is closed by this run.
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| **r == "grant-ended-close-sessions")
+            .count(),
+        1,
+        "{rules:?}"
+    );
+    let late = alerts
+        .iter()
+        .find(|a| a.rule_id == "grant-expired-role-still-used")
+        .unwrap();
+    assert_eq!(late.principal, label.principal);
+}
