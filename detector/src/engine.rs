@@ -11,7 +11,10 @@
 //! [`Engine::flush`] closes everything at the end of input. Baseline rules
 //! ([`crate::baseline`]) learn and query per-key state row by row, in event
 //! time order within the batch, and alert at once on a departure. Every
-//! alert then goes through dedup.
+//! alert then goes through dedup. Before any rule, the grant table
+//! ([`crate::grants`]) adds the grant columns to the batch; grants whose end
+//! the watermark passed come back as `grant.closed` rows run through the
+//! rules too.
 
 use std::collections::HashMap;
 

@@ -369,3 +369,58 @@ fn calls_are_judged_against_the_grants_in_event_time() {
     assert!(ended.is_null(0) && ended.is_null(1) && !ended.is_null(2));
     assert!(enriched.closures.contains_key("alice@2026-11-02T11:05:00Z"));
 }
+
+/// A Teleport grant, when it ends, closes the gateway sessions its user
+/// opened during it and left open, and the AWS role its gateway role maps
+/// to (for that user's sessions): the closure the responders act on.
+#[test]
+fn a_teleport_grant_closes_its_users_open_gateway_sessions_and_mapped_role() {
+    let lines = [
+        r#"{"event":"access_request.create","time":"2026-11-02T10:00:00Z","uid":"u1","user":"alice","id":"r-9","roles":["aws-admin"],"state":"PENDING","expires":"2026-11-02T11:00:00Z"}"#,
+        r#"{"event":"access_request.update","time":"2026-11-02T10:01:00Z","uid":"u2","id":"r-9","state":"APPROVED","updated_by":"bob"}"#,
+        r#"{"ei":0,"event":"session.start","uid":"u3","user":"alice","sid":"s-open","time":"2026-11-02T10:05:00Z","server_hostname":"bastion-1","addr.remote":"198.51.100.4:51000"}"#,
+        r#"{"ei":0,"event":"session.start","uid":"u4","user":"alice","sid":"s-done","time":"2026-11-02T10:06:00Z","server_hostname":"bastion-1","addr.remote":"198.51.100.4:51001"}"#,
+        r#"{"ei":1,"event":"session.end","uid":"u5","user":"alice","sid":"s-done","time":"2026-11-02T10:20:00Z","server_hostname":"bastion-1"}"#,
+        r#"{"ei":0,"event":"session.start","uid":"u6","user":"carol","sid":"s-carol","time":"2026-11-02T10:07:00Z","server_hostname":"bastion-1","addr.remote":"198.51.100.5:51002"}"#,
+        r#"{"ei":0,"event":"session.start","uid":"u7","user":"dave","sid":"s-late","time":"2026-11-02T11:40:00Z","server_hostname":"bastion-1","addr.remote":"198.51.100.6:51003"}"#,
+    ];
+    let events = parse("teleport.log", &lines.join("\n"));
+    let rules = RuleSet::builtin().unwrap_or_else(|e| panic!("{:?}", e.errors));
+    let closing: Vec<_> = rules
+        .rules()
+        .iter()
+        .filter(|r| r.id == "grant-ended-close-sessions")
+        .cloned()
+        .collect();
+    let mut config = GrantConfig::default();
+    config.gateway_roles.insert(
+        "aws-admin".into(),
+        vec![format!("arn:aws:iam::{ACCOUNT}:role/admin")],
+    );
+    let mut engine = Engine::new(RuleSet::from_rules(closing)).with_grants(config);
+    let mut alerts = engine
+        .process(&events_to_batch(&events))
+        .unwrap_or_else(|e| panic!("{e}"));
+    alerts.extend(engine.flush().unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let closes = alerts[0].closes.as_ref().expect("a closure");
+    assert_eq!(closes.grant_id, "teleport:r-9");
+    assert_eq!(closes.person, "alice");
+    assert_eq!(closes.issued_before, t("2026-11-02T11:00:00Z"));
+    let sessions: Vec<&str> = closes
+        .gateway_sessions
+        .iter()
+        .map(|s| s.session_id.as_str())
+        .collect();
+    assert_eq!(sessions, ["s-open"]);
+    assert_eq!(closes.role_sessions.len(), 1);
+    assert_eq!(
+        closes.role_sessions[0].role_arn,
+        format!("arn:aws:iam::{ACCOUNT}:role/admin")
+    );
+    assert_eq!(
+        closes.role_sessions[0].session_name.as_deref(),
+        Some("alice")
+    );
+    assert_eq!(alerts[0].principal, "gateway:alice");
+}
