@@ -412,7 +412,7 @@ pub struct GenerateArgs {
     /// First day, as YYYY-MM-DD (UTC).
     #[arg(long, default_value = "2026-11-02")]
     pub start: String,
-    /// Attack scenarios to inject: comma-separated scenario ids and sets: `demo` (the 12 known-bad ones), `credential-misuse` (5 that only baselines see), `all` (both), `none`.
+    /// Attack scenarios to inject: comma-separated scenario ids and sets: `demo` (the 12 known-bad ones), `credential-misuse` (5 that only baselines see), `grants` (a session outliving its just-in-time grant), `all` (every one), `none`.
     #[arg(long, visible_alias = "scenarios", default_value = "demo")]
     pub attacks: String,
     /// No gateway session logs.

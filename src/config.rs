@@ -87,6 +87,11 @@ pub struct Config {
     /// tokens, body limits; `ingest --listen` reads it.
     #[serde(default)]
     pub receiver: Option<trailhound_receive::ReceiverSettings>,
+    /// Just-in-time grants (`trailhound_detector::grants::GrantConfig`):
+    /// privileged and managed roles, gateway roles, Identity Center names;
+    /// `detect` reads it.
+    #[serde(default)]
+    pub grants: Option<trailhound_detector::grants::GrantConfig>,
 }
 
 /// `notify:`: the sinks, and defaults every sink may override.
@@ -371,6 +376,17 @@ pub fn load_response(
         });
     }
     Ok(response)
+}
+
+/// `grants:` of the settings file, or the defaults when there is no file or
+/// no such section.
+pub fn load_grants(
+    path: Option<&Path>,
+) -> Result<trailhound_detector::grants::GrantConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(trailhound_detector::grants::GrantConfig::default());
+    };
+    Ok(Config::load(path)?.grants.unwrap_or_default())
 }
 
 fn url_scheme_unusable(url: &str) -> bool {
@@ -841,6 +857,26 @@ response: ~
             m.contains("notify.sinks[0].queue_size: must be at least 1"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn grants_take_roles_gateway_roles_and_identity_center_names() {
+        let text = "grants:\n  privileged_roles: [\"arn:aws:iam::*:role/break-glass-*\"]\n  \
+                    gateway_roles: {aws-admin: [\"arn:aws:iam::1:role/admin\"]}\n  \
+                    identity_center:\n    users: {u-1: alice}\n  outlived_within: 6h\n";
+        let grants = parse(text).unwrap().grants.unwrap_or_default();
+        assert_eq!(grants.privileged_roles.len(), 1);
+        assert_eq!(
+            grants.gateway_roles["aws-admin"],
+            ["arn:aws:iam::1:role/admin"]
+        );
+        assert_eq!(grants.identity_center.users["u-1"], "alice");
+        assert_eq!(grants.outlived_within_micros, 6 * 3_600_000_000);
+        assert_eq!(grants.retention_micros, 7 * 86_400_000_000);
+        let e = parse("grants:\n  privileged_role: [x]\n").unwrap_err();
+        assert!(e.to_string().contains("privileged_role"), "{e}");
+        let e = parse("grants:\n  retention: soon\n").unwrap_err();
+        assert!(e.to_string().contains("soon"), "{e}");
     }
 
     #[test]

@@ -562,6 +562,7 @@ fn alerts_are_confirmed_and_keyed_by_alert_id() {
             tags: vec!["attack.t1530".into()],
             access_key_id: None,
             session_id: None,
+            closes: None,
         })
         .collect();
     let producer = RecordProducer::new(&config).expect("a record producer");

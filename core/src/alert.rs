@@ -92,4 +92,9 @@ pub struct Alert {
     /// (what `end-gateway-session` ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// For an alert about a just-in-time grant that ended (or was outlived):
+    /// the sessions issued during it, which `revoke-sessions` and
+    /// `end-gateway-session` close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes: Option<crate::grant::GrantClosure>,
 }

@@ -26,6 +26,7 @@ pub mod action;
 pub mod alert;
 pub mod deadletter;
 pub mod event;
+pub mod grant;
 pub mod id;
 pub mod schema;
 pub mod time;
@@ -34,4 +35,5 @@ pub use action::{Action, ActionMode, ActionOutcome, ResponseHook, ResponseOutput
 pub use alert::{Alert, Severity};
 pub use deadletter::{DeadLetter, Position};
 pub use event::{Event, Source};
+pub use grant::{GrantClosure, rule_schema};
 pub use schema::{EventBatchBuilder, event_schema, events_to_batch};

@@ -389,7 +389,10 @@ fn in_range(
 /// A batch exactly of the event schema, with fresh compact dictionaries (as
 /// the live batcher builds them): the engine indexes a batch's dictionary of
 /// event names, which a slice of a bigger read would share whole.
-fn normalise(batch: &RecordBatch, partition: &str) -> Result<RecordBatch, BacktestError> {
+pub(crate) fn normalise(
+    batch: &RecordBatch,
+    partition: &str,
+) -> Result<RecordBatch, BacktestError> {
     let schema = event_schema();
     let schema_error = |reason: String| BacktestError::Schema {
         partition: partition.to_string(),

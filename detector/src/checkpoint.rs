@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub const FILE_NAME: &str = "checkpoint.bin";
 const MAGIC: &[u8; 8] = b"THOUNDCK";
 /// Version of the checkpoint format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// A checkpoint could not be written or read.

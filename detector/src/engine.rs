@@ -11,12 +11,16 @@
 //! [`Engine::flush`] closes everything at the end of input. Baseline rules
 //! ([`crate::baseline`]) learn and query per-key state row by row, in event
 //! time order within the batch, and alert at once on a departure. Every
-//! alert then goes through dedup.
+//! alert then goes through dedup. Before any rule, the grant table
+//! ([`crate::grants`]) adds the grant columns to the batch; grants whose end
+//! the watermark passed come back as `grant.closed` rows run through the
+//! rules too.
 
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
+use trailhound_core::grant::GrantClosure;
 use trailhound_core::schema::columns;
 use trailhound_core::time::now_micros;
 use trailhound_core::{Alert, event_schema, id::stable_id};
@@ -26,6 +30,7 @@ use trailhound_rules::{CompiledRule, RuleError, RuleSet, Suppress};
 use crate::baseline::{BaselineLimits, BaselineSnapshot, BaselineStats, BaselineStore};
 use crate::correlate::{CorrelateState, Joins, SideRow};
 use crate::dedup::{Dedup, Verdict};
+use crate::grants::{GrantConfig, GrantSnapshot, GrantTable};
 use crate::link::{LinkConfig, LinkContext, RowLink};
 use crate::prefilter::{self, Hits, NameIndex};
 use crate::sequence::{SequenceState, StartMeta};
@@ -95,6 +100,7 @@ pub struct Engine {
     correlations: Vec<Option<CorrelateState>>,
     baselines: BaselineStore,
     links: LinkContext,
+    grants: GrantTable,
     idx_event_time: usize,
     idx_event_id: usize,
     idx_principal: usize,
@@ -141,6 +147,7 @@ impl Engine {
             rules,
             baselines,
             links: LinkContext::default(),
+            grants: GrantTable::default(),
             suppress: Suppress::default(),
             dedup: Dedup::default(),
             stats: EngineStats::default(),
@@ -170,6 +177,34 @@ impl Engine {
     pub fn with_links(mut self, config: LinkConfig) -> Self {
         self.links = LinkContext::new(config);
         self
+    }
+
+    /// Sets how the grant table judges calls ([`crate::grants`]): which
+    /// roles are privileged, how gateway roles map to AWS roles.
+    pub fn with_grants(mut self, config: GrantConfig) -> Self {
+        self.grants = GrantTable::new(config);
+        self
+    }
+
+    /// The grant table.
+    pub fn grants(&self) -> &GrantTable {
+        &self.grants
+    }
+
+    /// Applies the grant events of a batch (grant events, Identity Center
+    /// records, gateway session starts and ends) to the grant table without
+    /// running any rule: a cold start rebuilds the table from the lake this
+    /// way. Grants that ended by `settled_until` are taken as closed.
+    pub fn learn_grants(
+        &mut self,
+        batch: &RecordBatch,
+        settled_until: Option<i64>,
+    ) -> Result<(), RuleError> {
+        self.grants.enrich(batch).map_err(grant_error)?;
+        if let Some(t) = settled_until {
+            self.grants.settle(t);
+        }
+        Ok(())
     }
 
     /// Sets the global suppress list: events from these principals, accounts
@@ -278,6 +313,10 @@ impl Engine {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
+        // The grant columns, before any rule (crate::grants).
+        let enriched = self.grants.enrich(batch).map_err(grant_error)?;
+        let mut closures = enriched.closures;
+        let batch = &enriched.batch;
         let times = batch
             .column(self.idx_event_time)
             .as_primitive::<TimestampMicrosecondType>();
@@ -285,6 +324,33 @@ impl Engine {
         let row_links = self.links.observe(batch, self.watermark());
         let mut alerts = Vec::new();
         let mut candidates = Vec::new();
+        self.run_rules(batch, &mut alerts, &mut candidates)?;
+        if let Some(n) = batch_newest {
+            self.newest = Some(self.newest.map_or(n, |o| o.max(n)));
+        }
+        if let Some(newest) = self.newest {
+            self.baselines.sweep(newest);
+        }
+        if let Some(watermark) = self.watermark() {
+            self.close_grants(watermark, &mut alerts, &mut candidates, &mut closures)?;
+            candidates.extend(self.close(Some(watermark))?);
+        }
+        alerts.extend(self.finish(candidates));
+        if !row_links.is_empty() {
+            self.annotate_links(&mut alerts, &row_links);
+        }
+        self.annotate_closures(&mut alerts, &closures);
+        Ok(alerts)
+    }
+
+    /// Runs every rule on one batch (of the rule schema): plain alerts to
+    /// `alerts`, window, sequence and correlation results to `candidates`.
+    fn run_rules(
+        &mut self,
+        batch: &RecordBatch,
+        alerts: &mut Vec<Alert>,
+        candidates: &mut Vec<Candidate>,
+    ) -> Result<(), RuleError> {
         let rules = std::mem::take(&mut self.rules);
         let names = NameIndex::of(batch, self.idx_event_name);
         let result = (|| {
@@ -320,21 +386,48 @@ impl Engine {
             Ok::<(), RuleError>(())
         })();
         self.rules = rules;
-        result?;
-        if let Some(n) = batch_newest {
-            self.newest = Some(self.newest.map_or(n, |o| o.max(n)));
+        result
+    }
+
+    /// Closes the grants whose end is at or before `until` and runs their
+    /// `grant.closed` rows through the rules ([`crate::grants`]).
+    fn close_grants(
+        &mut self,
+        until: i64,
+        alerts: &mut Vec<Alert>,
+        candidates: &mut Vec<Candidate>,
+        closures: &mut HashMap<String, GrantClosure>,
+    ) -> Result<(), RuleError> {
+        self.grants.sweep(until);
+        if let Some(closed) = self.grants.close_until(until).map_err(grant_error)? {
+            self.run_rules(&closed.batch, alerts, candidates)?;
+            closures.extend(closed.closures);
         }
-        if let Some(newest) = self.newest {
-            self.baselines.sweep(newest);
+        Ok(())
+    }
+
+    /// Gives the alerts of grant rules (tagged `grant`) the sessions their
+    /// first closing event asks to close: a `grant.closed` row's, or a late
+    /// call's own. Alerts of other rules are left as they are, so their
+    /// responders act as they always do.
+    fn annotate_closures(&self, alerts: &mut [Alert], closures: &HashMap<String, GrantClosure>) {
+        if closures.is_empty() {
+            return;
         }
-        if let Some(watermark) = self.watermark() {
-            candidates.extend(self.close(Some(watermark))?);
+        for alert in alerts {
+            let grant_rule = self
+                .rules
+                .rules()
+                .iter()
+                .find(|r| r.id == alert.rule_id)
+                .is_some_and(|r| r.tags.iter().any(|t| t == "grant"));
+            if !grant_rule {
+                continue;
+            }
+            if let Some(c) = alert.event_ids.iter().find_map(|id| closures.get(id)) {
+                alert.closes = Some(c.clone());
+            }
         }
-        alerts.extend(self.finish(candidates));
-        if !row_links.is_empty() {
-            self.annotate_links(&mut alerts, &row_links);
-        }
-        Ok(alerts)
     }
 
     /// Gives each alert of this batch the other side of its gateway <-> AWS
@@ -357,11 +450,20 @@ impl Engine {
         }
     }
 
-    /// Closes every window and ends every sequence wait: call at the end of
+    /// Closes every window and ends every sequence wait, and closes the
+    /// grants that ended by the newest event time: call at the end of
     /// input. Returns the alerts they raise.
     pub fn flush(&mut self) -> Result<Vec<Alert>, RuleError> {
-        let candidates = self.close(None)?;
-        Ok(self.finish(candidates))
+        let mut alerts = Vec::new();
+        let mut candidates = Vec::new();
+        let mut closures = HashMap::new();
+        if let Some(newest) = self.newest {
+            self.close_grants(newest, &mut alerts, &mut candidates, &mut closures)?;
+        }
+        candidates.extend(self.close(None)?);
+        alerts.extend(self.finish(candidates));
+        self.annotate_closures(&mut alerts, &closures);
+        Ok(alerts)
     }
 
     /// Forgets dedup state older than `horizon_micros` before the newest event seen.
@@ -711,6 +813,7 @@ impl Engine {
                 tags: rule.tags.clone(),
                 access_key_id: optional_cell(batch, self.idx_access_key, row),
                 session_id: optional_cell(batch, self.idx_session_id, row),
+                closes: None,
             });
         }
         Ok(alerts)
@@ -781,6 +884,7 @@ impl Engine {
                 tags: rule.tags.clone(),
                 access_key_id: None,
                 session_id: None,
+                closes: None,
             });
         }
         alerts
@@ -817,6 +921,7 @@ impl Engine {
             tags: rule.tags.clone(),
             access_key_id: optional_cell(batch, self.idx_access_key, row),
             session_id: optional_cell(batch, self.idx_session_id, row),
+            closes: None,
         }
     }
 }
@@ -831,6 +936,7 @@ struct SavedRef<'a> {
     dedup: &'a Dedup,
     rules: Vec<SavedRuleRef<'a>>,
     baselines: BaselineSnapshot,
+    grants: GrantSnapshot,
 }
 
 #[derive(serde::Serialize)]
@@ -849,6 +955,7 @@ struct Saved {
     dedup: Dedup,
     rules: Vec<SavedRule>,
     baselines: BaselineSnapshot,
+    grants: GrantSnapshot,
 }
 
 #[derive(serde::Deserialize)]
@@ -871,7 +978,7 @@ pub struct RestoreReport {
 
 impl Engine {
     /// Encodes the engine's state (windows, sequences, baselines, dedup,
-    /// event-time progress) for a checkpoint.
+    /// the grant table, event-time progress) for a checkpoint.
     pub fn save_state(&self) -> Result<Vec<u8>, String> {
         let rules = self
             .rules
@@ -893,6 +1000,7 @@ impl Engine {
             dedup: &self.dedup,
             rules,
             baselines: self.baselines.snapshot(&ids),
+            grants: self.grants.snapshot(),
         };
         postcard::to_stdvec(&saved).map_err(|e| e.to_string())
     }
@@ -947,11 +1055,20 @@ impl Engine {
             })
             .collect();
         self.baselines.restore(saved.baselines, &ids);
+        self.grants.restore(saved.grants);
         self.dedup = saved.dedup;
         self.dedup.retain_rules(|id| kept.contains(id));
         self.newest = saved.newest;
         self.hold = saved.hold;
         Ok(report)
+    }
+}
+
+/// A grant table failure, as a rule error of the pseudo-rule `grants`.
+fn grant_error(reason: String) -> RuleError {
+    RuleError::Evaluate {
+        id: "grants".into(),
+        reason,
     }
 }
 

@@ -16,6 +16,9 @@
 //! Baseline rules keep, per rule and key, the values and hours seen, with a
 //! fixed budget ([`baseline`]), and alert on the first departure once the key
 //! is past its learning period and minimum history.
+//! Just-in-time grants are a table of their own ([`grants`]): in force by
+//! person and role in event time, read by rules as columns, closed when the
+//! watermark passes their end.
 //! [`testing::all_tests`] runs every rule's inline tests, the stateful ones
 //! through a fresh engine.
 //!
@@ -29,6 +32,7 @@ pub mod checkpoint;
 pub mod correlate;
 pub mod dedup;
 pub mod engine;
+pub mod grants;
 pub mod link;
 pub mod pipeline;
 pub mod prefilter;

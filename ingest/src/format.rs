@@ -15,6 +15,8 @@ pub enum Format {
     Cowrie,
     /// trailhound's own session JSON-lines format (`docs/session-jsonl.md`).
     SessionJsonl,
+    /// trailhound's grants JSON-lines format (`docs/grants-jsonl.md`).
+    GrantJsonl,
     /// The generator's `labels.json` (ground truth, not a log): recognised and skipped.
     GeneratorLabels,
     /// Nothing recognisable.
@@ -31,6 +33,7 @@ impl Format {
             Format::Teleport => "teleport",
             Format::Cowrie => "cowrie",
             Format::SessionJsonl => "session_jsonl",
+            Format::GrantJsonl => "grant_jsonl",
             Format::GeneratorLabels => "generator_labels",
             Format::Unknown => "unknown",
         }
@@ -64,6 +67,9 @@ pub fn sniff(name: &str, bytes: &[u8]) -> Format {
             && (has_key(first_line, "width") || has_key(first_line, "term"))
         {
             return Format::Asciinema;
+        }
+        if has_key(first_line, "trailhound") && first_line.contains("\"grant/") {
+            return Format::GrantJsonl;
         }
         if has_key(first_line, "trailhound") && first_line.contains("session") {
             return Format::SessionJsonl;
@@ -155,6 +161,13 @@ mod tests {
         assert_eq!(
             sniff("g.jsonl", br#"{"trailhound":"session/v1","type":"start"}"#),
             Format::SessionJsonl
+        );
+        assert_eq!(
+            sniff(
+                "g.jsonl",
+                br#"{"trailhound":"grant/v1","id":"1","principal":"session-admin"}"#
+            ),
+            Format::GrantJsonl
         );
         assert_eq!(
             sniff(

@@ -109,12 +109,13 @@ pub fn parse_input(raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) -> InputS
         Format::Teleport => session::teleport::parse(&bytes, ctx, out),
         Format::Cowrie => session::cowrie::parse(&bytes, ctx, out),
         Format::SessionJsonl => session::jsonl::parse(&bytes, ctx, out),
+        Format::GrantJsonl => crate::grants::jsonl::parse(&bytes, ctx, out),
         Format::Unknown => {
             if !bytes.iter().all(u8::is_ascii_whitespace) {
                 out.dead_letter(ctx.dead_letter(
                     Position::Whole,
                     "unknown_format",
-                    "not CloudTrail JSON, an asciinema cast, Teleport, Cowrie or trailhound session JSON lines",
+                    "not CloudTrail JSON, an asciinema cast, Teleport, Cowrie, trailhound session JSON lines or grants JSON lines",
                     &bytes,
                 ));
             }

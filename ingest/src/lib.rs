@@ -2,7 +2,8 @@
 //!
 //! Everything between the outside world and the event model: the parsers
 //! (CloudTrail in all its shapes, S3 data events, asciinema, Teleport, Cowrie
-//! and trailhound's own session JSON lines), input handling (gzip, limits,
+//! and trailhound's own session JSON lines; just-in-time grants in
+//! [`grants`]), input handling (gzip, limits,
 //! format recognition, folders and globs) and the workload generator.
 //!
 //! The one design decision to know: a parser never fails and never stops on a
@@ -30,6 +31,7 @@ pub mod emit;
 pub mod follow;
 pub mod format;
 pub mod generate;
+pub mod grants;
 pub mod input;
 pub mod session;
 

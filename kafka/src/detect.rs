@@ -540,6 +540,12 @@ fn run_member(
     for r in &parts.rekeyed {
         tracing::info!(rule = %r.rule.id, key = %r.by.describe(), "rule runs through the rekeyed topic");
     }
+    if !parts.left_out.is_empty() {
+        tracing::warn!(
+            rules = %parts.left_out.join(", "),
+            "Grant rules are not run over Kafka: a partition does not see every grant event; run them in the embedded detector."
+        );
+    }
     let shared = Arc::new(Mutex::new(Inner {
         state: options.state.clone(),
         events_topic: events_topic.clone(),

@@ -176,12 +176,21 @@ pub struct Split {
     pub principal: Vec<CompiledRule>,
     /// Rules run through the rekeyed topic.
     pub rekeyed: Vec<RekeyedRule>,
+    /// Rules not run over Kafka: those on just-in-time grants (tagged
+    /// `grant`), whose grant table needs every grant event while a
+    /// partition sees only its principals' (grant events are not broadcast
+    /// to the partitions yet); they run in the embedded detector.
+    pub left_out: Vec<String>,
 }
 
-/// Splits `rules` by [`scope_of`].
+/// Splits `rules` by [`scope_of`], leaving out the grant rules.
 pub fn split(rules: &[CompiledRule]) -> Split {
     let mut out = Split::default();
     for rule in rules {
+        if rule.tags.iter().any(|t| t == "grant") {
+            out.left_out.push(rule.id.clone());
+            continue;
+        }
         match scope_of(rule) {
             Scope::Principal => out.principal.push(rule.clone()),
             Scope::Rekeyed(by) => out.rekeyed.push(RekeyedRule {
@@ -245,9 +254,11 @@ mod tests {
         let rules = RuleSet::builtin().unwrap_or_else(|e| panic!("{:?}", e.errors));
         let split = split(rules.rules());
         assert_eq!(
-            split.principal.len() + split.rekeyed.len(),
+            split.principal.len() + split.rekeyed.len() + split.left_out.len(),
             rules.rules().len()
         );
+        assert!(split.left_out.iter().all(|id| id.starts_with("grant-")));
+        assert!(!split.left_out.is_empty());
         let correlate = split
             .rekeyed
             .iter()

@@ -18,9 +18,21 @@
 //!
 //! Release (by time to live, or `trailhound release`) removes exactly what
 //! the ledger says was added.
+//!
+//! An alert about a just-in-time grant carries what to close
+//! ([`trailhound_core::GrantClosure`], `Alert::closes`). Then
+//! `revoke-sessions` acts once per role session it names, on the role, with
+//! a deny that holds only for that person's sessions (`aws:userid` ending in
+//! `:<session name>`, or `aws:SourceIdentity`) issued before the grant's
+//! end, and `end-gateway-session` once per gateway session it names. Each
+//! goes through every guardrail above as its own action, on the role (or
+//! `gateway:<login>`) as principal; its id is derived from the grant and the
+//! session, so the alert on a late call and the closure of the same grant
+//! make one action, and "already in place" means that very action.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use trailhound_core::grant::{GatewaySession, GrantClosure, RoleSession};
 use trailhound_core::id::stable_id;
 use trailhound_core::time::format_micros;
 use trailhound_core::{Action, ActionMode, ActionOutcome, Alert, ResponseOutput, Severity};
@@ -96,6 +108,54 @@ struct Subject<'a> {
     alert: &'a Alert,
     kind: &'a str,
     action_id: &'a str,
+}
+
+/// What a grant-closing action is limited to.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// One person's sessions of one role.
+    Role(&'a GrantClosure, &'a RoleSession),
+    /// One gateway session.
+    Gateway(&'a GrantClosure, &'a GatewaySession),
+}
+
+impl Scope<'_> {
+    /// The action id: the same for every alert about this grant and session.
+    fn action_id(&self, kind: &str) -> String {
+        match self {
+            Scope::Role(c, s) => {
+                let before = c.issued_before.to_string();
+                stable_id([
+                    "action",
+                    kind,
+                    &c.grant_id,
+                    &s.role_arn,
+                    s.session_name.as_deref().unwrap_or("-"),
+                    s.source_identity.as_deref().unwrap_or("-"),
+                    &before,
+                ])
+            }
+            Scope::Gateway(c, g) => stable_id(["action", kind, &c.grant_id, &g.session_id]),
+        }
+    }
+
+    /// The alert as this action sees it: the role (or the gateway login) as
+    /// principal, the gateway session as its session.
+    fn view(&self, alert: &Alert) -> Alert {
+        let mut view = alert.clone();
+        match self {
+            Scope::Role(_, s) => {
+                view.principal = s.role_arn.clone();
+                view.session_id = None;
+            }
+            Scope::Gateway(_, g) => {
+                view.principal = format!("gateway:{}", g.login);
+                view.session_id = Some(g.session_id.clone());
+            }
+        }
+        view.access_key_id = None;
+        view
+    }
 }
 
 struct Plan {
@@ -175,7 +235,21 @@ impl Responder {
             &alert.tags,
         );
         for r in wanted {
-            self.one(alert, r, &mut out);
+            match (&alert.closes, r) {
+                (Some(c), ResponseName::RevokeSessions) => {
+                    for s in &c.role_sessions {
+                        let scope = Scope::Role(c, s);
+                        self.one(&scope.view(alert), r, Some(scope), &mut out);
+                    }
+                }
+                (Some(c), ResponseName::EndGatewaySession) => {
+                    for g in &c.gateway_sessions {
+                        let scope = Scope::Gateway(c, g);
+                        self.one(&scope.view(alert), r, Some(scope), &mut out);
+                    }
+                }
+                _ => self.one(alert, r, None, &mut out),
+            }
         }
         out
     }
@@ -207,9 +281,18 @@ impl Responder {
         }
     }
 
-    fn one(&mut self, alert: &Alert, r: ResponseName, out: &mut ResponseOutput) {
+    fn one(
+        &mut self,
+        alert: &Alert,
+        r: ResponseName,
+        scope: Option<Scope<'_>>,
+        out: &mut ResponseOutput,
+    ) {
         let kind = kind_name(r);
-        let action_id = stable_id(["action", kind, &alert.principal, &alert.alert_id]);
+        let action_id = match &scope {
+            Some(s) => s.action_id(kind),
+            None => stable_id(["action", kind, &alert.principal, &alert.alert_id]),
+        };
         let mode = self.config.mode;
         let subject = Subject {
             alert,
@@ -247,7 +330,7 @@ impl Responder {
                 .push(skip(self, format!("allow-listed by `{p}`")));
             return;
         }
-        let plan = match self.plan(alert, r, &target, &action_id) {
+        let plan = match self.plan(alert, r, &target, &action_id, scope) {
             Ok(plan) => plan,
             Err(reason) => {
                 out.actions.push(skip(self, reason));
@@ -276,7 +359,12 @@ impl Responder {
             ));
             return;
         }
-        if let Some(p) = ledger.active(kind, &alert.principal) {
+        let in_place = match scope {
+            // A grant's action is in place when that very action is.
+            Some(_) => ledger.placed.get(&action_id),
+            None => ledger.active(kind, &alert.principal),
+        };
+        if let Some(p) = in_place {
             out.actions.push(skip(
                 self,
                 format!("already in place (action {})", p.action_id),
@@ -404,6 +492,7 @@ impl Responder {
         r: ResponseName,
         target: &Target,
         action_id: &str,
+        scope: Option<Scope<'_>>,
     ) -> Result<Plan, String> {
         let prefix = &self.config.policy_prefix;
         let short = &action_id[..action_id.len().min(12)];
@@ -424,6 +513,33 @@ impl Responder {
                     describe: format!("add the deny-all inline policy {policy} to {holder} {name}"),
                     details: serde_json::json!({
                         "holder": holder, "name": name, "policy": policy, "document": document,
+                    }),
+                    change: Change::InlinePolicy {
+                        holder: holder.into(),
+                        name,
+                        policy,
+                    },
+                })
+            }
+            ResponseName::RevokeSessions if matches!(scope, Some(Scope::Role(..))) => {
+                let Some(Scope::Role(closure, session)) = scope else {
+                    return Err("no role session to revoke".into());
+                };
+                let (holder, name) = iam_holder("revoke-sessions")?;
+                let policy = format!("{prefix}-revoke-grant-{short}");
+                let before = token_time_after(closure.issued_before);
+                let (document, whose) = deny_grant_sessions(&before, session)?;
+                Ok(Plan {
+                    describe: format!(
+                        "add the inline policy {policy} to {holder} {name}, denying every action to {whose} issued before {before} (grant {})",
+                        closure.grant_id
+                    ),
+                    details: serde_json::json!({
+                        "holder": holder, "name": name, "policy": policy,
+                        "token_issued_before": before, "grant_id": closure.grant_id,
+                        "session_name": session.session_name,
+                        "source_identity": session.source_identity,
+                        "document": document,
                     }),
                     change: Change::InlinePolicy {
                         holder: holder.into(),
@@ -729,6 +845,7 @@ impl Responder {
             tags: vec!["trailhound.response".into()],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 
@@ -753,6 +870,7 @@ impl Responder {
             tags: vec!["trailhound.response".into()],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 }
@@ -774,6 +892,55 @@ fn token_time(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// `aws:TokenIssueTime` at or after `micros`: the second it falls in,
+/// rounded up, so that a session issued in the grant's last second is
+/// still before it.
+fn token_time_after(micros: i64) -> String {
+    let up = micros.saturating_add(999_999).div_euclid(1_000_000) * 1_000_000;
+    token_time(up)
+}
+
+/// The policy that closes one person's sessions of a role issued before
+/// `before` (a grant's end): deny everything to sessions whose
+/// `aws:userid` ends in `:<session name>` (a role session's id is
+/// `<role id>:<session name>`), or whose source identity is theirs.
+/// Returns the document and, in words, whose sessions it denies.
+pub fn deny_grant_sessions(
+    before: &str,
+    session: &RoleSession,
+) -> Result<(serde_json::Value, String), String> {
+    let (match_on, whose) = match (&session.session_name, &session.source_identity) {
+        (Some(name), _) => (
+            serde_json::json!({"StringLike": {"aws:userid": format!("*:{name}")}}),
+            format!("sessions named {name}"),
+        ),
+        (None, Some(id)) => (
+            serde_json::json!({"StringEquals": {"aws:SourceIdentity": id}}),
+            format!("sessions of source identity {id}"),
+        ),
+        (None, None) => {
+            return Err("the role session has no name or source identity to match".into());
+        }
+    };
+    let mut condition = serde_json::json!({"DateLessThan": {"aws:TokenIssueTime": before}});
+    if let (Some(c), Some(m)) = (condition.as_object_mut(), match_on.as_object()) {
+        c.extend(m.clone());
+    }
+    Ok((
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "TrailhoundRevokeGrantSessions",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": condition
+            }]
+        }),
+        whose,
+    ))
 }
 
 /// The deny-all policy document of a quarantine.

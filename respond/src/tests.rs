@@ -99,6 +99,7 @@ fn alert(n: u32, principal: &str) -> Alert {
         tags: vec![],
         access_key_id: Some("AKIAEXAMPLE0000001".into()),
         session_id: None,
+        closes: None,
     }
 }
 
@@ -412,4 +413,130 @@ fn off_mode_records_that_nothing_was_done() {
     assert_eq!(out.actions[0].outcome, ActionOutcome::Skipped);
     assert_eq!(out.actions[0].reason, "response mode is off");
     assert_eq!(Target::parse(ALICE).kind(), "IAM user");
+}
+
+fn closing(n: u32, roles: &[(&str, &str)], gateway: &[&str]) -> Alert {
+    use trailhound_core::grant::{GatewaySession, GrantClosure, RoleSession};
+    Alert {
+        principal: "alice".into(),
+        access_key_id: None,
+        closes: Some(GrantClosure {
+            grant_id: "sym:CHG-1".into(),
+            person: "alice".into(),
+            issued_before: 1_793_617_200_000_001,
+            role_sessions: roles
+                .iter()
+                .map(|(arn, name)| RoleSession {
+                    role_arn: arn.to_string(),
+                    session_name: Some(name.to_string()),
+                    source_identity: None,
+                })
+                .collect(),
+            gateway_sessions: gateway
+                .iter()
+                .map(|sid| GatewaySession {
+                    session_id: sid.to_string(),
+                    login: "alice".into(),
+                })
+                .collect(),
+        }),
+        ..alert(n, "alice")
+    }
+}
+
+#[test]
+fn a_grant_closure_revokes_each_role_session_once_scoped_to_the_person() {
+    let mut s = setup(ActionMode::Enforce, &[ResponseName::RevokeSessions], |c| {
+        c.allow = vec!["arn:aws:iam::*:role/break-glass".into()];
+    });
+    let roles = [
+        ("arn:aws:iam::111122223333:role/jit-admin", "alice"),
+        ("arn:aws:iam::111122223333:role/break-glass", "alice"),
+    ];
+    let out = s.responder.handle(&closing(1, &roles, &[]));
+    assert_eq!(out.actions.len(), 2, "{:?}", out.actions);
+    let done = &out.actions[0];
+    assert_eq!(
+        (done.mode, done.outcome, done.principal.as_str()),
+        (
+            ActionMode::Enforce,
+            ActionOutcome::Done,
+            "arn:aws:iam::111122223333:role/jit-admin"
+        )
+    );
+    let condition = &done.details["document"]["Statement"][0]["Condition"];
+    assert_eq!(condition["StringLike"]["aws:userid"], "*:alice");
+    // The grant ended in the middle of a second: that second still counts.
+    assert_eq!(
+        condition["DateLessThan"]["aws:TokenIssueTime"],
+        "2026-11-02T11:00:01Z"
+    );
+    assert_eq!(out.actions[1].outcome, ActionOutcome::Skipped);
+    assert!(out.actions[1].reason.contains("allow-listed"));
+    assert_eq!(policies(&s.iam, "role/jit-admin").len(), 1);
+    // The same grant's closure from another alert (the late call, then the
+    // end) is the same action: already in place.
+    let again = s.responder.handle(&closing(2, &roles[..1], &[]));
+    assert_eq!(again.actions[0].outcome, ActionOutcome::Skipped);
+    assert!(again.actions[0].reason.starts_with("already in place"));
+    // Another person's grant on the same role is an action of its own.
+    let mut bob = closing(
+        3,
+        &[("arn:aws:iam::111122223333:role/jit-admin", "bob")],
+        &[],
+    );
+    if let Some(c) = bob.closes.as_mut() {
+        c.grant_id = "sym:CHG-2".into();
+    }
+    let out = s.responder.handle(&bob);
+    assert_eq!(out.actions[0].outcome, ActionOutcome::Done);
+    assert_eq!(policies(&s.iam, "role/jit-admin").len(), 2);
+}
+
+#[test]
+fn a_grant_closure_in_shadow_changes_nothing_and_names_each_gateway_session() {
+    let mut s = setup(
+        ActionMode::Shadow,
+        &[
+            ResponseName::RevokeSessions,
+            ResponseName::EndGatewaySession,
+        ],
+        |c| {
+            c.gateway = Some(crate::config::GatewaySettings {
+                url: "http://127.0.0.1:9/v1/sessions/{session_id}/terminate".into(),
+                method: "POST".into(),
+                headers: BTreeMap::new(),
+                token: None,
+                body: None,
+                release_url: None,
+                timeout: std::time::Duration::from_secs(1),
+            });
+        },
+    );
+    let out = s.responder.handle(&closing(
+        1,
+        &[("arn:aws:iam::111122223333:role/jit-admin", "alice")],
+        &["s-1", "s-2"],
+    ));
+    let kinds: Vec<(&str, &str, ActionOutcome)> = out
+        .actions
+        .iter()
+        .map(|a| (a.kind.as_str(), a.principal.as_str(), a.outcome))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "revoke-sessions",
+                "arn:aws:iam::111122223333:role/jit-admin",
+                ActionOutcome::Done
+            ),
+            ("end-gateway-session", "gateway:alice", ActionOutcome::Done),
+            ("end-gateway-session", "gateway:alice", ActionOutcome::Done),
+        ]
+    );
+    assert_eq!(out.actions[2].details["session_id"], "s-2");
+    assert!(out.actions.iter().all(|a| a.mode == ActionMode::Shadow));
+    assert_eq!(s.iam.0.lock().unwrap().calls, 0);
+    let _ = &s.clock;
 }

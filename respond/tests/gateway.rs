@@ -116,6 +116,7 @@ fn alert() -> Alert {
         tags: vec![],
         access_key_id: None,
         session_id: Some("sess-42".into()),
+        closes: None,
     }
 }
 

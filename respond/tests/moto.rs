@@ -37,6 +37,7 @@ fn alert(n: u32, principal: &str, key: Option<&str>) -> Alert {
         tags: vec![],
         access_key_id: key.map(str::to_string),
         session_id: None,
+        closes: None,
     }
 }
 

@@ -28,7 +28,7 @@ use arrow::datatypes::{DataType, Int32Type};
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use trailhound_core::event_schema;
+use trailhound_core::rule_schema;
 use trailhound_core::schema::columns;
 
 use crate::compile::plan_expr;
@@ -569,7 +569,7 @@ pub fn parse_utc_offset(s: &str) -> Option<i32> {
 }
 
 fn part(ctx: &SessionContext, schema: &DFSchema, name: &str) -> Result<Part, String> {
-    let arrow_schema = event_schema();
+    let arrow_schema = rule_schema();
     let index = |column: &str| {
         arrow_schema
             .index_of(column)
@@ -733,7 +733,7 @@ pub fn compile_baseline(
         }
         Measure::Sum => {
             let p = part(ctx, schema, &measure_of).map_err(|e| format!("baseline.measure: {e}"))?;
-            let arrow_schema = event_schema();
+            let arrow_schema = rule_schema();
             let data_type = match &p {
                 Part::Column(i) => arrow_schema.fields().get(*i).map(|f| f.data_type().clone()),
                 Part::Expr(e) => e.data_type(&arrow_schema).ok(),

@@ -15,7 +15,7 @@ use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use trailhound_core::{Severity, event_schema};
+use trailhound_core::{Severity, rule_schema};
 
 use crate::baseline::{CompiledBaseline, compile_baseline};
 use crate::correlate::{CompiledCorrelate, compile_correlate};
@@ -81,9 +81,16 @@ pub struct CompiledRule {
 }
 
 impl CompiledRule {
-    /// Evaluates the predicate on a batch of [`event_schema`]. Rows where the
-    /// predicate is NULL count as no match.
+    /// Evaluates the predicate on a batch of [`rule_schema`] (the detector
+    /// enriches every batch to it); a batch of the plain event schema is
+    /// first widened with NULL grant columns. Rows where the predicate is
+    /// NULL count as no match.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, RuleError> {
+        if batch.num_columns() < rule_schema().fields().len() {
+            let wide = trailhound_core::grant::with_null_grant_columns(batch)
+                .map_err(|e| self.eval_error(e.to_string()))?;
+            return eval_bool(&self.predicate, &wide).map_err(|e| self.eval_error(e));
+        }
         eval_bool(&self.predicate, batch).map_err(|e| self.eval_error(e))
     }
 
@@ -154,7 +161,10 @@ impl CompiledRule {
     pub fn dedup_key(&self, batch: &RecordBatch, row: usize) -> Vec<String> {
         self.dedup_key
             .iter()
-            .map(|&c| crate::template::cell_text(batch.column(c).as_ref(), row))
+            .map(|&c| match batch.columns().get(c) {
+                Some(column) => crate::template::cell_text(column.as_ref(), row),
+                None => "-".to_string(),
+            })
             .collect()
     }
 }
@@ -221,7 +231,8 @@ fn plan_parsed(
         .map_err(|e| e.to_string())
 }
 
-/// Compiles rule specs against the event schema. Holds one DataFusion session
+/// Compiles rule specs against the rule schema (the event columns and the
+/// grant columns, [`trailhound_core::grant`]). Holds one DataFusion session
 /// with the JSON functions registered; create it once and reuse it.
 pub struct Compiler {
     ctx: SessionContext,
@@ -244,7 +255,7 @@ impl Compiler {
         crate::sigma::register(&mut ctx);
         crate::regex::register(&mut ctx);
         let schema =
-            DFSchema::try_from(event_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
+            DFSchema::try_from(rule_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
                 reason: e.to_string(),
             })?;
         Ok(Self { ctx, schema })
@@ -266,7 +277,7 @@ impl Compiler {
                 spec.dedup.period
             ))
         })?;
-        let arrow_schema = event_schema();
+        let arrow_schema = rule_schema();
         let mut dedup_key = Vec::with_capacity(spec.dedup.key.len());
         for name in &spec.dedup.key {
             let idx = arrow_schema.index_of(name).map_err(|_| {

@@ -99,7 +99,7 @@ pub fn compile_correlate(
     let link = plan_expr(ctx, &spec.link, schema).map_err(|e| format!("correlate.link: {e}"))?;
     let first = plan_expr(ctx, &spec.first, schema).map_err(|e| format!("correlate.first: {e}"))?;
     let then = plan_expr(ctx, &spec.then, schema).map_err(|e| format!("correlate.then: {e}"))?;
-    let arrow_schema = trailhound_core::event_schema();
+    let arrow_schema = trailhound_core::rule_schema();
     for (name, expr) in [("first", &first), ("then", &then)] {
         let t = expr
             .data_type(&arrow_schema)

@@ -39,7 +39,7 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::SessionContext;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
-use trailhound_core::{Event, event_schema};
+use trailhound_core::{Event, rule_schema};
 
 use crate::compile::Compiler;
 use crate::error::RuleError;
@@ -254,8 +254,10 @@ impl std::fmt::Debug for Linter {
 /// The keys a rule file must have (those without a default in [`RuleSpec`]).
 const REQUIRED: [&str; 4] = ["id", "title", "severity", "where"];
 
-/// Columns that only CloudTrail events ever have (session parsers leave them empty).
-const CLOUDTRAIL_ONLY: [&str; 13] = [
+/// Columns that only CloudTrail events ever have (session parsers leave them
+/// empty; grant events, which ride the gateway stream, carry their grant in
+/// `request`, so it is not one of them).
+const CLOUDTRAIL_ONLY: [&str; 12] = [
     "read_only",
     "account_id",
     "principal_arn",
@@ -267,7 +269,6 @@ const CLOUDTRAIL_ONLY: [&str; 13] = [
     "user_agent",
     "bucket",
     "object_key",
-    "request",
     "response",
 ];
 
@@ -350,7 +351,7 @@ impl Linter {
         })?;
         sigma::register(&mut ctx);
         let schema =
-            DFSchema::try_from(event_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
+            DFSchema::try_from(rule_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
                 reason: e.to_string(),
             })?;
         Ok(Self {
@@ -972,10 +973,10 @@ fn implied_kind(column: &str, values: &BTreeSet<String>) -> Option<(Kind, String
     let kind = match column {
         "source" if all(&|v| v == "session") => Kind::Session,
         "source" if all(&|v| v == "cloudtrail") => Kind::Cloudtrail,
-        "event_name" if all(&|v| v.starts_with("session.")) => Kind::Session,
-        "event_name" if all(&|v| !v.starts_with("session.")) => Kind::Cloudtrail,
-        "event_category" if all(&|v| v == "Session") => Kind::Session,
-        "event_category" if all(&|v| v != "Session") => Kind::Cloudtrail,
+        "event_name" if all(&|v| is_gateway_event_name(v)) => Kind::Session,
+        "event_name" if all(&|v| !is_gateway_event_name(v)) => Kind::Cloudtrail,
+        "event_category" if all(&|v| v == "Session" || v == "Grant") => Kind::Session,
+        "event_category" if all(&|v| v != "Session" && v != "Grant") => Kind::Cloudtrail,
         "event_source" if all(&|v| v.ends_with(".amazonaws.com")) => Kind::Cloudtrail,
         "principal_type" if all(&|v| v == "GatewayUser") => Kind::Session,
         _ => return None,
@@ -1070,15 +1071,21 @@ fn conjunction_problems(expr: &Expr) -> Vec<(Level, String)> {
     found
 }
 
+/// Whether an event name is one of the gateway stream's: `session.*`, or
+/// `grant.*` (grant events, `trailhound_core::grant`).
+fn is_gateway_event_name(name: &str) -> bool {
+    name.starts_with("session.") || name.starts_with("grant.")
+}
+
 /// Literals `event_name` is compared to (`=`, `<>`, `IN`, `LIKE`) that start
-/// lower-case and are not session event names.
+/// lower-case and are not session or grant event names.
 fn lower_case_event_names(expr: &Expr) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut note = |col: &Expr, lit: &Expr| {
         if column_name(col) == Some("event_name")
             && let Some(l) = str_literal(lit)
             && l.starts_with(|c: char| c.is_ascii_lowercase())
-            && !l.starts_with("session.")
+            && !is_gateway_event_name(l)
         {
             names.insert(l.to_string());
         }

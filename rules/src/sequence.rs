@@ -10,7 +10,7 @@ use arrow::array::{BooleanArray, RecordBatch};
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
-use trailhound_core::event_schema;
+use trailhound_core::rule_schema;
 
 use crate::compile::{eval_bool, plan_expr};
 use crate::rule::{SequenceSpec, parse_period_micros};
@@ -56,7 +56,7 @@ pub fn compile_sequence(
     schema: &DFSchema,
     spec: &SequenceSpec,
 ) -> Result<CompiledSequence, String> {
-    let arrow_schema = event_schema();
+    let arrow_schema = rule_schema();
     if spec.by.is_empty() {
         return Err("sequence.by needs at least one column".into());
     }

@@ -67,14 +67,23 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Column(c) => out.push_str(&cell_text(batch.column(*c).as_ref(), row)),
+                Part::Column(c) => out.push_str(&column_text(batch, *c, row)),
                 Part::Json { column, path } => {
-                    let text = cell_text(batch.column(*column).as_ref(), row);
+                    let text = column_text(batch, *column, row);
                     out.push_str(&json_path_text(&text, path));
                 }
             }
         }
         out
+    }
+}
+
+/// One cell of column `c` as text; `-` for NULL or a column the batch lacks
+/// (a grant column of a batch the detector did not enrich).
+fn column_text(batch: &RecordBatch, c: usize, row: usize) -> String {
+    match batch.columns().get(c) {
+        Some(column) => cell_text(column.as_ref(), row),
+        None => "-".to_string(),
     }
 }
 

@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use trailhound_core::event_schema;
+use trailhound_core::rule_schema;
 
 use crate::compile::{eval_bool, plan_expr};
 use crate::rule::{WindowSpec, parse_period_micros};
@@ -110,7 +110,7 @@ const NUMERIC: [&DataType; 2] = [&DataType::Int64, &DataType::Float64];
 
 /// Checks and compiles a `window:` block.
 pub fn compile_window(ctx: &SessionContext, spec: &WindowSpec) -> Result<CompiledWindow, String> {
-    let schema = event_schema();
+    let schema = rule_schema();
     if spec.group_by.is_empty() {
         return Err("window.group_by needs at least one column".into());
     }
@@ -210,7 +210,7 @@ fn parse_sql(text: &str, what: &str) -> Result<Expr, String> {
 
 /// Replaces every aggregate call by `__agg_N` (the same aggregate twice gets one column).
 fn rewrite_aggregates(expr: &mut Expr, aggregates: &mut Vec<Aggregate>) -> Result<(), String> {
-    let schema = event_schema();
+    let schema = rule_schema();
     let flow = visit_expressions_mut(expr, |e| {
         let Expr::Function(f) = e else {
             return ControlFlow::Continue(());

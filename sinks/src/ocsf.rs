@@ -274,6 +274,7 @@ mod tests {
             ],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 

@@ -126,6 +126,7 @@ mod tests {
             tags: vec![],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 

@@ -125,6 +125,7 @@ fn alert(n: u32, severity: Severity) -> Alert {
         tags: vec!["attack.t1562.008".into()],
         access_key_id: None,
         session_id: None,
+        closes: None,
     }
 }
 

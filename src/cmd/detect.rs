@@ -193,6 +193,30 @@ pub fn load_suppress(args: &DetectArgs) -> anyhow::Result<Suppress> {
     }
 }
 
+/// A cold start with a lake (no checkpoint to resume from): the grant
+/// table is rebuilt from the lake's grant events of the last retention.
+fn rebuild_grants(engine: &mut Engine, args: &DetectArgs) -> anyhow::Result<()> {
+    let Some(lake) = &args.lake else {
+        return Ok(());
+    };
+    let resumes = args
+        .state
+        .as_deref()
+        .is_some_and(|dir| trailhound_detector::checkpoint::path_in(dir).exists());
+    if resumes {
+        return Ok(());
+    }
+    let rebuilt = trailhound_detector::grants::history::rebuild_from_lake(engine, lake)
+        .with_context(|| format!("cannot rebuild the grant table from {}", lake.display()))?;
+    if !args.quiet && rebuilt.grants > 0 {
+        eprintln!(
+            "grants: {} rebuilt from the lake ({} rows in {} hours)",
+            rebuilt.grants, rebuilt.rows, rebuilt.hours
+        );
+    }
+    Ok(())
+}
+
 /// Runs the pipeline with a progress bar when standard error is a terminal.
 pub fn run_pipeline(
     inputs: Vec<Input>,
@@ -224,9 +248,12 @@ pub fn run_pipeline(
         args.state.as_deref(),
         args.quiet,
     )?;
+    let grants = crate::config::load_grants(args.config.as_deref())?;
     let mut engine = Engine::new(rules)
         .with_suppress(suppress)
-        .with_lateness(lateness);
+        .with_lateness(lateness)
+        .with_grants(grants);
+    rebuild_grants(&mut engine, args)?;
     let progress = Arc::new(Progress::default());
     super::stop_on_signals(&progress.stop)?;
     let show_bar = !args.quiet && std::io::stderr().is_terminal() && inputs.len() > 1;

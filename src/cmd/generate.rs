@@ -17,7 +17,7 @@ pub fn parse_scenarios(text: &str) -> anyhow::Result<Vec<Scenario>> {
             name => match Scenario::set(name) {
                 Some(set) => set,
                 None => vec![name.parse::<Scenario>().map_err(|e| {
-                    anyhow::anyhow!("{e}; sets are demo, credential-misuse, all, none")
+                    anyhow::anyhow!("{e}; sets are demo, credential-misuse, grants, all, none")
                 })?],
             },
         };

@@ -18,11 +18,13 @@
 //!   `baseline` tag (keystroke cadence); a scenario whose expected rule is
 //!   behavioural is a credential-misuse scenario, flagged when any
 //!   behavioural rule raised an alert it caused.
-//! - The **background** is every alert no scenario caused.
+//! - The **background** is every alert no scenario caused, except the
+//!   records of routine grant closures (informational alerts that close a
+//!   just-in-time grant's sessions as it ends): those are counted apart.
 
 use std::collections::{BTreeMap, HashSet};
 
-use trailhound_core::Alert;
+use trailhound_core::{Alert, Severity};
 use trailhound_ingest::generate::Label;
 use trailhound_rules::RuleSet;
 
@@ -143,8 +145,12 @@ pub fn score(
             }
         }
     }
+    // Every grant's end is closed and recorded: routine, not an alarm.
+    let is_record = |a: &Alert| a.severity == Severity::Informational && a.closes.is_some();
+    let records = alerts.iter().filter(|a| is_record(a)).count();
     let background: Vec<&Alert> = alerts
         .iter()
+        .filter(|a| !is_record(a))
         .filter(|a| !labels.iter().any(|l| caused_by(l, a)))
         .collect();
     for a in background.iter().take(LISTED) {
@@ -157,6 +163,11 @@ pub fn score(
         text.push_str(&format!(
             "  ... and {} more on the background\n",
             background.len() - LISTED
+        ));
+    }
+    if records > 0 {
+        text.push_str(&format!(
+            "  {records} grant closure(s) recorded (their sessions closed as each grant ended; not counted)\n"
         ));
     }
     text.push_str(&format!(
@@ -193,7 +204,6 @@ pub fn score(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trailhound_core::Severity;
 
     fn label(scenario: &str, rule: &str, principal: &str, ids: &[&str]) -> Label {
         Label {
@@ -225,6 +235,7 @@ mod tests {
             tags: Vec::new(),
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 

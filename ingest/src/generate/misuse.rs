@@ -151,22 +151,28 @@ fn working_time(org: &Org, pi: usize, day: i64, rng: &mut SmallRng) -> i64 {
 }
 
 /// The parts of one management API call.
-struct Call<'a> {
-    ident: Ident<'a>,
-    account: &'a str,
-    region: &'static str,
-    ip: &'a str,
-    ua: &'a [u8],
-    source: &'a str,
-    name: &'a str,
-    read_only: bool,
-    request: &'a [u8],
-    response: &'a [u8],
-    vpce: Option<(&'a str, &'a str)>,
+pub(super) struct Call<'a> {
+    pub ident: Ident<'a>,
+    pub account: &'a str,
+    pub region: &'static str,
+    pub ip: &'a str,
+    pub ua: &'a [u8],
+    pub source: &'a str,
+    pub name: &'a str,
+    pub read_only: bool,
+    pub request: &'a [u8],
+    pub response: &'a [u8],
+    pub vpce: Option<(&'a str, &'a str)>,
 }
 
 /// Writes a management call, queues it and returns its event id.
-fn call(rng: &mut SmallRng, inj: &mut Injection, account: usize, time: i64, c: Call<'_>) -> String {
+pub(super) fn call(
+    rng: &mut SmallRng,
+    inj: &mut Injection,
+    account: usize,
+    time: i64,
+    c: Call<'_>,
+) -> String {
     let mut event_id = Vec::with_capacity(36);
     push_uuid(&mut event_id, rng);
     let mut rid = Vec::with_capacity(36);

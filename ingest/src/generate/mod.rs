@@ -13,7 +13,8 @@
 //! Sessions ([`sessions`]) are written as Teleport audit events, asciinema
 //! casts, Cowrie logs and trailhound session JSON lines. Each requested
 //! [`Scenario`] is injected once ([`scenarios`], [`misuse`] for credential
-//! misuse) and described by a [`Label`].
+//! misuse, [`grants`] for just-in-time grants and the session that outlives
+//! one) and described by a [`Label`].
 //!
 //! Behaviour is consistent per principal so that baselines can learn it: a
 //! person's networks, hours, APIs, user agents, hosts, commands and typing
@@ -31,6 +32,7 @@
 //! [`generate_to_dir`] writes each as soon as it is complete.
 
 mod cloudtrail;
+mod grants;
 mod linked;
 mod misuse;
 mod ops;
@@ -93,7 +95,8 @@ pub struct GeneratedFile {
     /// (`AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/...json.gz`,
     /// `sessions/teleport/YYYY-MM-DD.log`, `sessions/asciinema/<sid>.cast`,
     /// `sessions/cowrie/cowrie.json.YYYY-MM-DD`,
-    /// `sessions/gateway/sessions-YYYY-MM-DD.jsonl`).
+    /// `sessions/gateway/sessions-YYYY-MM-DD.jsonl`, and with the grants
+    /// scenario `grants/sym/grants-YYYY-MM-DD.jsonl`).
     pub path: String,
     /// The file's bytes.
     pub bytes: Vec<u8>,
@@ -224,6 +227,7 @@ fn run(cfg: &GenerateConfig, sink: cloudtrail::Sink<'_>) -> std::io::Result<Summ
 
     let inj = scenarios::inject_all(&org, cfg.seed, &cfg.scenarios, start, end);
     let mut labels = inj.labels;
+    let scenario_files = inj.files;
 
     let background = if cfg.sessions {
         sessions::plan_background(&org, start, end)
@@ -258,7 +262,7 @@ fn run(cfg: &GenerateConfig, sink: cloudtrail::Sink<'_>) -> std::io::Result<Summ
         records,
         &mut *sink,
     )?;
-    for f in written.files {
+    for f in written.files.into_iter().chain(scenario_files) {
         sink(f)?;
     }
     Ok(Summary {

@@ -55,6 +55,8 @@ pub enum Scenario {
     ScriptedSession,
     /// A gateway user changes IAM through the gateway's linked role.
     GatewayThenIam,
+    /// A role session keeps calling AWS after its just-in-time grant ended.
+    GrantExpiredStillUsed,
 }
 
 impl Scenario {
@@ -65,12 +67,20 @@ impl Scenario {
         Scenario::demo()
     }
 
-    /// Every scenario the generator knows: [`Scenario::demo`] then
-    /// [`Scenario::credential_misuse`].
+    /// Every scenario the generator knows: [`Scenario::demo`], then
+    /// [`Scenario::credential_misuse`], then [`Scenario::grants`].
     pub fn every() -> Vec<Scenario> {
         let mut all = Scenario::demo();
         all.extend(Scenario::credential_misuse());
+        all.extend(Scenario::grants());
         all
+    }
+
+    /// Just-in-time grants: the organisation gets a role only a broker's
+    /// grants give, people who use it inside their grants, and one whose
+    /// session outlives its grant.
+    pub fn grants() -> Vec<Scenario> {
+        vec![Scenario::GrantExpiredStillUsed]
     }
 
     /// Credentials misused in ways only a principal's own baseline shows:
@@ -87,11 +97,13 @@ impl Scenario {
         ]
     }
 
-    /// A named set of scenarios: `demo`, `credential-misuse`, `all` (every one).
+    /// A named set of scenarios: `demo`, `credential-misuse`, `grants`, `all`
+    /// (every one).
     pub fn set(name: &str) -> Option<Vec<Scenario>> {
         match name.trim().to_ascii_lowercase().as_str() {
             "demo" => Some(Scenario::demo()),
             "credential-misuse" | "baseline" => Some(Scenario::credential_misuse()),
+            "grants" => Some(Scenario::grants()),
             "all" => Some(Scenario::every()),
             _ => None,
         }
@@ -137,6 +149,7 @@ impl Scenario {
             MassS3Read => "mass-s3-read",
             ScriptedSession => "scripted-session",
             GatewayThenIam => "gateway-then-iam-via-linked-role",
+            GrantExpiredStillUsed => "grant-expired-session-still-used",
         }
     }
 
@@ -166,6 +179,9 @@ impl Scenario {
             // their own by `aws-iam-user-created-then-admin-attached`); the
             // session side alone by `baseline-new-aws-service-for-gateway-user`.
             GatewayThenIam => "gateway-session-then-iam-via-linked-role",
+            // The closure of the grant (`grant-ended-close-sessions`) follows
+            // when the watermark passes its end.
+            GrantExpiredStillUsed => "grant-expired-role-still-used",
         }
     }
 
@@ -216,6 +232,9 @@ impl Scenario {
             GatewayThenIam => {
                 "a gateway user runs `aws iam` commands on a bastion; the gateway's linked role (session name and source identity = the login) creates a user, makes it administrator and gives it a key"
             }
+            GrantExpiredStillUsed => {
+                "people get the jit-admin role for an hour through a broker's grants and use it inside them; one person's role session keeps calling AWS for 25 minutes after the grant ended"
+            }
         }
     }
 }
@@ -256,6 +275,8 @@ pub(crate) struct Injection {
     /// Principals already chosen as victims of credential misuse, so that
     /// each of those scenarios has its own.
     pub taken: Vec<String>,
+    /// Other files the scenarios bring (a broker's grants).
+    pub files: Vec<super::GeneratedFile>,
 }
 
 const FOREIGN_ACCOUNT: &str = "999988887777";
@@ -384,6 +405,10 @@ pub(crate) fn inject_all(
         let mut rng = stream(seed, 500 + index);
         if Scenario::credential_misuse().contains(sc) {
             super::misuse::inject(org, *sc, start, end, rng, &mut inj);
+            continue;
+        }
+        if *sc == Scenario::GrantExpiredStillUsed {
+            super::grants::inject(org, start, end, rng, &mut inj);
             continue;
         }
         let t = when(&mut rng, start, end);
@@ -755,6 +780,8 @@ fn inject(org: &Org, sc: Scenario, t: i64, mut rng: SmallRng, inj: &mut Injectio
         | Scenario::MassS3Read
         | Scenario::ScriptedSession
         | Scenario::GatewayThenIam => {}
+        // Injected by `grants::inject`.
+        Scenario::GrantExpiredStillUsed => {}
         Scenario::SessionHistoryWipe
         | Scenario::SessionDownloadExec
         | Scenario::SessionReverseShell

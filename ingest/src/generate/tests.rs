@@ -49,7 +49,8 @@ fn sets_name_the_scenarios_and_the_demo_keeps_its_twelve() {
     assert_eq!(Scenario::all().len(), 12);
     assert_eq!(Scenario::set("demo"), Some(Scenario::all()));
     assert_eq!(Scenario::set("credential-misuse").map(|s| s.len()), Some(5));
-    assert_eq!(Scenario::set("all").map(|s| s.len()), Some(17));
+    assert_eq!(Scenario::set("all").map(|s| s.len()), Some(18));
+    assert_eq!(Scenario::set("grants"), Some(Scenario::grants()));
     assert_eq!(GenerateConfig::default().scenarios, Scenario::all());
     for s in Scenario::every() {
         assert_eq!(s.id().parse::<Scenario>(), Ok(s));

@@ -7,7 +7,7 @@
 //! ([`crate::follow`]) gives the same events as the whole file read at once.
 
 pub mod asciinema;
-mod common;
+pub(crate) mod common;
 pub mod cowrie;
 pub mod jsonl;
 mod keys;
@@ -25,6 +25,8 @@ pub enum LineLog {
     Cowrie(cowrie::Parser),
     /// trailhound session JSON lines.
     Jsonl(jsonl::Parser),
+    /// trailhound grants JSON lines (stateless: each line stands alone).
+    Grants,
 }
 
 impl LineLog {
@@ -35,6 +37,7 @@ impl LineLog {
             Format::Teleport => Some(Self::Teleport(teleport::Parser::default())),
             Format::Cowrie => Some(Self::Cowrie(cowrie::Parser::default())),
             Format::SessionJsonl => Some(Self::Jsonl(jsonl::Parser::default())),
+            Format::GrantJsonl => Some(Self::Grants),
             _ => None,
         }
     }
@@ -45,6 +48,7 @@ impl LineLog {
             Self::Teleport(_) => Format::Teleport,
             Self::Cowrie(_) => Format::Cowrie,
             Self::Jsonl(_) => Format::SessionJsonl,
+            Self::Grants => Format::GrantJsonl,
         }
     }
 
@@ -54,6 +58,7 @@ impl LineLog {
             Self::Teleport(p) => p.line(number, raw, ctx, out),
             Self::Cowrie(p) => p.line(number, raw, ctx, out),
             Self::Jsonl(p) => p.line(number, raw, ctx, out),
+            Self::Grants => crate::grants::jsonl::line(number, raw, ctx, out),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `session.data`, `print`, `session.print` | `session.output` |
 //! | `user.login` with `success` true / false | `session.login` / `session.login_failed` |
 //! | `scp`, `sftp` | `session.file_transfer` |
+//! | `access_request.*` | grant events (`crate::grants::teleport`) |
 //! | anything else | `session.other` |
 //!
 //! Fields: `time` (required, RFC 3339), `sid` (the session; required for the
@@ -130,6 +131,10 @@ fn record(
     ) else {
         return;
     };
+    if crate::grants::teleport::is_access_request(teleport_event) {
+        crate::grants::teleport::record(number, raw, teleport_event, time, map, ctx, out);
+        return;
+    }
     let event_name = event_name(teleport_event, map);
     let sid = common::str_field(map, "sid");
     if sid.is_none() && needs_session(teleport_event) {

@@ -119,6 +119,7 @@ pub(crate) mod tests {
             tags: vec!["attack.t1562.008".into()],
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 

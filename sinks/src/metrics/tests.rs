@@ -40,6 +40,7 @@ fn alert(rule: &str, severity: Severity, last_event_time: i64, detected_at: i64)
         tags: Vec::new(),
         access_key_id: None,
         session_id: None,
+        closes: None,
     }
 }
 

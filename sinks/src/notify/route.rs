@@ -136,6 +136,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             access_key_id: None,
             session_id: None,
+            closes: None,
         }
     }
 

@@ -33,6 +33,7 @@ fn alert(i: usize, severity: Severity) -> Alert {
         ],
         access_key_id: None,
         session_id: None,
+        closes: None,
     }
 }
 
