@@ -55,9 +55,14 @@ fn event(i: usize) -> Event {
         ingest_time: trailhound_core::time::now_micros(),
         event_id: format!("burst-{i}"),
         event_source: "s3.amazonaws.com".into(),
-        event_name: if i % 9 == 0 { "PutObject" } else { "GetObject" }.into(),
+        event_name: if i.is_multiple_of(9) {
+            "PutObject"
+        } else {
+            "GetObject"
+        }
+        .into(),
         event_category: "Data".into(),
-        read_only: Some(i % 9 != 0),
+        read_only: Some(!i.is_multiple_of(9)),
         account_id: Some("111122223333".into()),
         principal: format!("arn:aws:iam::111122223333:role/app-{p}"),
         principal_type: "AssumedRole".into(),
