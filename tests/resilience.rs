@@ -347,15 +347,22 @@ fn a_broker_outage_and_a_sink_outage_lose_nothing() {
         log: Some(setup.path("ingest.err")),
     };
 
-    // Mid-stream: some events on the topic, not all.
+    // Mid-stream: some events on the topic, not all, and the detector at
+    // work on them.
     let bus = setup.bus();
     let topic = bus.topic(trailhound_bus::TopicKind::Events);
-    broker::within(Duration::from_secs(120), "500 events on the topic", || {
-        thread::sleep(Duration::from_millis(200));
-        let highs = trailhound_bus::high_watermarks(&bus, &topic, Duration::from_secs(5)).ok()?;
-        let n: i64 = highs.into_iter().sum();
-        (n >= 500).then_some(n)
-    });
+    broker::within(
+        Duration::from_secs(180),
+        "500 events on the topic and some processed",
+        || {
+            thread::sleep(Duration::from_millis(200));
+            let highs =
+                trailhound_bus::high_watermarks(&bus, &topic, Duration::from_secs(5)).ok()?;
+            let on_topic: i64 = highs.into_iter().sum();
+            let read = scrape(&detect_metrics, "trailhound_events_read_total", "")?;
+            (on_topic >= 500 && read > 0.0).then_some(on_topic)
+        },
+    );
     setup.broker.stop();
     let stopped_at = Instant::now();
     eprintln!("broker stopped at {:?}", started.elapsed());
@@ -377,9 +384,12 @@ fn a_broker_outage_and_a_sink_outage_lose_nothing() {
         std::fs::read_to_string(setup.path("ingest.err")).unwrap_or_default()
     );
 
-    // The sink's minute: its queue holds the alerts raised meanwhile.
+    // The sink's minute (or more, until alerts have waited for it): its
+    // queue holds the alerts raised meanwhile.
     let mut queued_seen = 0.0f64;
-    while started.elapsed() < Duration::from_secs(60) {
+    while started.elapsed() < Duration::from_secs(60)
+        || (queued_seen == 0.0 && started.elapsed() < Duration::from_secs(300))
+    {
         if let Some(q) = scrape(&detect_metrics, "trailhound_notify_queue_depth", "soar") {
             queued_seen = queued_seen.max(q);
         }

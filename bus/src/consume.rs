@@ -468,8 +468,28 @@ impl EventConsumer {
     /// and the broker drops the member when its session times out).
     /// Offsets are committed only by [`EventConsumer::commit`], so nothing
     /// is lost either way.
+    ///
+    /// It unsubscribes first and serves the revocation until nothing is
+    /// assigned, and only then closes: librdkafka 2.x aborts the process
+    /// (`rd_kafka_cgrp_terminated: assert: !rd_kafka_assignment_in_progress`)
+    /// when a consumer is closed while a cooperative assignment is still
+    /// being applied, which a member that leaves just as partitions are
+    /// handed to it meets (librdkafka issues 4527 and 4792).
     pub fn close(self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        self.consumer.unsubscribe();
+        loop {
+            let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if assigned == 0 || remaining.is_zero() {
+                break;
+            }
+            // Serves the revocation callback (records still fetched are
+            // dropped: uncommitted, their partition's next owner reads them).
+            let _ = self
+                .consumer
+                .poll(remaining.min(Duration::from_millis(100)));
+        }
         if let Err(e) = self.consumer.close_queue() {
             // The drop then skips its wait too.
             tracing::warn!(error = %e, "closing the kafka consumer failed");
