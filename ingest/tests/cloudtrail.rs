@@ -815,3 +815,27 @@ fn shared_cloudtrail_data_parses_without_dead_letters() {
     assert_eq!(by_folder.get("otrf"), Some(&103), "{by_folder:?}");
     assert_eq!(by_folder.values().sum::<usize>(), 413);
 }
+
+/// Found by the `cloudtrail` fuzz target: a list on a line of its own
+/// numbered its records across the whole input, so reading a big
+/// line-oriented file in pieces (which `parse_file` does) gave other
+/// positions than reading it whole. Records of a list on a line are now
+/// numbered within that line.
+#[test]
+fn lists_on_lines_number_their_records_within_the_line_whole_or_in_pieces() {
+    let input = b"[1]\n[2]\n[3]\n";
+    let whole = parse(input);
+    let positions: Vec<Position> = whole.dead_letters.iter().map(|d| d.position).collect();
+    assert_eq!(positions, vec![Position::Record(0); 3]);
+    assert!(
+        whole.dead_letters[2]
+            .detail
+            .contains("in the list on line 3")
+    );
+
+    let mut pieces = Collect::default();
+    let ctx = ctx("test.json");
+    cloudtrail::parse_lines_from(b"[1]\n[2]\n", 1, &ctx, &mut pieces);
+    cloudtrail::parse_lines_from(b"[3]\n", 3, &ctx, &mut pieces);
+    assert_eq!(pieces.dead_letters, whole.dead_letters);
+}

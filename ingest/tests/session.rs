@@ -750,3 +750,22 @@ fn fixtures_are_sniffed_as_their_format() {
         assert_eq!(sniff(rel, &fixture(rel)), want, "{rel}");
     }
 }
+
+/// Found by the `asciinema` fuzz target: Ctrl-W (erase the last word)
+/// after a whitespace character wider than one byte (an ideographic or
+/// no-break space) cut the line inside that character and panicked.
+#[test]
+fn ctrl_w_after_a_wide_space_erases_the_word_without_panicking() {
+    let cast = "{\"version\": 2, \"width\": 80, \"height\": 24}\n\
+                [0.1, \"i\", \"sudo\\u3000ls\\u0017\\r\"]\n\
+                [0.2, \"i\", \"id\\u00a0-u\\u0017\\u0017x\\r\"]\n";
+    let mut out = Collect::default();
+    asciinema::parse(cast.as_bytes(), &ctx("wide.cast"), &mut out);
+    assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+    let commands: Vec<_> = out
+        .events
+        .iter()
+        .filter_map(|e| e.command.as_deref())
+        .collect();
+    assert_eq!(commands, vec!["sudo", "x"]);
+}

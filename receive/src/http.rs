@@ -32,7 +32,8 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, oneshot};
-use trailhound_ingest::{Collect, Limits, ParseContext, parse_input};
+use trailhound_core::{DeadLetter, Event};
+use trailhound_ingest::{Collect, Format, Limits, ParseContext, parse_input};
 use trailhound_sinks::Metrics;
 
 use crate::downstream::Downstream;
@@ -364,11 +365,17 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// The name a request's events are read under (see the module page).
-fn origin(headers: &HeaderMap, body: &[u8]) -> String {
-    let named = headers
+/// The `X-Trailhound-Name` header, when it is there and printable.
+fn name_header(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("x-trailhound-name")
         .and_then(|v| v.to_str().ok())
+}
+
+/// The name a request's events are read under (see the module page): the
+/// `X-Trailhound-Name` header cut to a safe file name, else a hash of the body.
+fn origin(name: Option<&str>, body: &[u8]) -> String {
+    let named = name
         .map(|v| {
             v.chars()
                 .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
@@ -380,6 +387,76 @@ fn origin(headers: &HeaderMap, body: &[u8]) -> String {
         trailhound_core::id::stable_id([String::from_utf8_lossy(body).as_ref()])
     });
     format!("gateway/{name}")
+}
+
+/// One request body as the receiver reads it, before delivery: what
+/// [`read_body`] made of it.
+#[derive(Debug)]
+pub struct Body {
+    /// The name its events are read under (`gateway/...`).
+    pub origin: String,
+    /// The events, in body order.
+    pub events: Vec<Event>,
+    /// The records that could not be read, with their reasons.
+    pub dead_letters: Vec<DeadLetter>,
+    /// The format the body was recognised as.
+    pub format: Format,
+}
+
+/// What a body gets once its events and dead letters are on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `200` with these counts.
+    Accepted {
+        /// Events delivered.
+        events: usize,
+        /// Dead letters delivered.
+        dead_letters: usize,
+        /// The format's name.
+        format: &'static str,
+    },
+    /// `422`: nothing could be read; the distinct reasons, sorted.
+    Unreadable {
+        /// Dead-letter reasons.
+        reasons: Vec<&'static str>,
+    },
+}
+
+impl Body {
+    /// The answer this body gets when the bus acknowledges it.
+    pub fn verdict(&self) -> Verdict {
+        if self.events.is_empty() && !self.dead_letters.is_empty() {
+            let mut reasons: Vec<&'static str> =
+                self.dead_letters.iter().map(|d| d.reason).collect();
+            reasons.sort_unstable();
+            reasons.dedup();
+            return Verdict::Unreadable { reasons };
+        }
+        Verdict::Accepted {
+            events: self.events.len(),
+            dead_letters: self.dead_letters.len(),
+            format: self.format.as_str(),
+        }
+    }
+}
+
+/// Reads one request body (already within `max_body_bytes`) as the
+/// receiver does: named by `name` (the `X-Trailhound-Name` header) or by
+/// its content, gunzipped within the decompression limits, its format
+/// recognised and parsed. The handler delivers the result; the fuzz target
+/// `receiver_body` calls this directly.
+pub fn read_body(settings: &ReceiverSettings, name: Option<&str>, body: &[u8]) -> Body {
+    let origin = origin(name, body);
+    let mut ctx = ParseContext::new(origin.as_str());
+    ctx.limits = settings.limits();
+    let mut out = Collect::default();
+    let summary = parse_input(body, &ctx, &mut out);
+    Body {
+        origin,
+        events: out.events,
+        dead_letters: out.dead_letters,
+        format: summary.format,
+    }
 }
 
 async fn sessions(
@@ -442,7 +519,7 @@ async fn sessions(
     let headers = parts.headers;
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        work.accept(&origin(&headers, &body), &body)
+        work.accept(name_header(&headers), &body)
     })
     .await;
     match outcome {
@@ -526,35 +603,32 @@ impl Shared {
     }
 
     /// Parses and delivers one body (on the blocking pool).
-    fn accept(&self, origin: &str, body: &[u8]) -> Accepted {
-        let mut ctx = ParseContext::new(origin);
-        ctx.limits = self.settings.limits();
-        let mut out = Collect::default();
-        let summary = parse_input(body, &ctx, &mut out);
+    fn accept(&self, name: Option<&str>, body: &[u8]) -> Accepted {
+        let read = read_body(&self.settings, name, body);
         if let Err(e) = self
             .downstream
-            .deliver(origin, &out.events, &out.dead_letters)
+            .deliver(&read.origin, &read.events, &read.dead_letters)
         {
             return Accepted::Unavailable(e);
         }
         if let Some(m) = &self.metrics {
-            m.input_read(summary.format.as_str());
-            m.events_read(&out.events);
-            for d in &out.dead_letters {
+            m.input_read(read.format.as_str());
+            m.events_read(&read.events);
+            for d in &read.dead_letters {
                 m.dead_letter(d.reason);
             }
         }
-        if out.events.is_empty() && !out.dead_letters.is_empty() {
-            let mut reasons: Vec<&'static str> =
-                out.dead_letters.iter().map(|d| d.reason).collect();
-            reasons.sort_unstable();
-            reasons.dedup();
-            return Accepted::Unreadable { reasons };
-        }
-        Accepted::Delivered {
-            events: out.events.len(),
-            dead_letters: out.dead_letters.len(),
-            format: summary.format.as_str(),
+        match read.verdict() {
+            Verdict::Accepted {
+                events,
+                dead_letters,
+                format,
+            } => Accepted::Delivered {
+                events,
+                dead_letters,
+                format,
+            },
+            Verdict::Unreadable { reasons } => Accepted::Unreadable { reasons },
         }
     }
 }
@@ -600,12 +674,12 @@ mod tests {
     #[test]
     fn a_named_body_keeps_its_name_and_an_unnamed_one_is_named_by_its_content() {
         let mut h = HeaderMap::new();
-        assert_eq!(origin(&h, b"x"), origin(&h, b"x"));
-        assert_ne!(origin(&h, b"x"), origin(&h, b"y"));
+        assert_eq!(origin(name_header(&h), b"x"), origin(name_header(&h), b"x"));
+        assert_ne!(origin(name_header(&h), b"x"), origin(name_header(&h), b"y"));
         h.insert(
             "x-trailhound-name",
             HeaderValue::from_static("../alice 42.cast"),
         );
-        assert_eq!(origin(&h, b"x"), "gateway/..alice42.cast");
+        assert_eq!(origin(name_header(&h), b"x"), "gateway/..alice42.cast");
     }
 }

@@ -21,4 +21,4 @@ pub mod http;
 
 pub use downstream::{BusDownstream, Downstream};
 pub use error::ReceiveError;
-pub use http::{Receiver, ReceiverSettings, ReceiverStats};
+pub use http::{Body, Receiver, ReceiverSettings, ReceiverStats, Verdict, read_body};

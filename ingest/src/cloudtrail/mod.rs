@@ -25,7 +25,8 @@
 //! nor `@timestamp`, or no `eventName`), `invalid_field` (an unreadable
 //! `eventTime`). Positions are `Line(n)` for records on their own line and
 //! `Record(i)` (0-based, counted across the input) for records in a list
-//! or in a multi-line document. An input that is neither valid JSON
+//! or in a multi-line document, and counted within the line for a list on
+//! a line of its own. An input that is neither valid JSON
 //! documents nor JSON lines with at least one good record is one `Whole`
 //! dead letter.
 //!
@@ -159,6 +160,10 @@ impl<'r> Run<'r> {
     }
 
     fn line(&mut self, bytes: &[u8], n: u64) {
+        // A list on a line numbers its records from 0, so that a position
+        // does not depend on the lines before it (nor on whether the file
+        // was read whole or in pieces).
+        self.next_record = 0;
         let at = At::Line(n);
         let max = self.ctx.limits.max_record_bytes;
         let list = || bytes.starts_with(b"[") || shape::has_records_key(bytes);

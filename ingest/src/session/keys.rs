@@ -206,10 +206,14 @@ impl LineAssembler {
                     self.push_caret(c);
                     let kept = self.line.trim_end().len();
                     self.line.truncate(kept);
+                    // After the last whitespace, which may be wider
+                    // than a byte (a no-break or ideographic space).
                     let word_start = self
                         .line
-                        .rfind(char::is_whitespace)
-                        .map(|i| i + 1)
+                        .char_indices()
+                        .rev()
+                        .find(|(_, c)| c.is_whitespace())
+                        .map(|(i, c)| i + c.len_utf8())
                         .unwrap_or(0);
                     self.line.truncate(word_start);
                 }
