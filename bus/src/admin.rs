@@ -171,7 +171,9 @@ pub fn high_watermarks(
 }
 
 /// A plain admin client of `config`'s cluster.
-fn admin_client(config: &BusConfig) -> Result<AdminClient<DefaultClientContext>, BusError> {
+pub(crate) fn admin_client(
+    config: &BusConfig,
+) -> Result<AdminClient<DefaultClientContext>, BusError> {
     let client_config = config.base_client_config()?;
     AdminClient::from_config(&client_config).map_err(|source| BusError::Client {
         role: "admin client",

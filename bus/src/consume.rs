@@ -23,6 +23,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -347,6 +349,8 @@ pub struct EventConsumer {
     consumer: BaseConsumer<GroupContext>,
     notices: Receiver<RebalanceNotice>,
     topic: String,
+    /// A plain client in no group, for watermark reads.
+    watermarks: AdminClient<DefaultClientContext>,
     /// A poll stops adding records past this many payload bytes: a quarter
     /// of the consumer buffer, so that a batch of large records stays
     /// within the memory the configuration allows.
@@ -394,6 +398,7 @@ impl EventConsumer {
             })?;
         Ok(Self {
             consumer,
+            watermarks: crate::admin::admin_client(config)?,
             notices,
             topic: topic.to_string(),
             max_batch_bytes: (config.consumer_buffer_mib as usize * 1024 * 1024 / 4)
@@ -551,13 +556,17 @@ impl EventConsumer {
     }
 
     /// The high watermark (the offset the next record written will get) of
-    /// one partition, asked of the broker (at most `timeout`).
+    /// one partition, asked of the broker (at most `timeout`) through the
+    /// consumer's own plain client: on the consumer's connection the request
+    /// would queue behind its long-polling fetches, which a broker may hold
+    /// for longer than any sensible timeout.
     pub fn high_watermark(
         &self,
         partition: &PartitionId,
         timeout: Duration,
     ) -> Result<i64, BusError> {
-        self.consumer
+        self.watermarks
+            .inner()
             .fetch_watermarks(&partition.topic, partition.partition, timeout)
             .map(|(_, high)| high)
             .map_err(BusError::Metadata)

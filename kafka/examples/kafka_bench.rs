@@ -18,6 +18,8 @@
 //!
 //! The broker is a fresh tansu with in-memory storage (`TRAILHOUND_TANSU` or
 //! `~/.cache/trailhound/tools/bin/tansu`), or `TRAILHOUND_KAFKA=host:port`.
+//! `TRAILHOUND_KAFKA_*` variables tune the clients as they tune
+//! `trailhound` (for example `TRAILHOUND_KAFKA_CONSUMER_BUFFER_MIB=64`).
 
 #[path = "../../bus/tests/common/mod.rs"]
 mod broker;
@@ -141,6 +143,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Throughput: the topic is full before the member starts.
     let mut bus = broker.config("bench-throughput");
     bus.session_timeout_ms = 6000;
+    bus.apply_env()?;
     ensure_topics(&bus, Duration::from_secs(30))?;
     let producer = EventProducer::new(&bus)?;
     let started = Instant::now();
@@ -175,6 +178,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate = (throughput / 2.0).max(1.0);
     let mut bus = broker.config("bench-latency");
     bus.session_timeout_ms = 6000;
+    bus.apply_env()?;
     ensure_topics(&bus, Duration::from_secs(30))?;
     let sink = Probe::default();
     // Idle limit past the wait below: the member must outlive it.
