@@ -65,6 +65,9 @@ pub struct EngineStats {
     /// Rule evaluations skipped because the batch had none of the event
     /// names the rule needs.
     pub skipped_by_prefilter: u64,
+    /// Nanoseconds spent evaluating each rule's `where`, by the rule's
+    /// place in the rule set (see [`Engine::where_seconds`]).
+    pub where_nanos: Vec<u64>,
 }
 
 /// An alert-to-be from a window or sequence, before dedup.
@@ -256,6 +259,15 @@ impl Engine {
         &self.stats
     }
 
+    /// Seconds spent evaluating each rule's `where` so far, by rule id.
+    pub fn where_seconds(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+        self.rules
+            .rules()
+            .iter()
+            .zip(self.stats.where_nanos.iter())
+            .map(|(rule, nanos)| (rule.id.as_str(), *nanos as f64 / 1e9))
+    }
+
     /// The watermark: the newest event time seen (or the hold, when it is
     /// earlier) minus the allowed lateness. Windows ending at or before it
     /// are closed. `None` before any event.
@@ -355,7 +367,16 @@ impl Engine {
         let names = NameIndex::of(batch, self.idx_event_name);
         let result = (|| {
             for (ri, rule) in rules.rules().iter().enumerate() {
-                let hits = match prefilter::evaluate(rule, batch, &names)? {
+                let started = std::time::Instant::now();
+                let evaluated = prefilter::evaluate(rule, batch, &names);
+                let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                if self.stats.where_nanos.len() <= ri {
+                    self.stats.where_nanos.resize(ri + 1, 0);
+                }
+                if let Some(total) = self.stats.where_nanos.get_mut(ri) {
+                    *total = total.saturating_add(took);
+                }
+                let hits = match evaluated? {
                     Hits::Skipped => {
                         self.stats.skipped_by_prefilter += 1;
                         continue;
@@ -1213,6 +1234,23 @@ mod tests {
         assert!(process(&mut e, &[ev(1.0, "a", "GetObject", "p")]).is_empty());
         let mut e = Engine::new(rules(PLAIN)).with_suppress(global(&[], &["2001:db8::/32"]));
         assert_eq!(process(&mut e, &[ev(1.0, "a", "GetObject", "p")]).len(), 1);
+    }
+
+    #[test]
+    fn each_rules_where_time_is_counted_under_its_id() {
+        let mut e = Engine::new(rules(PLAIN));
+        assert_eq!(e.where_seconds().count(), 0);
+        process(&mut e, &[ev(1.0, "a", "GetObject", "p")]);
+        let first: Vec<(String, f64)> = e
+            .where_seconds()
+            .map(|(id, s)| (id.to_string(), s))
+            .collect();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, e.rules().rules()[0].id);
+        assert!(first[0].1 > 0.0);
+        process(&mut e, &[ev(2.0, "b", "GetObject", "p")]);
+        let second: Vec<f64> = e.where_seconds().map(|(_, s)| s).collect();
+        assert!(second[0] > first[0].1, "the time only grows");
     }
 
     #[test]

@@ -981,6 +981,7 @@ impl Run<'_, '_> {
                 baseline_cap_refusals_total: baselines.cap_reached,
                 matches_suppressed_total: self.engine.stats().suppressed,
             });
+            m.rule_where_seconds(self.engine.where_seconds());
         }
     }
 

@@ -24,6 +24,7 @@
 //! | `trailhound_alerts_total` | counter | `rule`, `severity` |
 //! | `trailhound_rule_errors_total` | counter | |
 //! | `trailhound_matches_suppressed_total` | counter | |
+//! | `trailhound_rule_where_seconds_total` | counter | `rule` |
 //! | `trailhound_principals_tracked` | gauge | |
 //! | `trailhound_baseline_cap_refusals_total` | counter | |
 //! | `trailhound_state_open` | gauge | |
@@ -50,8 +51,8 @@ use std::time::{Duration, SystemTime};
 use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use trailhound_core::schema::columns::INGEST_TIME;
 use trailhound_core::{Alert, Event, Source};
@@ -156,6 +157,7 @@ struct Inner {
     alerts: IntCounterVec,
     rule_errors: IntCounter,
     matches_suppressed: IntCounter,
+    rule_where_seconds: CounterVec,
     principals_tracked: IntGauge,
     baseline_cap_refusals: IntCounter,
     state_open: IntGauge,
@@ -356,6 +358,17 @@ impl Metrics {
                 &r,
                 "trailhound_matches_suppressed_total",
                 "Rule matches folded into an alert raised earlier (dedup).",
+            )?,
+            rule_where_seconds: reg(
+                &r,
+                "trailhound_rule_where_seconds_total",
+                CounterVec::new(
+                    Opts::new(
+                        "trailhound_rule_where_seconds_total",
+                        "Time spent evaluating each rule's where over batches (the costly rules of a pack).",
+                    ),
+                    &["rule"],
+                ),
             )?,
             principals_tracked: gauge(
                 &r,
@@ -567,6 +580,23 @@ impl Metrics {
         advance(&i.late_rows, s.late_rows_total);
         advance(&i.baseline_cap_refusals, s.baseline_cap_refusals_total);
         advance(&i.matches_suppressed, s.matches_suppressed_total);
+    }
+
+    /// Moves each rule's `where` time up to its cumulative total in
+    /// seconds, as the detector engine counts them.
+    pub fn rule_where_seconds<'a>(&self, totals: impl IntoIterator<Item = (&'a str, f64)>) {
+        for (rule, total) in totals {
+            if let Ok(c) = self
+                .inner
+                .rule_where_seconds
+                .get_metric_with_label_values(&[rule])
+            {
+                let now = c.get();
+                if total > now {
+                    c.inc_by(total - now);
+                }
+            }
+        }
     }
 
     /// Records a checkpoint written now.

@@ -89,6 +89,7 @@ fn fed() -> Metrics {
         baseline_cap_refusals_total: 2,
         matches_suppressed_total: 4,
     });
+    m.rule_where_seconds([("rule-a", 0.25), ("rule-b", 0.5)]);
     m.checkpoint_written_at(SystemTime::now() - Duration::from_secs(30));
     m.consumer_lag(2, 40);
     m.action("quarantine_role", "shadow");
@@ -147,6 +148,7 @@ fn exposition_has_every_metric_with_its_type() {
         ("trailhound_alerts_total", "counter"),
         ("trailhound_rule_errors_total", "counter"),
         ("trailhound_matches_suppressed_total", "counter"),
+        ("trailhound_rule_where_seconds_total", "counter"),
         ("trailhound_principals_tracked", "gauge"),
         ("trailhound_baseline_cap_refusals_total", "counter"),
         ("trailhound_state_open", "gauge"),
@@ -373,6 +375,18 @@ fn engine_counters_follow_totals_and_never_go_down() {
     assert_eq!(
         sample(&m.render(), "trailhound_late_rows_total"),
         Some(12.0)
+    );
+    // Per-rule where time follows its totals too, per rule.
+    m.rule_where_seconds([("r1", 1.5), ("r2", 0.5)]);
+    m.rule_where_seconds([("r1", 1.0), ("r2", 2.0)]);
+    let text = m.render();
+    assert_eq!(
+        sample(&text, "trailhound_rule_where_seconds_total{rule=\"r1\"}"),
+        Some(1.5)
+    );
+    assert_eq!(
+        sample(&text, "trailhound_rule_where_seconds_total{rule=\"r2\"}"),
+        Some(2.0)
     );
 }
 
