@@ -12,15 +12,13 @@ mod broker;
 mod cluster;
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use broker::free_port;
-use cluster::Setup;
+use cluster::{Setup, scrape};
 use trailhound_bus::{EventProducer, ensure_topics};
 use trailhound_core::Event;
 
@@ -101,23 +99,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// The sum of `name`'s series in a scrape of `addr`.
-fn scrape(addr: &str, name: &str) -> Option<f64> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
-}
-
 /// Sends events at `rate` per second for `span`, in ten ticks a second,
 /// each acknowledged before the next; returns the next event number.
 fn produce(producer: &EventProducer, from: usize, rate: usize, span: Duration) -> usize {
@@ -195,9 +176,10 @@ fn a_burst_of_ten_times_the_steady_rate_stays_within_the_memory_bound() {
         let (metrics, lag_seen, done) = (metrics.clone(), Arc::clone(&lag_seen), Arc::clone(&done));
         thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                if let (Some(lag), Ok(mut seen)) =
-                    (scrape(&metrics, "trailhound_consumer_lag"), lag_seen.lock())
-                {
+                if let (Some(lag), Ok(mut seen)) = (
+                    scrape(&metrics, "trailhound_consumer_lag", ""),
+                    lag_seen.lock(),
+                ) {
                     *seen = seen.max(lag);
                 }
                 thread::sleep(Duration::from_secs(1));

@@ -32,7 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use broker::{Storage, free_port};
-use cluster::{Guard, LATENESS, Setup, alerts, assert_same_alerts, embedded_with};
+use cluster::{Guard, LATENESS, Setup, alerts, assert_same_alerts, embedded_with, scrape};
 use common::text;
 
 /// Event ids of a lake's `events` table: (rows, distinct ids). DuckDB when
@@ -268,24 +268,6 @@ fn serve_one(stream: TcpStream, received: &Mutex<Vec<String>>) {
             return;
         }
     }
-}
-
-/// One metric's value in a scrape of `addr` (the sum of its series whose
-/// labels hold `label`), or `None` when the endpoint does not answer.
-fn scrape(addr: &str, name: &str, label: &str) -> Option<f64> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with(name) && l.contains(label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
 }
 
 #[test]

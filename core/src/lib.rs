@@ -30,6 +30,7 @@ pub mod grant;
 pub mod id;
 pub mod schema;
 pub mod time;
+pub mod wildcard;
 
 pub use action::{Action, ActionMode, ActionOutcome, ResponseHook, ResponseOutput};
 pub use alert::{Alert, Severity};
@@ -37,3 +38,4 @@ pub use deadletter::{DeadLetter, Position};
 pub use event::{Event, Source};
 pub use grant::{GrantClosure, rule_schema};
 pub use schema::{EventBatchBuilder, event_schema, events_to_batch};
+pub use wildcard::wildcard;

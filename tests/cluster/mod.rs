@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -262,22 +264,7 @@ pub fn generated(setup: &Setup, principals: &str, days: &str) -> Vec<String> {
 /// The inputs: a generated organisation and, when present, the shared
 /// Stratus recordings.
 pub fn inputs(setup: &Setup, principals: &str, days: &str) -> Vec<String> {
-    let out = trailhound(
-        &[
-            "generate",
-            "--out",
-            "org",
-            "--principals",
-            principals,
-            "--days",
-            days,
-            "--seed",
-            "7",
-        ],
-        setup.dir.path(),
-    );
-    assert!(out.status.success(), "generate: {}", text(&out.stderr));
-    let mut inputs = vec![setup.path("org").display().to_string()];
+    let mut inputs = generated(setup, principals, days);
     let shared =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cloudtrail/stratus-red-team");
     if shared.is_dir() {
@@ -391,4 +378,23 @@ pub fn assert_same_alerts(
         want.len(),
         got.len()
     );
+}
+
+/// One metric's value in a scrape of `addr` (the sum of its series whose
+/// line holds `label`; `""` takes them all), or `None` when the endpoint
+/// does not answer.
+pub fn scrape(addr: &str, name: &str, label: &str) -> Option<f64> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
 }
