@@ -48,7 +48,7 @@ MODEL_COLUMNS = [
     "event_time", "ingest_time", "source", "event_id", "event_source", "event_name",
     "event_category", "read_only", "error_code", "error_message", "account_id",
     "principal", "principal_type", "principal_arn", "user_name", "session_name",
-    "access_key_id", "source_identity", "mfa", "region", "source_ip", "user_agent",
+    "access_key_id", "source_identity", "mfa", "console_session", "region", "source_ip", "user_agent",
     "resources", "bucket", "object_key", "bytes_in", "bytes_out", "session_id",
     "target", "command", "input", "keystrokes", "keystroke_interval_ms_mean",
     "keystroke_interval_ms_stddev", "request", "response", "extra",
@@ -58,7 +58,7 @@ MODEL_COLUMNS = [
 TEXT_FIELDS = [
     "eventTime", "@timestamp", "eventID", "eventSource", "eventName", "eventCategory",
     "readOnly", "errorCode", "errorMessage", "recipientAccountId", "awsRegion",
-    "sourceIPAddress", "userAgent",
+    "sourceIPAddress", "userAgent", "sessionCredentialFromConsole",
 ]
 # ... the ones kept as JSON and lifted from (also copied into `extra`) ...
 LIFTED_JSON = ["requestParameters", "responseElements"]
@@ -69,7 +69,7 @@ KEPT_IN_EXTRA = [
 # ... and the other fields of the CloudTrail record schema, which only go to `extra`.
 EXTRA_ONLY = [
     "eventVersion", "requestID", "apiVersion", "serviceEventDetails", "sharedEventID",
-    "vpcEndpointId", "vpcEndpointAccountId", "addendum", "sessionCredentialFromConsole",
+    "vpcEndpointId", "vpcEndpointAccountId", "addendum",
     "edgeDeviceDetails", "tlsDetails",
 ]
 
@@ -177,6 +177,8 @@ SELECT
     WHEN ev_name = 'ConsoleLogin' AND lower(ad[3]) = 'no' THEN false
     ELSE CASE lower(trim(ui[10])) WHEN 'true' THEN true WHEN 'false' THEN false END
   END AS mfa,
+  CASE lower(trim("sessionCredentialFromConsole")) WHEN 'true' THEN true WHEN 'false' THEN false
+  END AS console_session,
   nullif("awsRegion", '') AS region,
   nullif("sourceIPAddress", '') AS source_ip,
   nullif("userAgent", '') AS user_agent,

@@ -83,6 +83,13 @@ pub struct Event {
     pub source_identity: Option<String>,
     /// Whether MFA was used, when CloudTrail says.
     pub mfa: Option<bool>,
+    /// Whether the call used console session credentials (CloudTrail
+    /// `sessionCredentialFromConsole`): a role or user session opened in the
+    /// AWS console rather than a key or SDK session. Left out of the
+    /// serialised event when unknown, so that readers built before the field
+    /// existed still read events that lack it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_session: Option<bool>,
 
     // from where
     /// The AWS region of the call.

@@ -47,6 +47,7 @@ pub mod columns {
     pub const ACCESS_KEY_ID: &str = "access_key_id";
     pub const SOURCE_IDENTITY: &str = "source_identity";
     pub const MFA: &str = "mfa";
+    pub const CONSOLE_SESSION: &str = "console_session";
     pub const REGION: &str = "region";
     pub const SOURCE_IP: &str = "source_ip";
     pub const USER_AGENT: &str = "user_agent";
@@ -95,6 +96,7 @@ pub fn event_schema() -> SchemaRef {
                 s(ACCESS_KEY_ID),
                 s(SOURCE_IDENTITY),
                 Field::new(MFA, DataType::Boolean, true),
+                Field::new(CONSOLE_SESSION, DataType::Boolean, true),
                 d(REGION),
                 s(SOURCE_IP),
                 d(USER_AGENT),
@@ -147,6 +149,7 @@ pub struct EventBatchBuilder {
     access_key_id: StringBuilder,
     source_identity: StringBuilder,
     mfa: BooleanBuilder,
+    console_session: BooleanBuilder,
     region: Dict,
     source_ip: StringBuilder,
     user_agent: Dict,
@@ -197,6 +200,7 @@ impl EventBatchBuilder {
             access_key_id: StringBuilder::new(),
             source_identity: StringBuilder::new(),
             mfa: BooleanBuilder::new(),
+            console_session: BooleanBuilder::new(),
             region: Dict::new(),
             source_ip: StringBuilder::new(),
             user_agent: Dict::new(),
@@ -251,6 +255,7 @@ impl EventBatchBuilder {
         self.source_identity
             .append_option(e.source_identity.as_deref());
         self.mfa.append_option(e.mfa);
+        self.console_session.append_option(e.console_session);
         self.region.append_option(e.region.as_deref());
         self.source_ip.append_option(e.source_ip.as_deref());
         self.user_agent.append_option(e.user_agent.as_deref());
@@ -299,6 +304,7 @@ impl EventBatchBuilder {
             Arc::new(self.access_key_id.finish()),
             Arc::new(self.source_identity.finish()),
             Arc::new(self.mfa.finish()),
+            Arc::new(self.console_session.finish()),
             Arc::new(self.region.finish()),
             Arc::new(self.source_ip.finish()),
             Arc::new(self.user_agent.finish()),

@@ -418,6 +418,44 @@ fn source_identity_and_read_only_as_string() {
     assert_eq!(e.error_code, None);
 }
 
+#[test]
+fn console_session_is_lifted_from_session_credential_from_console() {
+    let mut record = json!({
+        "eventTime": "2026-11-02T10:00:00Z", "eventName": "DescribeInstances",
+        "eventSource": "ec2.amazonaws.com", "sessionCredentialFromConsole": "true",
+        "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/admin/alice"}
+    });
+    let out = parse(record.to_string().as_bytes());
+    assert_eq!(out.events[0].console_session, Some(true));
+    assert!(
+        !out.events[0]
+            .extra
+            .as_deref()
+            .unwrap_or("")
+            .contains("sessionCredentialFromConsole")
+    );
+    record["sessionCredentialFromConsole"] = json!(false);
+    let out = parse(record.to_string().as_bytes());
+    assert_eq!(out.events[0].console_session, Some(false));
+    // A value that is not a flag is kept, in `extra`, as it came.
+    record["sessionCredentialFromConsole"] = json!("sometimes");
+    let out = parse(record.to_string().as_bytes());
+    assert_eq!(out.events[0].console_session, None);
+    assert!(
+        out.events[0]
+            .extra
+            .as_deref()
+            .unwrap_or("")
+            .contains(r#""sessionCredentialFromConsole":"sometimes""#)
+    );
+    record
+        .as_object_mut()
+        .unwrap()
+        .remove("sessionCredentialFromConsole");
+    let out = parse(record.to_string().as_bytes());
+    assert_eq!(out.events[0].console_session, None);
+}
+
 // ---- columns kept as JSON ----------------------------------------------------
 
 #[test]

@@ -257,7 +257,7 @@ const REQUIRED: [&str; 4] = ["id", "title", "severity", "where"];
 /// Columns that only CloudTrail events ever have (session parsers leave them
 /// empty; grant events, which ride the gateway stream, carry their grant in
 /// `request`, so it is not one of them).
-const CLOUDTRAIL_ONLY: [&str; 12] = [
+const CLOUDTRAIL_ONLY: [&str; 13] = [
     "read_only",
     "account_id",
     "principal_arn",
@@ -265,6 +265,7 @@ const CLOUDTRAIL_ONLY: [&str; 12] = [
     "access_key_id",
     "source_identity",
     "mfa",
+    "console_session",
     "region",
     "user_agent",
     "bucket",

@@ -19,7 +19,9 @@
 //!   `AwsCloudTrailInsight`, `Data` when `managementEvent` is `false`, else
 //!   `Management`;
 //! - Insights events carry their event name and source in `insightDetails`;
-//! - `read_only`: `readOnly` as a boolean or the string `"true"`/`"false"`;
+//! - `read_only`: `readOnly` as a boolean or the string `"true"`/`"false"`,
+//!   and `console_session` from `sessionCredentialFromConsole` the same way
+//!   (any other value of either stays in `extra`);
 //! - principal columns: see [`super::identity`]; `mfa` is overridden for
 //!   `ConsoleLogin` by `additionalEventData.MFAUsed` (`Yes`/`No`);
 //! - S3: `bucket`/`object_key` from `requestParameters.bucketName`/`key`,
@@ -306,6 +308,7 @@ enum Known {
     AwsRegion,
     SourceIp,
     UserAgent,
+    SessionCredentialFromConsole,
     RequestParameters,
     ResponseElements,
     // read, and kept in `extra` as well
@@ -339,6 +342,7 @@ impl Known {
             "awsRegion" => Known::AwsRegion,
             "sourceIPAddress" => Known::SourceIp,
             "userAgent" => Known::UserAgent,
+            "sessionCredentialFromConsole" => Known::SessionCredentialFromConsole,
             "requestParameters" => Known::RequestParameters,
             "responseElements" => Known::ResponseElements,
             "eventType" => Known::EventType,
@@ -369,6 +373,7 @@ impl Known {
             Known::AwsRegion => "awsRegion",
             Known::SourceIp => "sourceIPAddress",
             Known::UserAgent => "userAgent",
+            Known::SessionCredentialFromConsole => "sessionCredentialFromConsole",
             Known::RequestParameters => "requestParameters",
             Known::ResponseElements => "responseElements",
             Known::EventType => "eventType",
@@ -567,7 +572,8 @@ impl<'a> Fields<'a> {
             }
             None => "Management".to_owned(),
         };
-        let read_only = self.text(Known::ReadOnly).as_deref().and_then(parse_bool);
+        let read_only = self.flag(Known::ReadOnly);
+        let console_session = self.flag(Known::SessionCredentialFromConsole);
 
         let Who {
             principal,
@@ -635,6 +641,7 @@ impl<'a> Fields<'a> {
             access_key_id,
             source_identity,
             mfa,
+            console_session,
             region: self.owned(Known::AwsRegion),
             source_ip: self.owned(Known::SourceIp),
             user_agent: self.owned(Known::UserAgent),
@@ -656,6 +663,19 @@ impl<'a> Fields<'a> {
 
     fn owned(&mut self, known: Known) -> Option<String> {
         self.text(known).map(Cow::into_owned)
+    }
+
+    /// A lifted flag: a JSON boolean or the text `true`/`false`. Any other
+    /// value is kept in `extra` as it came, so that nothing is dropped.
+    fn flag(&mut self, known: Known) -> Option<bool> {
+        let text = self.text(known)?;
+        let flag = parse_bool(&text);
+        if flag.is_none()
+            && let Some(raw) = self.get(known)
+        {
+            self.extra.push((Cow::Borrowed(known.name()), raw));
+        }
+        flag
     }
 
     /// `eventTime`, else `@timestamp`; the one not used goes to `extra`.

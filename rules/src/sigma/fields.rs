@@ -118,6 +118,11 @@ pub fn map_field(field: &str) -> Result<Target, String> {
             kind: Kind::Bool,
             absent: None,
         }),
+        "sessionCredentialFromConsole" => scalar_only(Target::Column {
+            name: "console_session",
+            kind: Kind::Bool,
+            absent: None,
+        }),
         "eventTime" | "@timestamp" => Err(format!(
             "field {field:?}: the event time is a timestamp column, and matching it with Sigma values is not supported"
         )),
@@ -167,6 +172,14 @@ mod tests {
             ))
         );
         assert_eq!(map_field("eventType"), Ok(json("extra", &["eventType"])));
+        assert_eq!(
+            map_field("sessionCredentialFromConsole"),
+            Ok(Target::Column {
+                name: "console_session",
+                kind: Kind::Bool,
+                absent: None,
+            })
+        );
         assert!(map_field("eventName.x").is_err());
         assert!(map_field("a..b").is_err());
         assert!(map_field("eventTime").is_err());

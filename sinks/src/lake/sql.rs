@@ -252,6 +252,49 @@ mod tests {
     }
 
     #[test]
+    fn event_files_written_before_a_column_existed_read_as_null_in_it() {
+        use trailhound_core::Event;
+        let dir = tempfile::tempdir().unwrap();
+        let new = Event {
+            event_time: T0,
+            event_id: "new".into(),
+            event_name: "ListUsers".into(),
+            principal: "p".into(),
+            console_session: Some(true),
+            ..Event::default()
+        };
+        let mut lake = LakeWriter::open(LakeConfig::new(dir.path())).unwrap();
+        lake.write_events(&trailhound_core::events_to_batch(std::slice::from_ref(
+            &new,
+        )))
+        .unwrap();
+        lake.close().unwrap();
+        // A file of an older version: the same schema without `console_session`.
+        let old = trailhound_core::events_to_batch(&[Event {
+            event_id: "old".into(),
+            console_session: None,
+            ..new
+        }]);
+        let at = old.schema().index_of("console_session").unwrap();
+        let mut old = old;
+        old.remove_column(at);
+        let folder =
+            crate::lake::partition_dir(dir.path(), crate::lake::Table::Events, T0).unwrap();
+        let file = std::fs::File::create(folder.join("old-version.parquet")).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, old.schema(), None).unwrap();
+        writer.write(&old).unwrap();
+        writer.close().unwrap();
+
+        let q = LakeQuery::open(dir.path()).unwrap();
+        let rows = text(
+            &q,
+            "SELECT event_id, console_session FROM events ORDER BY event_id",
+            OutputFormat::Csv,
+        );
+        assert_eq!(rows, "event_id,console_session\nnew,true\nold,\n");
+    }
+
+    #[test]
     fn a_table_without_files_is_empty() {
         let dir = lake_with_alerts();
         let q = LakeQuery::open(dir.path()).unwrap();
