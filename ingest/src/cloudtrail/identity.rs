@@ -18,7 +18,6 @@
 //! `principal_type` is `type` verbatim (`Unknown` when absent).
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::json::{Lenient, Text, parse_bool, parse_lenient};
 
@@ -106,7 +105,7 @@ pub struct Who {
 
 /// Maps a raw `userIdentity` value (absent, null or malformed included)
 /// onto the principal columns.
-pub fn who(raw: Option<&RawValue>) -> Who {
+pub fn who(raw: Option<&str>) -> Who {
     let id: UserIdentity<'_> = raw.and_then(parse_lenient).unwrap_or_default();
     let session = id.session_context.0.unwrap_or_default();
     let issuer = session.session_issuer.0.unwrap_or_default();

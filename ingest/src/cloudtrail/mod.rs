@@ -35,6 +35,7 @@
 pub mod identity;
 mod json;
 pub mod record;
+mod scan;
 mod shape;
 
 use std::borrow::Cow;
@@ -302,9 +303,12 @@ impl<'r> Run<'r> {
             return;
         }
         let first = self.next_record;
-        let result = {
-            let mut on_record = |raw: &RawValue| self.element(raw.get(), at, bad);
-            record::read_object(text, Some(&mut on_record))
+        let result = match record::read_record_fast(text) {
+            Some(fields) => Ok(Object::Record(fields)),
+            None => {
+                let mut on_record = |raw: &RawValue| self.element(raw.get(), at, bad);
+                record::read_object(text, Some(&mut on_record))
+            }
         };
         match result {
             Ok(Object::Records(list)) => {
@@ -365,7 +369,7 @@ impl<'r> Run<'r> {
             self.oversized_or_damaged(position, text, bad, &at.in_list());
             return;
         }
-        let result = match record::read_object(text, None) {
+        let result = match record::read_record(text) {
             Ok(Object::Record(fields)) => fields.into_event(text, self.ctx),
             Ok(Object::Records(_)) => Err(RecordError::NotARecord("a nested Records list")),
             Err(e) => Err(e),
