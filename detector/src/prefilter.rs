@@ -96,8 +96,10 @@ pub fn evaluate(
     if selection.true_count() == batch.num_rows() {
         return rule.evaluate(batch).map(Hits::Rows);
     }
-    let sub = filter_record_batch(batch, &selection).map_err(|e| rule.eval_error(e.to_string()))?;
-    let sub_hits = rule.evaluate(&sub)?;
+    // Only the columns the rule reads are copied for the selected rows.
+    let sub = filter_record_batch(&rule.project(batch)?, &selection)
+        .map_err(|e| rule.eval_error(e.to_string()))?;
+    let sub_hits = rule.evaluate_projected(&sub)?;
     let mut out = BooleanBuilder::with_capacity(batch.num_rows());
     let mut j = 0;
     for i in 0..batch.num_rows() {
@@ -159,6 +161,9 @@ mod tests {
         let batch = events_to_batch(&events);
         let index = NameIndex::of(&batch, column());
         let r = rule("event_name IN ('StopLogging', 'DeleteTrail') AND source_ip = '1.1.1.1'");
+        // Only the columns the rule reads are copied for it.
+        let at = |name: &str| event_schema().index_of(name).unwrap();
+        assert_eq!(r.predicate_columns(), [at("event_name"), at("source_ip")]);
         let full = r.evaluate(&batch).unwrap();
         let Hits::Rows(narrowed) = evaluate(&r, &batch, &index).unwrap() else {
             panic!("skipped a batch that has the names");

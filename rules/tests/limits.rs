@@ -32,7 +32,16 @@ fn a_rule_file_over_the_size_limit_is_refused_naming_the_file() {
 #[test]
 fn a_rule_slower_to_compile_than_the_limit_stops_the_load_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), rule("first-rule")).unwrap();
+    // A rule that takes milliseconds to plan (a list of 5,000 names), so
+    // that its compilation cannot finish before the loader starts waiting,
+    // even when the loader's thread is descheduled on a busy machine (a
+    // one-line rule sometimes did).
+    let names: Vec<String> = (0..5000).map(|i| format!("'Name{i}'")).collect();
+    let slow = format!(
+        "id: first-rule\ntitle: A rule\nseverity: low\nwhere: \"event_name IN ({})\"\n",
+        names.join(", ")
+    );
+    std::fs::write(dir.path().join("a.yaml"), slow).unwrap();
     let err = RuleSet::load(&LoadOptions {
         no_builtin: true,
         paths: vec![dir.path().to_path_buf()],
