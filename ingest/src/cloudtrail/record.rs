@@ -763,7 +763,16 @@ impl<'a> Fields<'a> {
             if i > 0 {
                 out.push(',');
             }
-            push_key(&mut out, key);
+            match key {
+                // A borrowed key is raw JSON text without escapes (one with
+                // escapes arrives unescaped, owned): written as it is.
+                Cow::Borrowed(raw) => {
+                    out.push('"');
+                    out.push_str(raw);
+                    out.push('"');
+                }
+                Cow::Owned(unescaped) => push_key(&mut out, unescaped),
+            }
             out.push(':');
             push_compact(&mut out, value);
         }
