@@ -297,6 +297,15 @@ enum Msg {
         seen: Seen,
         through: u64,
     },
+    /// A full chunk the engine builds into a batch itself: sent while the
+    /// engine has little queued (it would wait otherwise), so that with one
+    /// reader, the busier thread, the building moves to the idle one.
+    /// Evaluated exactly as [`Msg::Batch`].
+    Unbuilt {
+        input: usize,
+        events: Vec<Event>,
+        through: u64,
+    },
     DeadLetter {
         input: usize,
         dead_letter: DeadLetter,
@@ -369,7 +378,13 @@ struct ChannelEmit<'a> {
     skip: u64,
     stop: &'a std::sync::atomic::AtomicBool,
     stopped: bool,
+    /// Full chunks sent and not yet taken by the engine.
+    queued: &'a AtomicUsize,
 }
+
+/// Full chunks queued for the engine at or below which a reader leaves the
+/// building of the next one to the engine (which would otherwise wait).
+const ENGINE_BUILDS_BELOW: usize = 2;
 
 impl ChannelEmit<'_> {
     fn send_chunk(&mut self) {
@@ -385,10 +400,18 @@ impl ChannelEmit<'_> {
         let full = self.chunk.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes;
         self.chunk_bytes = 0;
         let events = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_size));
-        let msg = if full {
+        let msg = if full && self.queued.load(Ordering::Relaxed) <= ENGINE_BUILDS_BELOW {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            Msg::Unbuilt {
+                input: self.input,
+                events,
+                through: self.records,
+            }
+        } else if full {
             // Building the batch here, and dropping the events here, keeps
             // the engine thread (the one that cannot be parallelised) to
-            // rule evaluation.
+            // rule evaluation while it has work queued.
+            self.queued.fetch_add(1, Ordering::Relaxed);
             Msg::Batch {
                 input: self.input,
                 seen: Seen::of(&events),
@@ -567,6 +590,7 @@ pub fn run_with(
     // Inputs handed to a reader so far, counted under the queue's lock: the
     // tasks are taken in index order, so inputs `0..dispatched` have started.
     let dispatched = AtomicUsize::new(0);
+    let queued = AtomicUsize::new(0);
     let stop = Arc::clone(&progress.stop);
 
     std::thread::scope(|scope| {
@@ -580,6 +604,7 @@ pub fn run_with(
             };
             let stop = &stop;
             let dispatched = &dispatched;
+            let queued = &queued;
             scope.spawn(move || {
                 loop {
                     if stop.load(Ordering::Relaxed) {
@@ -596,7 +621,7 @@ pub fn run_with(
                         Err(_) => None,
                     };
                     let Some(task) = task else { break };
-                    read_one(task, limits, chunk, &tx, stop);
+                    read_one(task, limits, chunk, &tx, stop, queued);
                 }
             });
         }
@@ -614,6 +639,7 @@ pub fn run_with(
             last_checkpoint: Instant::now(),
             metrics,
             dispatched: &dispatched,
+            queued: &queued,
             held: None,
             respond,
         };
@@ -657,6 +683,7 @@ fn read_one(
     chunk: Chunk,
     tx: &SyncSender<Msg>,
     stop: &std::sync::atomic::AtomicBool,
+    queued: &AtomicUsize,
 ) {
     let Task { index, input, skip } = task;
     let name = input.name();
@@ -673,6 +700,7 @@ fn read_one(
         skip,
         stop,
         stopped: false,
+        queued,
     };
     let parsed = match input {
         Input::Bytes { bytes, .. } => parse_bytes(&bytes, &ctx, &mut emit),
@@ -742,6 +770,8 @@ struct Run<'r, 'l> {
     metrics: Option<Metrics>,
     /// Inputs taken by a reader so far (they start in index order).
     dispatched: &'r AtomicUsize,
+    /// Full chunks sent by readers and not yet taken here.
+    queued: &'r AtomicUsize,
     /// The front last given to [`Engine::hold_watermark`].
     held: Option<i64>,
     /// Automated response, when on.
@@ -773,12 +803,30 @@ impl Run<'_, '_> {
                         self.evaluate(&batch)?;
                     }
                 }
+                Ok(Msg::Unbuilt {
+                    input,
+                    events,
+                    through,
+                }) => {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    let seen = Seen::of(&events);
+                    let batch = events_to_batch(&events);
+                    drop(events);
+                    self.arrived(input, through, &seen, &mut reading);
+                    if let Some(pending) = batcher.flush() {
+                        self.evaluate(&pending)?;
+                        since_expiry += 1;
+                    }
+                    self.evaluate(&batch)?;
+                    since_expiry += 1;
+                }
                 Ok(Msg::Batch {
                     input,
                     batch,
                     seen,
                     through,
                 }) => {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
                     self.arrived(input, through, &seen, &mut reading);
                     // Events that arrived before these are evaluated before
                     // them, as they would be in one batcher.
