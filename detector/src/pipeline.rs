@@ -808,17 +808,11 @@ impl Run<'_, '_> {
                     events,
                     through,
                 }) => {
-                    self.queued.fetch_sub(1, Ordering::Relaxed);
                     let seen = Seen::of(&events);
                     let batch = events_to_batch(&events);
                     drop(events);
-                    self.arrived(input, through, &seen, &mut reading);
-                    if let Some(pending) = batcher.flush() {
-                        self.evaluate(&pending)?;
-                        since_expiry += 1;
-                    }
-                    self.evaluate(&batch)?;
-                    since_expiry += 1;
+                    let full = (input, through, &seen, &batch);
+                    since_expiry += self.full_chunk(full, &mut batcher, &mut reading)?;
                 }
                 Ok(Msg::Batch {
                     input,
@@ -826,16 +820,8 @@ impl Run<'_, '_> {
                     seen,
                     through,
                 }) => {
-                    self.queued.fetch_sub(1, Ordering::Relaxed);
-                    self.arrived(input, through, &seen, &mut reading);
-                    // Events that arrived before these are evaluated before
-                    // them, as they would be in one batcher.
-                    if let Some(pending) = batcher.flush() {
-                        self.evaluate(&pending)?;
-                        since_expiry += 1;
-                    }
-                    self.evaluate(&batch)?;
-                    since_expiry += 1;
+                    let full = (input, through, &seen, &batch);
+                    since_expiry += self.full_chunk(full, &mut batcher, &mut reading)?;
                 }
                 Ok(Msg::DeadLetter {
                     input,
@@ -983,6 +969,26 @@ impl Run<'_, '_> {
     /// Notes a chunk of an input's events on arrival: how far the input is
     /// handed over, its front and stream (for the watermark hold) and the
     /// counts.
+    /// A full chunk `(input, through, seen, batch)`, built by its reader or
+    /// here: events that arrived before it are evaluated first, as they
+    /// would be in one batcher. Returns the batches evaluated.
+    fn full_chunk(
+        &mut self,
+        (input, through, seen, batch): (usize, u64, &Seen, &RecordBatch),
+        batcher: &mut Batcher,
+        reading: &mut BTreeSet<usize>,
+    ) -> Result<u64, PipelineError> {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.arrived(input, through, seen, reading);
+        let mut evaluated = 1;
+        if let Some(pending) = batcher.flush() {
+            self.evaluate(&pending)?;
+            evaluated += 1;
+        }
+        self.evaluate(batch)?;
+        Ok(evaluated)
+    }
+
     fn arrived(&mut self, input: usize, through: u64, seen: &Seen, reading: &mut BTreeSet<usize>) {
         if let Some(t) = self.tracked.get_mut(input) {
             t.through = t.through.max(through);
