@@ -405,6 +405,7 @@ fn prometheus_scrapes_the_detector() {
     for expr in exprs.iter().filter(|e| {
         e.contains("trailhound_events_read_total")
             || e.contains("trailhound_alerts_total[$__range]")
+            || e.contains("trailhound_rule_where_seconds_total")
     }) {
         let q = expr
             .replace("$__rate_interval", "1m")
