@@ -801,6 +801,22 @@ fn member_loop(
                 idle = ?last_event.elapsed(),
                 "Detector progress."
             );
+            // Waiting to exit when idle far longer than asked: say which
+            // partitions keep it from being caught up.
+            if let Some(limit) = options.exit_when_idle
+                && last_event.elapsed() >= limit.saturating_mul(3)
+            {
+                match behind(consumer, &lock(shared)) {
+                    Ok(behind) if !behind.is_empty() => tracing::info!(
+                        partitions = ?behind,
+                        "Idle but not caught up: these partitions end past what was read."
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::info!(error = %e, "Idle; the committed offsets cannot be read.")
+                    }
+                }
+            }
         }
         if let Some(m) = metrics
             && last_lag.elapsed() >= Duration::from_secs(5)
@@ -1296,6 +1312,13 @@ fn commit_all(
 /// read to the high watermark the broker gives now; false when the broker
 /// cannot say.
 fn caught_up(consumer: &EventConsumer, inner: &Inner) -> bool {
+    behind(consumer, inner).is_ok_and(|behind| behind.is_empty())
+}
+
+/// The partitions this member owns that are not read to the high watermark
+/// the broker gives now, each as `topic/partition next=N high=H`; `Err` when
+/// the broker cannot say what was committed.
+fn behind(consumer: &EventConsumer, inner: &Inner) -> Result<Vec<String>, String> {
     let owned: Vec<(PartitionId, Option<i64>)> = inner
         .parts
         .iter()
@@ -1304,21 +1327,23 @@ fn caught_up(consumer: &EventConsumer, inner: &Inner) -> bool {
     let timeout = Duration::from_secs(2);
     // A partition read nothing from yet starts at its committed offset.
     let committed = if owned.iter().any(|(_, next)| next.is_none()) {
-        match consumer.committed(timeout) {
-            Ok(c) => Some(c),
-            Err(_) => return false,
-        }
+        Some(consumer.committed(timeout).map_err(|e| e.to_string())?)
     } else {
         None
     };
-    owned.iter().all(|(p, next)| {
-        let next = next
-            .or_else(|| committed.as_ref().and_then(|c| c.next_offset(p)))
-            .unwrap_or(0);
-        consumer
-            .high_watermark(p, timeout)
-            .is_ok_and(|high| high <= next)
-    })
+    Ok(owned
+        .iter()
+        .filter_map(|(p, next)| {
+            let next = next
+                .or_else(|| committed.as_ref().and_then(|c| c.next_offset(p)))
+                .unwrap_or(0);
+            match consumer.high_watermark(p, timeout) {
+                Ok(high) if high <= next => None,
+                Ok(high) => Some(format!("{} next={next} high={high}", origin_name(p))),
+                Err(e) => Some(format!("{} next={next} high unknown: {e}", origin_name(p))),
+            }
+        })
+        .collect())
 }
 
 /// `trailhound_consumer_lag{partition}` of the owned event partitions.
