@@ -572,6 +572,26 @@ impl EventConsumer {
             .map_err(BusError::Metadata)
     }
 
+    /// Moves the read position of an assigned partition to `offset`: the
+    /// next records fetched from it start there, and what was prefetched
+    /// for it is dropped. Restarts a fetch that stopped delivering records
+    /// the broker holds.
+    pub fn seek(
+        &self,
+        partition: &PartitionId,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<(), BusError> {
+        self.consumer
+            .seek(
+                &partition.topic,
+                partition.partition,
+                Offset::Offset(offset),
+                timeout,
+            )
+            .map_err(BusError::Consume)
+    }
+
     /// The partitions currently assigned to this consumer.
     pub fn assignment(&self) -> Result<Vec<PartitionId>, BusError> {
         let list = self.consumer.assignment().map_err(BusError::Consume)?;

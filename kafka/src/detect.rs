@@ -806,11 +806,27 @@ fn member_loop(
             if let Some(limit) = options.exit_when_idle
                 && last_event.elapsed() >= limit.saturating_mul(3)
             {
-                match behind(consumer, &lock(shared)) {
-                    Ok(behind) if !behind.is_empty() => tracing::info!(
-                        partitions = ?behind,
-                        "Idle but not caught up: these partitions end past what was read."
-                    ),
+                let behind = behind(consumer, &lock(shared));
+                match behind {
+                    Ok(behind) if !behind.is_empty() => {
+                        let partitions: Vec<String> =
+                            behind.iter().map(ToString::to_string).collect();
+                        tracing::info!(
+                            partitions = ?partitions,
+                            "Idle but not caught up: these partitions end past what was read; fetching them again from there."
+                        );
+                        // Records the broker holds but no fetch delivers
+                        // (seen with tansu after a member restarts): start
+                        // the partition's fetch again at the first record
+                        // the state does not hold. Nothing is read twice.
+                        for b in behind.iter().filter(|b| b.high.is_some()) {
+                            if let Err(e) =
+                                consumer.seek(&b.partition, b.next, Duration::from_secs(2))
+                            {
+                                tracing::warn!(partition = %b, error = %e, "Fetching a partition again failed.");
+                            }
+                        }
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::info!(error = %e, "Idle; the committed offsets cannot be read.")
@@ -1315,10 +1331,28 @@ fn caught_up(consumer: &EventConsumer, inner: &Inner) -> bool {
     behind(consumer, inner).is_ok_and(|behind| behind.is_empty())
 }
 
+/// An owned partition not read to the end the broker gives: its next
+/// offset, and its high watermark (`None` when the broker did not say).
+struct Behind {
+    partition: PartitionId,
+    next: i64,
+    high: Option<i64>,
+}
+
+impl std::fmt::Display for Behind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = origin_name(&self.partition);
+        match self.high {
+            Some(high) => write!(f, "{name} next={} high={high}", self.next),
+            None => write!(f, "{name} next={} high unknown", self.next),
+        }
+    }
+}
+
 /// The partitions this member owns that are not read to the high watermark
-/// the broker gives now, each as `topic/partition next=N high=H`; `Err` when
-/// the broker cannot say what was committed.
-fn behind(consumer: &EventConsumer, inner: &Inner) -> Result<Vec<String>, String> {
+/// the broker gives now; `Err` when the broker cannot say what was
+/// committed.
+fn behind(consumer: &EventConsumer, inner: &Inner) -> Result<Vec<Behind>, String> {
     let owned: Vec<(PartitionId, Option<i64>)> = inner
         .parts
         .iter()
@@ -1339,8 +1373,11 @@ fn behind(consumer: &EventConsumer, inner: &Inner) -> Result<Vec<String>, String
                 .unwrap_or(0);
             match consumer.high_watermark(p, timeout) {
                 Ok(high) if high <= next => None,
-                Ok(high) => Some(format!("{} next={next} high={high}", origin_name(p))),
-                Err(e) => Some(format!("{} next={next} high unknown: {e}", origin_name(p))),
+                high => Some(Behind {
+                    partition: p.clone(),
+                    next,
+                    high: high.ok(),
+                }),
             }
         })
         .collect())
