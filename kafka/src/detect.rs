@@ -806,11 +806,10 @@ fn member_loop(
             if let Some(limit) = options.exit_when_idle
                 && last_event.elapsed() >= limit.saturating_mul(3)
             {
-                let behind = behind(consumer, &lock(shared));
-                match behind {
-                    Ok(behind) if !behind.is_empty() => {
+                match behind(consumer, &lock(shared)) {
+                    Ok(lagging) if !lagging.is_empty() => {
                         let partitions: Vec<String> =
-                            behind.iter().map(ToString::to_string).collect();
+                            lagging.iter().map(ToString::to_string).collect();
                         tracing::info!(
                             partitions = ?partitions,
                             "Idle but not caught up: these partitions end past what was read; fetching them again from there."
@@ -819,7 +818,7 @@ fn member_loop(
                         // (seen with tansu after a member restarts): start
                         // the partition's fetch again at the first record
                         // the state does not hold. Nothing is read twice.
-                        for b in behind.iter().filter(|b| b.high.is_some()) {
+                        for b in lagging.iter().filter(|b| b.high.is_some()) {
                             if let Err(e) =
                                 consumer.seek(&b.partition, b.next, Duration::from_secs(2))
                             {

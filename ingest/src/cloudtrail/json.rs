@@ -202,12 +202,8 @@ pub(crate) fn push_compact(out: &mut String, raw: &str) {
     let bytes = raw.as_bytes();
     // Whitespace is the only JSON text at or below a space, so text with no
     // such byte (compact JSON with no space in its strings, most of
-    // CloudTrail) is copied as it is; the test runs 64 bytes at a time,
-    // which the compiler turns into vector compares.
-    if !bytes
-        .chunks(64)
-        .any(|chunk| chunk.iter().fold(false, |seen, &b| seen | (b <= b' ')))
-    {
+    // CloudTrail) is copied as it is.
+    if !has_byte_below(bytes, b' ' + 1) {
         out.push_str(raw);
         return;
     }
@@ -245,6 +241,23 @@ pub(crate) fn push_compact(out: &mut String, raw: &str) {
         }
     }
     out.push_str(raw.get(start..).unwrap_or(""));
+}
+
+/// Whether any byte is below `limit` (at most 0x80), eight bytes at a time:
+/// a byte `b` of a word `x` is below `n` exactly when `x - n·LOW` borrows
+/// into its high bit while `b`'s own high bit is clear. The text is read to
+/// its end without stopping (it is read whole anyway when it has none, the
+/// common case), which keeps the loop branch-free.
+pub(crate) fn has_byte_below(bytes: &[u8], limit: u8) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut seen = 0u64;
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([0xff; 8]));
+        seen |= x.wrapping_sub(LOW * u64::from(limit)) & !x;
+    }
+    seen & HIGH != 0 || words.remainder().iter().any(|&b| b < limit)
 }
 
 /// Appends `key` as a JSON string.

@@ -17,6 +17,8 @@
 //! pretty-printed records, whose newlines are whitespace, take the serde
 //! path), keys holding escapes, nesting deeper than [`MAX_DEPTH`].
 
+use super::json::has_byte_below;
+
 /// Containers deeper than this are declined (serde_json reads them), so the
 /// recursion here stays shallow whatever the input.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -65,19 +67,9 @@ pub(crate) fn object_entries<'a>(
     (s.at == bytes.len()).then_some(())
 }
 
-/// Whether any byte is below 0x20, eight bytes at a time: a byte `b` of a
-/// word `x` is below `n` (at most 0x80) exactly when `x - n·LOW` borrows into
-/// its high bit while `b`'s own high bit is clear. The text is read to its end
-/// without stopping (it is read whole anyway when it has none, the common
-/// case), which keeps the loop branch-free.
+/// Whether any byte is a control character (below 0x20).
 fn has_control_bytes(bytes: &[u8]) -> bool {
-    let mut words = bytes.chunks_exact(8);
-    let mut seen = 0u64;
-    for word in &mut words {
-        let x = u64::from_le_bytes(word.try_into().unwrap_or([0xff; 8]));
-        seen |= x.wrapping_sub(LOW * 0x20) & !x;
-    }
-    seen & HIGH != 0 || words.remainder().iter().any(|&b| b < 0x20)
+    has_byte_below(bytes, 0x20)
 }
 
 const LOW: u64 = 0x0101_0101_0101_0101;
