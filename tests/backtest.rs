@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-mod common;
+use crate::common;
 use common::{text, trailhound};
 
 /// A generated organisation, detected once with `--lake`: the folder, and

@@ -1,6 +1,6 @@
 //! `trailhound baseline build`: learning from history before going live.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

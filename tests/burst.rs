@@ -7,10 +7,8 @@
 //! Memory is the detector's resident set, sampled from `/proc` every 250 ms
 //! (Linux only; elsewhere the test says so and skips).
 
-#[path = "../bus/tests/common/mod.rs"]
-mod broker;
-mod cluster;
-mod common;
+use crate::broker;
+use crate::cluster;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! evaluator. The Python is `TRAILHOUND_PYTHON` (set by `scripts/test`), else
 //! `python3`; it needs 3.11 or later (tomllib).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

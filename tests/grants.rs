@@ -13,7 +13,7 @@
 //!   person's sessions issued before the grant ended; the late call and the
 //!   closure of the same grant made one action.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

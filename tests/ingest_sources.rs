@@ -7,11 +7,9 @@
 //! finds its bucket with DescribeTrails and reads each log file once across
 //! runs. Every wait is bounded; children are killed by guards.
 
-#[path = "../kafka/tests/common/aws.rs"]
-mod aws;
-#[path = "../bus/tests/common/mod.rs"]
-mod broker;
-mod common;
+use crate::aws;
+use crate::broker;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

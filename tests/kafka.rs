@@ -5,10 +5,7 @@
 //! nothing. Every wait is bounded; child processes are killed by guards,
 //! also when a test fails.
 
-#[path = "../bus/tests/common/mod.rs"]
-mod broker;
-mod cluster;
-mod common;
+use crate::cluster;
 
 use std::thread;
 use std::time::{Duration, Instant};

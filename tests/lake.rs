@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-mod common;
+use crate::common;
 use common::{text, trailhound};
 
 /// A lake written once by the demo, shared by the tests: its folder, and the

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 use common::text;
 
 /// Kills the process when dropped, also when the test fails.

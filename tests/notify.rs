@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 
-mod common;
+use crate::common;
 use common::text;
 
 const SECRET: &str = "a shared secret for the test";

@@ -3,9 +3,8 @@
 //! (tansu on loopback through the bus tests' harness, or
 //! `TRAILHOUND_KAFKA=host:port`), keyed by alert id, before it exits.
 
-#[path = "../bus/tests/common/mod.rs"]
-mod broker;
-mod common;
+use crate::broker;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -17,10 +17,9 @@
 //!
 //! Every wait is bounded; children are killed by guards when a test fails.
 
-#[path = "../bus/tests/common/mod.rs"]
-mod broker;
-mod cluster;
-mod common;
+use crate::broker;
+use crate::cluster;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};

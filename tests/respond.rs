@@ -3,7 +3,7 @@
 //! loopback, then `trailhound release`. What moto reports through the IAM
 //! API is the evidence; a policy that was on the user before survives.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-mod common;
+use crate::common;
 use common::{text, trailhound};
 
 fn write(dir: &Path, name: &str, content: &str) {

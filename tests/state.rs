@@ -1,6 +1,6 @@
 //! `trailhound detect --state DIR`: resume after a stop, skip what was read.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

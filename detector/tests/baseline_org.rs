@@ -4,7 +4,7 @@
 //! pipeline with the built-in pack. Every scenario must be alerted by a rule
 //! tagged `baseline` or by the rule its label names, and the benign
 //! background must stay at or under one baseline alert per 100,000 events.
-//! `cargo test -p trailhound-detector --test baseline_org -- --nocapture`
+//! `cargo test -p trailhound-detector --test integration baseline_org -- --nocapture`
 //! prints the figures.
 
 use std::collections::{BTreeMap, BTreeSet};
