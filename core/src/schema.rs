@@ -179,46 +179,70 @@ impl Default for EventBatchBuilder {
 impl EventBatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
+        Self::with_capacity(&[])
+    }
+
+    /// An empty builder whose buffers already hold room for `events`: the
+    /// text columns' bytes are counted first, so appending them copies each
+    /// value once instead of growing (and copying again) every buffer from
+    /// empty, batch after batch.
+    pub fn with_capacity(events: &[Event]) -> Self {
+        let rows = events.len();
+        let text = |f: fn(&Event) -> Option<&str>| {
+            let bytes = events.iter().filter_map(f).map(str::len).sum();
+            StringBuilder::with_capacity(rows, bytes)
+        };
+        let dict = || Dict::with_capacity(rows, 64, 1024);
+        let time = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        let resources = events.iter().map(|e| e.resources.len()).sum();
+        let resource_bytes = events
+            .iter()
+            .flat_map(|e| &e.resources)
+            .map(String::len)
+            .sum();
         Self {
             len: 0,
-            event_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            ingest_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            source: Dict::new(),
-            event_id: StringBuilder::new(),
-            event_source: Dict::new(),
-            event_name: Dict::new(),
-            event_category: Dict::new(),
-            read_only: BooleanBuilder::new(),
-            error_code: Dict::new(),
-            error_message: StringBuilder::new(),
-            account_id: Dict::new(),
-            principal: Dict::new(),
-            principal_type: Dict::new(),
-            principal_arn: StringBuilder::new(),
-            user_name: Dict::new(),
-            session_name: StringBuilder::new(),
-            access_key_id: StringBuilder::new(),
-            source_identity: StringBuilder::new(),
-            mfa: BooleanBuilder::new(),
-            console_session: BooleanBuilder::new(),
-            region: Dict::new(),
-            source_ip: StringBuilder::new(),
-            user_agent: Dict::new(),
-            resources: ListBuilder::new(StringBuilder::new()),
-            bucket: Dict::new(),
-            object_key: StringBuilder::new(),
-            bytes_in: Int64Builder::new(),
-            bytes_out: Int64Builder::new(),
-            session_id: StringBuilder::new(),
-            target: Dict::new(),
-            command: StringBuilder::new(),
-            input: StringBuilder::new(),
-            keystrokes: Int64Builder::new(),
-            keystroke_interval_ms_mean: Float64Builder::new(),
-            keystroke_interval_ms_stddev: Float64Builder::new(),
-            request: StringBuilder::new(),
-            response: StringBuilder::new(),
-            extra: StringBuilder::new(),
+            event_time: time(),
+            ingest_time: time(),
+            source: dict(),
+            event_id: text(|e| Some(&e.event_id)),
+            event_source: dict(),
+            event_name: dict(),
+            event_category: dict(),
+            read_only: BooleanBuilder::with_capacity(rows),
+            error_code: dict(),
+            error_message: text(|e| e.error_message.as_deref()),
+            account_id: dict(),
+            principal: dict(),
+            principal_type: dict(),
+            principal_arn: text(|e| e.principal_arn.as_deref()),
+            user_name: dict(),
+            session_name: text(|e| e.session_name.as_deref()),
+            access_key_id: text(|e| e.access_key_id.as_deref()),
+            source_identity: text(|e| e.source_identity.as_deref()),
+            mfa: BooleanBuilder::with_capacity(rows),
+            console_session: BooleanBuilder::with_capacity(rows),
+            region: dict(),
+            source_ip: text(|e| e.source_ip.as_deref()),
+            user_agent: dict(),
+            resources: ListBuilder::with_capacity(
+                StringBuilder::with_capacity(resources, resource_bytes),
+                rows,
+            ),
+            bucket: dict(),
+            object_key: text(|e| e.object_key.as_deref()),
+            bytes_in: Int64Builder::with_capacity(rows),
+            bytes_out: Int64Builder::with_capacity(rows),
+            session_id: text(|e| e.session_id.as_deref()),
+            target: dict(),
+            command: text(|e| e.command.as_deref()),
+            input: text(|e| e.input.as_deref()),
+            keystrokes: Int64Builder::with_capacity(rows),
+            keystroke_interval_ms_mean: Float64Builder::with_capacity(rows),
+            keystroke_interval_ms_stddev: Float64Builder::with_capacity(rows),
+            request: text(|e| e.request.as_deref()),
+            response: text(|e| e.response.as_deref()),
+            extra: text(|e| e.extra.as_deref()),
         }
     }
 
@@ -334,7 +358,7 @@ impl EventBatchBuilder {
 
 /// Converts a slice of events into one batch.
 pub fn events_to_batch(events: &[Event]) -> RecordBatch {
-    let mut b = EventBatchBuilder::new();
+    let mut b = EventBatchBuilder::with_capacity(events);
     for e in events {
         b.append(e);
     }

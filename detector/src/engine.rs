@@ -16,6 +16,7 @@
 //! the watermark passed come back as `grant.closed` rows run through the
 //! rules too.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -570,10 +571,11 @@ impl Engine {
             .as_primitive::<TimestampMicrosecondType>();
         let event_ids = batch.columns().get(self.idx_event_id);
         let (idx_principal, idx_account) = (self.idx_principal, self.idx_account);
+        let mut key = Vec::with_capacity(window.group_by.len());
         for &row in rows {
-            let Some(key) = key_of(batch, &window.group_by, row) else {
+            if !key_parts(batch, &window.group_by, row, &mut key) {
                 continue;
-            };
+            }
             let info = RowInfo {
                 batch,
                 row,
@@ -582,7 +584,7 @@ impl Engine {
             let event_id = event_ids.and_then(|c| str_at(c.as_ref(), row));
             state.add(
                 window,
-                key,
+                &key,
                 &info,
                 event_id,
                 || GroupMeta {
@@ -1127,18 +1129,33 @@ fn account_of(batch: &RecordBatch, column: usize, row: usize) -> Option<String> 
 /// The values of the key columns of one row; `None` when any is NULL (such
 /// rows join no group or sequence).
 fn key_of(batch: &RecordBatch, key_columns: &[usize], row: usize) -> Option<Vec<String>> {
-    let mut key = Vec::with_capacity(key_columns.len());
+    let mut parts = Vec::with_capacity(key_columns.len());
+    key_parts(batch, key_columns, row, &mut parts)
+        .then(|| parts.into_iter().map(Cow::into_owned).collect())
+}
+
+/// [`key_of`] into `parts` (cleared first), borrowing string cells from the
+/// batch instead of copying them; `false` when any is NULL.
+fn key_parts<'b>(
+    batch: &'b RecordBatch,
+    key_columns: &[usize],
+    row: usize,
+    parts: &mut Vec<Cow<'b, str>>,
+) -> bool {
+    parts.clear();
     for &c in key_columns {
-        let column = batch.columns().get(c)?;
+        let Some(column) = batch.columns().get(c) else {
+            return false;
+        };
         if column.is_null(row) {
-            return None;
+            return false;
         }
-        key.push(match str_at(column.as_ref(), row) {
-            Some(s) => s.to_string(),
-            None => trailhound_rules::template::cell_text(column.as_ref(), row),
+        parts.push(match str_at(column.as_ref(), row) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(trailhound_rules::template::cell_text(column.as_ref(), row)),
         });
     }
-    Some(key)
+    true
 }
 
 /// A string cell without allocating: `Utf8` and `Dictionary<Int32, Utf8>`

@@ -10,7 +10,9 @@
 //! with no bins left is forgotten, so state never outlives a window plus the
 //! lateness.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -68,10 +70,75 @@ struct Group {
     meta: GroupMeta,
 }
 
+/// A group's key as stored: the values of the rule's `group_by` columns.
+/// Serialised as the list it holds.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct GroupKey(Vec<String>);
+
+/// A group key seen either way: stored ([`GroupKey`]) or as a row holds it
+/// (borrowed from the batch). Both hash and compare alike, so a row finds
+/// its group without building an owned key; one is built only for a new
+/// group.
+trait KeyParts {
+    fn count(&self) -> usize;
+    fn part(&self, i: usize) -> &str;
+}
+
+impl KeyParts for Vec<String> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn part(&self, i: usize) -> &str {
+        self.get(i).map_or("", String::as_str)
+    }
+}
+
+/// The key columns' values of one row.
+struct RowKey<'k>(&'k [Cow<'k, str>]);
+
+impl KeyParts for RowKey<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn part(&self, i: usize) -> &str {
+        self.0.get(i).map_or("", |p| p.as_ref())
+    }
+}
+
+impl Hash for dyn KeyParts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.count());
+        for i in 0..self.count() {
+            self.part(i).hash(state);
+        }
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.count() == other.count() && (0..self.count()).all(|i| self.part(i) == other.part(i))
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (&self.0 as &dyn KeyParts).hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for GroupKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        &self.0
+    }
+}
+
 /// The open windows of one window rule.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowState {
-    groups: HashMap<Vec<String>, Group>,
+    groups: HashMap<GroupKey, Group>,
     /// Window start bins up to this one have been evaluated.
     closed_through: Option<i64>,
     late_dropped: u64,
@@ -95,12 +162,13 @@ impl WindowState {
         self.late_dropped
     }
 
-    /// Adds one row (already past `where` and suppress) to its group's bin.
-    /// `meta` and `evidence` are called only when a group or bin is new.
+    /// Adds one row (already past `where` and suppress) to its group's bin:
+    /// `key` holds the row's values of the `group_by` columns. `meta` and
+    /// `evidence` are called only when a group or bin is new.
     pub(crate) fn add(
         &mut self,
         window: &CompiledWindow,
-        key: Vec<String>,
+        key: &[Cow<'_, str>],
         info: &RowInfo<'_>,
         event_id: Option<&str>,
         meta: impl FnOnce() -> GroupMeta,
@@ -112,10 +180,18 @@ impl WindowState {
             self.late_dropped += 1;
             return;
         }
-        let group = self.groups.entry(key).or_insert_with(|| Group {
-            bins: BTreeMap::new(),
-            meta: meta(),
-        });
+        let group = match self.groups.get_mut(&RowKey(key) as &dyn KeyParts) {
+            Some(group) => group,
+            None => self
+                .groups
+                .entry(GroupKey(
+                    key.iter().map(|p| p.as_ref().to_owned()).collect(),
+                ))
+                .or_insert_with(|| Group {
+                    bins: BTreeMap::new(),
+                    meta: meta(),
+                }),
+        };
         let bin = group.bins.entry(bin_index).or_insert_with(|| Bin {
             count: 0,
             first_time: info.time,
@@ -224,8 +300,9 @@ impl WindowState {
         let from = self.closed_through.map(|c| c + 1);
         self.closed_through = Some(last);
 
-        // (group key, window start bin) of every window closing now with rows in it.
-        let mut closing: Vec<(&Vec<String>, i64)> = Vec::new();
+        // (group key, group, window start bin) of every window closing now
+        // with rows in it.
+        let mut closing: Vec<(&GroupKey, &Group, i64)> = Vec::new();
         for (key, group) in &self.groups {
             let mut starts = BTreeSet::new();
             for &b in group.bins.range(..=last + n - 1).map(|(b, _)| b) {
@@ -235,16 +312,13 @@ impl WindowState {
                     starts.insert(k);
                 }
             }
-            closing.extend(starts.into_iter().map(|k| (key, k)));
+            closing.extend(starts.into_iter().map(|k| (key, group, k)));
         }
         let mut out = Vec::new();
         if !closing.is_empty() {
             let mut columns: Vec<Vec<Value>> = vec![Vec::new(); window.aggregates.len()];
             let mut capped_flags: Vec<Vec<bool>> = Vec::with_capacity(closing.len());
-            for (key, k) in &closing {
-                let Some(group) = self.groups.get(*key) else {
-                    continue;
-                };
+            for (_, group, k) in &closing {
                 let (values, capped) = merge(window, group.bins.range(*k..*k + n).map(|(_, b)| b));
                 for (col, v) in columns.iter_mut().zip(values) {
                     col.push(v);
@@ -276,19 +350,16 @@ impl WindowState {
             )
             .map_err(|e| e.to_string())?;
             let verdict = window.evaluate_having(&batch)?;
-            for (i, (key, k)) in closing.iter().enumerate() {
+            for (i, (key, group, k)) in closing.iter().enumerate() {
                 if !verdict.value(i) {
                     continue;
                 }
-                let Some(group) = self.groups.get(*key) else {
-                    continue;
-                };
                 let bins: Vec<&Bin> = group.bins.range(*k..*k + n).map(|(_, b)| b).collect();
                 let start = k.saturating_mul(window.slide_micros);
                 let end = start.saturating_add(window.size_micros);
                 let values: Vec<Value> = columns.iter().filter_map(|c| c.get(i).copied()).collect();
                 let capped = capped_flags.get(i).cloned().unwrap_or_default();
-                let mut evidence = format!("{}: ", key.join(", "));
+                let mut evidence = format!("{}: ", key.0.join(", "));
                 for (j, (a, v)) in window.aggregates.iter().zip(&values).enumerate() {
                     if j > 0 {
                         evidence.push_str(", ");
@@ -321,7 +392,7 @@ impl WindowState {
                 }
                 out.push(Candidate {
                     rule_id: rule_id.to_string(),
-                    key: (*key).clone(),
+                    key: key.0.clone(),
                     id_time: start,
                     principal: group.meta.principal.clone(),
                     account: group.meta.account.clone(),
@@ -336,7 +407,13 @@ impl WindowState {
         }
         // Drop bins no open window can use, and groups left empty.
         for group in self.groups.values_mut() {
-            group.bins = group.bins.split_off(&(last + 1));
+            if group
+                .bins
+                .first_key_value()
+                .is_some_and(|(&b, _)| b <= last)
+            {
+                group.bins = group.bins.split_off(&(last + 1));
+            }
         }
         self.groups.retain(|_, g| !g.bins.is_empty());
         Ok(out)
@@ -368,11 +445,21 @@ fn merge<'a>(
                 false,
             ),
             AggKind::CountDistinct => {
-                let mut union: HashSet<&str> = HashSet::new();
-                let mut cap = false;
-                for a in accs {
-                    if let Acc::Distinct { set, capped } = a {
-                        cap |= *capped;
+                let sets: Vec<(&HashSet<String>, bool)> = accs
+                    .filter_map(|a| match a {
+                        Acc::Distinct { set, capped } => Some((set, *capped)),
+                        _ => None,
+                    })
+                    .filter(|(set, capped)| *capped || !set.is_empty())
+                    .collect();
+                if let [(set, capped)] = sets[..] {
+                    // One bin holds all the values: no union to build.
+                    (Value::Int(to_i64(set.len() as u64)), capped)
+                } else {
+                    let mut union: HashSet<&str> = HashSet::new();
+                    let mut cap = false;
+                    for (set, capped) in sets {
+                        cap |= capped;
                         for s in set {
                             if union.len() >= DISTINCT_CAP {
                                 if !union.contains(s.as_str()) {
@@ -383,8 +470,8 @@ fn merge<'a>(
                             }
                         }
                     }
+                    (Value::Int(to_i64(union.len() as u64)), cap)
                 }
-                (Value::Int(to_i64(union.len() as u64)), cap)
             }
             kind => {
                 let (mut sum, mut min, mut max, mut n) =

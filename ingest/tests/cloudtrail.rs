@@ -247,6 +247,35 @@ fn s3_data_event_bucket_key_bytes_and_resources() {
     assert_eq!(put.read_only, Some(false));
 }
 
+#[test]
+fn byte_counts_are_read_also_from_keys_written_with_escapes() {
+    let text = String::from_utf8(fixture("identities.jsonl")).unwrap();
+    let record: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let mut line = record.to_string();
+    line.pop(); // the closing brace
+    let with = |additional: &str| format!(r#"{line},"additionalEventData":{additional}}}"#);
+    // Plain keys, the same keys with an escaped letter, and neither.
+    let plain = parse(with(r#"{"bytesTransferredIn":12,"bytesTransferredOut":"34"}"#).as_bytes());
+    assert_eq!(plain.events[0].bytes_in, Some(12));
+    assert_eq!(plain.events[0].bytes_out, Some(34));
+    let escaped = parse(with(r#"{"bytes\u0054ransferredIn":56,"x":1}"#).as_bytes());
+    assert_eq!(
+        escaped.events[0].bytes_in,
+        Some(56),
+        "{:?}",
+        escaped.dead_letters
+    );
+    let other = parse(with(r#"{"SignatureVersion":"SigV4"}"#).as_bytes());
+    assert_eq!(other.events[0].bytes_in, None);
+    assert!(
+        other.events[0]
+            .extra
+            .as_deref()
+            .unwrap_or("")
+            .contains("SigV4")
+    );
+}
+
 // ---- identities ------------------------------------------------------------
 
 #[test]

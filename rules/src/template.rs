@@ -5,8 +5,8 @@
 //! Templates are checked when the rule is compiled and rendered only for rows
 //! that matched, so they cost nothing on the hot path.
 
-use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::Schema;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Schema};
 use arrow::util::display::array_value_to_string;
 
 #[derive(Debug, Clone)]
@@ -63,11 +63,14 @@ impl Template {
 
     /// Fills the template from one row.
     pub fn render(&self, batch: &RecordBatch, row: usize) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(128);
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Column(c) => out.push_str(&column_text(batch, *c, row)),
+                Part::Column(c) => match batch.columns().get(*c) {
+                    Some(column) => push_cell(&mut out, column.as_ref(), row),
+                    None => out.push('-'),
+                },
                 Part::Json { column, path } => {
                     let text = column_text(batch, *column, row);
                     out.push_str(&json_path_text(&text, path));
@@ -89,10 +92,38 @@ fn column_text(batch: &RecordBatch, c: usize, row: usize) -> String {
 
 /// One cell as text; `-` for NULL.
 pub fn cell_text(array: &dyn Array, row: usize) -> String {
+    let mut out = String::new();
+    push_cell(&mut out, array, row);
+    out
+}
+
+/// [`cell_text`], appended to `out`. Text cells (the event columns are
+/// `Utf8` or dictionaries of it) are copied as they are; other types go
+/// through Arrow's display formatting.
+fn push_cell(out: &mut String, array: &dyn Array, row: usize) {
     if row >= array.len() || array.is_null(row) {
-        return "-".to_string();
+        out.push('-');
+    } else if let Some(text) = text_cell(array, row) {
+        out.push_str(text);
+    } else {
+        match array_value_to_string(array, row) {
+            Ok(text) => out.push_str(&text),
+            Err(_) => out.push('-'),
+        }
     }
-    array_value_to_string(array, row).unwrap_or_else(|_| "-".to_string())
+}
+
+/// A valid cell of a `Utf8` column or of a dictionary of `Utf8` values,
+/// borrowed; `None` for any other type (and for a dictionary key pointing
+/// at a null or missing value, which Arrow's formatting then words).
+fn text_cell(array: &dyn Array, row: usize) -> Option<&str> {
+    if let Some(strings) = array.as_string_opt::<i32>() {
+        return strings.is_valid(row).then(|| strings.value(row));
+    }
+    let dictionary = array.as_dictionary_opt::<Int32Type>()?;
+    let key = usize::try_from(dictionary.keys().values().get(row).copied()?).ok()?;
+    let values = dictionary.values().as_string_opt::<i32>()?;
+    (key < values.len() && values.is_valid(key)).then(|| values.value(key))
 }
 
 fn json_path_text(json: &str, path: &[String]) -> String {
@@ -139,6 +170,32 @@ mod tests {
             t.render(&batch, 0),
             "arn:aws:iam::1:user/mallory ran StopLogging on main (v) from -"
         );
+    }
+
+    #[test]
+    fn text_cells_read_as_arrow_formats_them() {
+        use arrow::array::{DictionaryArray, Int64Array, StringArray};
+        use arrow::util::display::array_value_to_string;
+        let strings = StringArray::from(vec![Some("a b"), None, Some("")]);
+        let values = StringArray::from(vec![Some("x"), None]);
+        let dictionary = DictionaryArray::<Int32Type>::try_new(
+            arrow::array::Int32Array::from(vec![Some(0), Some(1), None, Some(0)]),
+            std::sync::Arc::new(values),
+        )
+        .unwrap();
+        let numbers = Int64Array::from(vec![Some(-7), None]);
+        let arrays: [&dyn Array; 3] = [&strings, &dictionary, &numbers];
+        for array in arrays {
+            for row in 0..array.len() + 1 {
+                let expected = if row >= array.len() || array.is_null(row) {
+                    "-".to_string()
+                } else {
+                    array_value_to_string(array, row).unwrap()
+                };
+                assert_eq!(cell_text(array, row), expected, "{array:?} row {row}");
+            }
+        }
+        assert_eq!(cell_text(&dictionary, 3), "x");
     }
 
     #[test]

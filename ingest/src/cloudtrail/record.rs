@@ -159,7 +159,12 @@ pub(crate) fn read_record(text: &str) -> Result<Object<'_>, RecordError> {
 /// caller then reads it with [`read_object`], which streams such lists and
 /// words the error.
 pub(crate) fn read_record_fast(text: &str) -> Option<Fields<'_>> {
-    let mut fields = Fields::default();
+    // Room for the fields a record usually keeps in `extra` (eventVersion,
+    // requestID, tlsDetails, ...), so the list is not grown twice per record.
+    let mut fields = Fields {
+        extra: Vec::with_capacity(8),
+        ..Fields::default()
+    };
     super::scan::object_entries(text, |key, raw| {
         match Known::from_key(key) {
             Some(Known::Records) => return None,
@@ -634,8 +639,16 @@ impl<'a> Fields<'a> {
             account_id: identity_account,
         } = who(self.get(Known::UserIdentity));
 
+        // Read only when it can hold what is taken from it: `MFAUsed` (read
+        // for console logins) or the byte counts. A key written with escapes
+        // could hide the words, so a backslash reads it too.
         let additional = self
             .get(Known::AdditionalEventData)
+            .filter(|raw| {
+                event_name == "ConsoleLogin"
+                    || raw.contains("bytesTransferred")
+                    || raw.contains('\\')
+            })
             .and_then(parse_lenient::<AdditionalEventData<'_>>)
             .unwrap_or_default();
         if event_name == "ConsoleLogin" {
