@@ -9,17 +9,22 @@
 //! full). Only the common shape (a column of strings against a constant
 //! pattern and constant flags) takes the cached path; every other shape goes
 //! to DataFusion's own implementation.
+//!
+//! A dictionary-encoded column (most of the event columns a rule matches
+//! with a pattern: `user_agent`, `event_name`, `user_name`) is taken as it
+//! is instead of being unpacked into one string per row first: the pattern
+//! is tested once per distinct value, and each row takes its value's result.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::array::{Array, ArrayRef, BooleanArray};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::datatypes::{DataType, Field};
 use datafusion::common::cast::{as_large_string_array, as_string_array, as_string_view_array};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 use regex::Regex;
@@ -36,6 +41,9 @@ pub fn register(ctx: &mut SessionContext) {
 #[derive(Debug)]
 pub struct CachedRegexpLike {
     inner: Arc<ScalarUDF>,
+    /// Argument types are decided by [`ScalarUDFImpl::coerce_types`], so
+    /// that a dictionary column reaches the function as it is.
+    signature: Signature,
     patterns: Mutex<HashMap<String, Arc<Regex>>>,
 }
 
@@ -44,6 +52,7 @@ impl CachedRegexpLike {
     pub fn new() -> Self {
         Self {
             inner: datafusion::functions::regex::regexp_like(),
+            signature: Signature::user_defined(Volatility::Immutable),
             patterns: Mutex::new(HashMap::new()),
         }
     }
@@ -122,20 +131,65 @@ fn test_column(values: &ArrayRef, re: &Regex) -> Result<Option<BooleanArray>> {
     }))
 }
 
+/// Whether a type is one of Arrow's string types.
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Each row of a dictionary column of strings tested against `re`, testing
+/// each distinct value once; `None` when its values are not strings.
+fn test_dictionary(values: &ArrayRef, re: &Regex) -> Result<Option<ArrayRef>> {
+    let Some(dictionary) = values.as_any_dictionary_opt() else {
+        return Ok(None);
+    };
+    let Some(tested) = test_column(dictionary.values(), re)? else {
+        return Ok(None);
+    };
+    // A null key, or a key pointing at a null value, gives a null.
+    Ok(Some(arrow::compute::take(
+        &tested,
+        dictionary.keys(),
+        None,
+    )?))
+}
+
 impl ScalarUDFImpl for CachedRegexpLike {
     fn name(&self) -> &str {
         "regexp_like"
     }
 
     fn signature(&self) -> &Signature {
-        self.inner.signature()
+        &self.signature
     }
 
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
+    /// The string types DataFusion's `regexp_like` takes, as they are, and
+    /// for the value tested also a dictionary of strings; a null becomes a
+    /// null string; anything else is refused, as DataFusion refuses it.
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if !(2..=3).contains(&arg_types.len()) {
+            return plan_err!(
+                "regexp_like takes 2 or 3 arguments (value, pattern [, flags]), not {}",
+                arg_types.len()
+            );
+        }
+        arg_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t {
+                t if is_string(t) => Ok(t.clone()),
+                DataType::Null => Ok(DataType::Utf8),
+                DataType::Dictionary(_, value) if i == 0 && is_string(value) => Ok(t.clone()),
+                DataType::Dictionary(_, value) if is_string(value) => Ok(value.as_ref().clone()),
+                other => plan_err!("regexp_like: argument {} is {other}, not a string", i + 1),
+            })
+            .collect()
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let fast = match args.args.as_slice() {
             [ColumnarValue::Array(values), pattern] => {
                 constant(pattern).map(|p| (values, p, Some(None)))
@@ -151,6 +205,24 @@ impl ScalarUDFImpl for CachedRegexpLike {
             let re = self.compiled(pattern, flags)?;
             if let Some(out) = test_column(values, &re)? {
                 return Ok(ColumnarValue::Array(Arc::new(out)));
+            }
+            if let Some(out) = test_dictionary(values, &re)? {
+                return Ok(ColumnarValue::Array(out));
+            }
+        }
+        // DataFusion's own implementation takes strings only: a dictionary
+        // is unpacked for it.
+        if let Some(ColumnarValue::Array(values)) = args.args.first()
+            && let DataType::Dictionary(_, value_type) = values.data_type()
+        {
+            let value_type = value_type.as_ref().clone();
+            let unpacked = arrow::compute::cast(values, &value_type)?;
+            let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
+            if let Some(first) = args.args.first_mut() {
+                *first = ColumnarValue::Array(unpacked);
+            }
+            if let Some(field) = args.arg_fields.first_mut() {
+                *field = Arc::new(Field::new(field.name(), value_type, nullable));
             }
         }
         self.inner.invoke_with_args(args)
@@ -207,6 +279,12 @@ mod tests {
             "SELECT regexp_like('ls', '^l') FROM t",
             "SELECT regexp_like(arrow_cast(c, 'Utf8View'), '^ls') FROM t",
             "SELECT regexp_like(arrow_cast(c, 'LargeUtf8'), '^ls') FROM t",
+            // A dictionary column: each distinct value tested once, and
+            // DataFusion's own path (a pattern per row) unpacking it.
+            r"SELECT regexp_like(arrow_cast(c, 'Dictionary(Int32, Utf8)'), 'curl .*\|\s*(ba)?sh', 'i') FROM t",
+            "SELECT regexp_like(arrow_cast(c, 'Dictionary(Int32, Utf8)'), c) FROM t",
+            "SELECT regexp_like(arrow_cast(c, 'Dictionary(Int32, Utf8)'), NULL) FROM t",
+            "SELECT regexp_like(c, arrow_cast('^ls', 'Dictionary(Int32, Utf8)')) FROM t",
         ] {
             assert_eq!(run(&cached, sql).await, run(&plain, sql).await, "{sql}");
         }
@@ -242,6 +320,35 @@ mod tests {
             };
             assert!(result.is_err(), "{sql}");
         }
+    }
+
+    #[test]
+    fn a_dictionary_column_is_tested_once_per_value() {
+        use arrow::array::{DictionaryArray, Int32Array};
+        use arrow::datatypes::Int32Type;
+        let f = CachedRegexpLike::new();
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert_eq!(
+            f.coerce_types(&[dictionary.clone(), DataType::Utf8])
+                .unwrap(),
+            [dictionary.clone(), DataType::Utf8]
+        );
+        assert_eq!(
+            f.coerce_types(&[DataType::Utf8, dictionary, DataType::Null])
+                .unwrap(),
+            [DataType::Utf8, DataType::Utf8, DataType::Utf8]
+        );
+        assert!(f.coerce_types(&[DataType::Int64, DataType::Utf8]).is_err());
+        assert!(f.coerce_types(&[DataType::Utf8]).is_err());
+
+        let values = StringArray::from(vec![Some("Mac OS X"), Some("Linux"), None]);
+        let keys = Int32Array::from(vec![Some(1), Some(0), None, Some(2), Some(0)]);
+        let column: ArrayRef =
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap());
+        let re = f.compiled("Mac", None).unwrap();
+        let out = test_dictionary(&column, &re).unwrap().unwrap();
+        let out: Vec<Option<bool>> = out.as_boolean().iter().collect();
+        assert_eq!(out, [Some(false), Some(true), None, None, Some(true)]);
     }
 
     #[test]

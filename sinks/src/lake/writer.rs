@@ -19,7 +19,8 @@ use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use trailhound_core::{Action, Alert};
 
 use super::stale::{WriterLock, sweep};
@@ -118,15 +119,39 @@ fn parquet_error(e: parquet::errors::ParquetError) -> SinkError {
     }
 }
 
+/// Columns whose values hardly ever repeat (an event's id, the JSON of its
+/// request, response and unlifted fields): Parquet's dictionary encoding is
+/// tried and given up on them in every column chunk, and their min/max
+/// statistics (long JSON texts, truncated) prune nothing. Both are turned
+/// off for them; every other column keeps its dictionary and statistics.
+const UNIQUE_TEXT_COLUMNS: [&str; 4] = [
+    trailhound_core::schema::columns::EVENT_ID,
+    trailhound_core::schema::columns::REQUEST,
+    trailhound_core::schema::columns::RESPONSE,
+    trailhound_core::schema::columns::EXTRA,
+];
+
+/// How every part is written: zstd, and [`UNIQUE_TEXT_COLUMNS`] plain.
+fn writer_properties() -> Result<WriterProperties, SinkError> {
+    let level = ZstdLevel::try_new(3).map_err(encode)?;
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_created_by(format!("trailhound {}", env!("CARGO_PKG_VERSION")));
+    for column in UNIQUE_TEXT_COLUMNS {
+        let path = ColumnPath::from(column);
+        props = props.set_column_dictionary_enabled(path.clone(), false);
+        if column != trailhound_core::schema::columns::EVENT_ID {
+            props = props.set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+    }
+    Ok(props.build())
+}
+
 impl LakeWriter {
     /// Opens a lake at `config.root`, creating the folder when missing.
     pub fn open(config: LakeConfig) -> Result<Self, SinkError> {
         std::fs::create_dir_all(&config.root).map_err(io)?;
-        let level = ZstdLevel::try_new(3).map_err(encode)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_created_by(format!("trailhound {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let props = writer_properties()?;
         let writer_id = uuid::Uuid::new_v4().simple().to_string();
         let lock = WriterLock::acquire(&config.root, &writer_id).map_err(io)?;
         match sweep(&config.root, &writer_id) {
