@@ -26,6 +26,14 @@ fn ctx(origin: &str) -> ParseContext {
     ctx
 }
 
+/// The `extra` column of the first event, empty when there is none.
+fn first_extra(out: &Collect) -> &str {
+    out.events
+        .first()
+        .and_then(|e| e.extra.as_deref())
+        .unwrap_or("")
+}
+
 fn parse(bytes: &[u8]) -> Collect {
     let mut out = Collect::default();
     cloudtrail::parse(bytes, &ctx("test.json"), &mut out);
@@ -267,13 +275,7 @@ fn byte_counts_are_read_also_from_keys_written_with_escapes() {
     );
     let other = parse(with(r#"{"SignatureVersion":"SigV4"}"#).as_bytes());
     assert_eq!(other.events[0].bytes_in, None);
-    assert!(
-        other.events[0]
-            .extra
-            .as_deref()
-            .unwrap_or("")
-            .contains("SigV4")
-    );
+    assert!(first_extra(&other).contains("SigV4"));
 }
 
 // ---- identities ------------------------------------------------------------
@@ -456,13 +458,7 @@ fn console_session_is_lifted_from_session_credential_from_console() {
     });
     let out = parse(record.to_string().as_bytes());
     assert_eq!(out.events[0].console_session, Some(true));
-    assert!(
-        !out.events[0]
-            .extra
-            .as_deref()
-            .unwrap_or("")
-            .contains("sessionCredentialFromConsole")
-    );
+    assert!(!first_extra(&out).contains("sessionCredentialFromConsole"));
     record["sessionCredentialFromConsole"] = json!(false);
     let out = parse(record.to_string().as_bytes());
     assert_eq!(out.events[0].console_session, Some(false));
@@ -470,13 +466,7 @@ fn console_session_is_lifted_from_session_credential_from_console() {
     record["sessionCredentialFromConsole"] = json!("sometimes");
     let out = parse(record.to_string().as_bytes());
     assert_eq!(out.events[0].console_session, None);
-    assert!(
-        out.events[0]
-            .extra
-            .as_deref()
-            .unwrap_or("")
-            .contains(r#""sessionCredentialFromConsole":"sometimes""#)
-    );
+    assert!(first_extra(&out).contains(r#""sessionCredentialFromConsole":"sometimes""#));
     record
         .as_object_mut()
         .unwrap()
