@@ -19,8 +19,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+/// A string cell without allocating (the rules' template reads cells the same way).
+pub(crate) use trailhound_rules::template::text_cell as str_at;
+
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
+use arrow::datatypes::TimestampMicrosecondType;
 use trailhound_core::grant::GrantClosure;
 use trailhound_core::schema::columns;
 use trailhound_core::time::now_micros;
@@ -1156,24 +1159,6 @@ fn key_parts<'b>(
         });
     }
     true
-}
-
-/// A string cell without allocating: `Utf8` and `Dictionary<Int32, Utf8>`
-/// columns; `None` for NULL, out-of-range rows and other types.
-pub(crate) fn str_at(array: &dyn Array, row: usize) -> Option<&str> {
-    if row >= array.len() || array.is_null(row) {
-        return None;
-    }
-    match array.data_type() {
-        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
-        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
-            let dict = array.as_dictionary::<Int32Type>();
-            let key = usize::try_from(dict.keys().value(row)).ok()?;
-            let values = dict.values().as_string::<i32>();
-            (key < values.len() && values.is_valid(key)).then(|| values.value(key))
-        }
-        _ => None,
-    }
 }
 
 /// Helpers for the window and sequence unit tests.

@@ -113,12 +113,15 @@ fn push_cell(out: &mut String, array: &dyn Array, row: usize) {
     }
 }
 
-/// A valid cell of a `Utf8` column or of a dictionary of `Utf8` values,
-/// borrowed; `None` for any other type (and for a dictionary key pointing
-/// at a null or missing value, which Arrow's formatting then words).
-fn text_cell(array: &dyn Array, row: usize) -> Option<&str> {
+/// A cell of a `Utf8` column or of a dictionary of `Utf8` values, borrowed
+/// without allocating; `None` for NULL, a row past the end, any other type,
+/// and a dictionary key pointing at a null or missing value.
+pub fn text_cell(array: &dyn Array, row: usize) -> Option<&str> {
+    if row >= array.len() || array.is_null(row) {
+        return None;
+    }
     if let Some(strings) = array.as_string_opt::<i32>() {
-        return strings.is_valid(row).then(|| strings.value(row));
+        return Some(strings.value(row));
     }
     let dictionary = array.as_dictionary_opt::<Int32Type>()?;
     let key = usize::try_from(dictionary.keys().values().get(row).copied()?).ok()?;
