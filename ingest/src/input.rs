@@ -208,28 +208,35 @@ pub fn parse_file_with(
         next_line: 1,
         skipping: false,
     };
+    // `buf[..filled]` holds what was read and not yet parsed. The buffer is
+    // zeroed only when it grows (a piece plus the unparsed tail of the last
+    // one, or an over-long line), not before every read.
+    let mut filled = head.len();
     let mut buf = head;
     loop {
-        let have = buf.len();
-        buf.resize(have + piece_bytes, 0);
+        if buf.len() < filled + piece_bytes {
+            buf.resize(filled + piece_bytes, 0);
+        }
         let n = loop {
-            match file.read(buf.get_mut(have..).unwrap_or_default()) {
+            match file.read(buf.get_mut(filled..).unwrap_or_default()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io(e)),
             }
         };
-        buf.truncate(have + n);
+        filled += n;
+        let have = buf.get(..filled).unwrap_or_default();
         if n == 0 {
-            pieces.parse(&buf, ctx, out);
+            pieces.parse(have, ctx, out);
             break;
         }
-        match buf.iter().rposition(|b| *b == b'\n') {
+        match memchr::memrchr(b'\n', have) {
             Some(at) => {
-                pieces.parse(buf.get(..=at).unwrap_or_default(), ctx, out);
-                buf.drain(..=at);
+                pieces.parse(have.get(..=at).unwrap_or_default(), ctx, out);
+                buf.copy_within(at + 1..filled, 0);
+                filled -= at + 1;
             }
-            None if buf.len() > ctx.limits.max_record_bytes.max(piece_bytes) => {
+            None if filled > ctx.limits.max_record_bytes.max(piece_bytes) => {
                 if !pieces.skipping {
                     out.dead_letter(ctx.dead_letter(
                         Position::Line(pieces.next_line),
@@ -238,10 +245,10 @@ pub fn parse_file_with(
                             "line is over the {}-byte record limit; skipped to its end",
                             ctx.limits.max_record_bytes
                         ),
-                        &buf,
+                        have,
                     ));
                 }
-                buf.clear();
+                filled = 0;
                 pieces.skipping = true;
             }
             None => {}
@@ -272,7 +279,7 @@ impl Piecewise {
         }
         if self.skipping {
             self.skipping = false;
-            match piece.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', piece) {
                 Some(at) => {
                     piece = piece.get(at + 1..).unwrap_or_default();
                     self.next_line += 1;
@@ -281,7 +288,7 @@ impl Piecewise {
             }
         }
         let first = self.next_line;
-        self.next_line += piece.iter().filter(|b| **b == b'\n').count() as u64;
+        self.next_line += memchr::memchr_iter(b'\n', piece).count() as u64;
         match &mut self.line_log {
             None => cloudtrail::parse_lines_from(piece, first, ctx, out),
             Some(log) => {
