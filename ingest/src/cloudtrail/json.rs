@@ -164,7 +164,7 @@ pub(crate) fn scalar(s: &str) -> Scalar<'_> {
     match s.as_bytes().first() {
         Some(b'"') => {
             let inner = s.get(1..s.len().saturating_sub(1)).unwrap_or("");
-            if memchr::memchr(b'\\', inner.as_bytes()).is_some() {
+            if inner.bytes().any(|b| b == b'\\') {
                 match serde_json::from_str::<String>(s) {
                     Ok(v) => Scalar::Text(Cow::Owned(v)),
                     Err(_) => Scalar::Complex,

@@ -180,7 +180,12 @@ impl<'r> Run<'r> {
             );
             return;
         }
-        match std::str::from_utf8(bytes) {
+        // The SIMD check first; std's, which says where the bad byte is,
+        // only for a line that fails it.
+        let checked = simdutf8::basic::from_utf8(bytes)
+            .ok()
+            .map_or_else(|| std::str::from_utf8(bytes), Ok);
+        match checked {
             Ok(text) => self.top(text, at, None),
             Err(_) if list() => {
                 let repaired = shape::repair_utf8(bytes);
