@@ -19,11 +19,12 @@
 //! number on every machine and in every version, so state can be saved and
 //! restored.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int32Type};
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
@@ -235,10 +236,144 @@ pub struct BaselineColumns {
     api_pair: bool,
 }
 
-enum Source {
-    Plain(ArrayRef),
-    Network(ArrayRef),
-    UserAgentFamily(ArrayRef),
+/// One part of a key or value, read from one array of a batch.
+struct Source {
+    derive: Derive,
+    cells: Cells,
+    /// For a dictionary column: the fingerprint of each distinct value
+    /// (after derivation), filled in as rows ask for it, so a value shared
+    /// by many rows is derived and hashed once per batch.
+    fingerprints: Vec<Cell<Option<Option<u64>>>>,
+}
+
+/// What is taken from a cell.
+#[derive(Clone, Copy)]
+enum Derive {
+    /// The text itself.
+    Plain,
+    /// The network of an address ([`network_into`]).
+    Network,
+    /// The family of a user agent ([`user_agent_family_into`]).
+    UserAgentFamily,
+}
+
+/// An array resolved to its type once per batch, so that reading a row
+/// does not test the type again.
+enum Cells {
+    /// A dictionary of `Utf8` with `Int32` keys (most text columns).
+    Dictionary {
+        keys: PrimitiveArray<Int32Type>,
+        values: StringArray,
+    },
+    /// Plain `Utf8`.
+    Text(StringArray),
+    /// Anything else: a text borrowed where possible ([`borrowed_str`]),
+    /// else the cell's display text.
+    Other(ArrayRef),
+}
+
+impl Source {
+    fn new(derive: Derive, array: ArrayRef) -> Self {
+        let dictionary = array.as_dictionary_opt::<Int32Type>().and_then(|d| {
+            let values = d.values().as_string_opt::<i32>()?;
+            Some((d.keys().clone(), values.clone()))
+        });
+        let (cells, distinct) = match dictionary {
+            Some((keys, values)) => {
+                let distinct = values.len();
+                (Cells::Dictionary { keys, values }, distinct)
+            }
+            None => match array.as_string_opt::<i32>() {
+                Some(text) => (Cells::Text(text.clone()), 0),
+                None => (Cells::Other(array), 0),
+            },
+        };
+        Self {
+            derive,
+            cells,
+            fingerprints: vec![Cell::new(None); distinct],
+        }
+    }
+
+    /// Calls `f` with the text of the cell (a derived value is written into
+    /// `scratch` first); `None` when NULL, empty or not derivable.
+    fn with_text<R>(
+        &self,
+        row: usize,
+        scratch: &mut String,
+        f: impl FnOnce(&str) -> R,
+    ) -> Option<R> {
+        let owned;
+        let raw = match &self.cells {
+            Cells::Dictionary { keys, values } => {
+                let key = dictionary_key(keys, values, row)?;
+                values.value(key)
+            }
+            Cells::Text(text) => {
+                if row >= text.len() || text.is_null(row) {
+                    return None;
+                }
+                text.value(row)
+            }
+            Cells::Other(array) => {
+                if row >= array.len() || array.is_null(row) {
+                    return None;
+                }
+                match borrowed_str(array.as_ref(), row) {
+                    Some(s) => s,
+                    None => {
+                        owned = cell_text(array.as_ref(), row);
+                        owned.as_str()
+                    }
+                }
+            }
+        };
+        if raw.is_empty() {
+            return None;
+        }
+        match self.derive {
+            Derive::Plain => Some(f(raw)),
+            Derive::Network => {
+                scratch.clear();
+                network_into(raw, scratch).then(|| f(scratch))
+            }
+            Derive::UserAgentFamily => {
+                scratch.clear();
+                user_agent_family_into(raw, scratch).then(|| f(scratch))
+            }
+        }
+    }
+
+    /// The [`fingerprint`] of the cell's text (derived), as
+    /// [`Source::with_text`] gives it; once per distinct value of a
+    /// dictionary column.
+    fn fingerprint(&self, row: usize, scratch: &mut String) -> Option<u64> {
+        if let Cells::Dictionary { keys, values } = &self.cells {
+            let key = dictionary_key(keys, values, row)?;
+            let slot = self.fingerprints.get(key)?;
+            if let Some(known) = slot.get() {
+                return known;
+            }
+            let found = self.with_text(row, scratch, fingerprint);
+            slot.set(Some(found));
+            return found;
+        }
+        self.with_text(row, scratch, fingerprint)
+    }
+}
+
+/// The dictionary value a row points at; `None` when the row is out of
+/// range or NULL, or its value is.
+fn dictionary_key(
+    keys: &PrimitiveArray<Int32Type>,
+    values: &StringArray,
+    row: usize,
+) -> Option<usize> {
+    if row >= keys.len() || keys.is_null(row) {
+        return None;
+    }
+    let key = usize::try_from(keys.value(row)).ok()?;
+    (key < values.len() && values.is_valid(key)).then_some(key)
 }
 
 /// A string cell without allocating (`Utf8`, `LargeUtf8`, `Utf8View`,
@@ -255,50 +390,6 @@ fn borrowed_str(array: &dyn Array, row: usize) -> Option<&str> {
             (key < values.len() && values.is_valid(key)).then(|| values.value(key))
         }
         _ => None,
-    }
-}
-
-impl Source {
-    fn array(&self) -> &ArrayRef {
-        match self {
-            Source::Plain(a) | Source::Network(a) | Source::UserAgentFamily(a) => a,
-        }
-    }
-
-    /// Calls `f` with the text of the cell (a derived value is written into
-    /// `scratch` first); `None` when NULL, empty or not derivable.
-    fn with_text<R>(
-        &self,
-        row: usize,
-        scratch: &mut String,
-        f: impl FnOnce(&str) -> R,
-    ) -> Option<R> {
-        let array = self.array();
-        if row >= array.len() || array.is_null(row) {
-            return None;
-        }
-        let owned;
-        let raw = match borrowed_str(array.as_ref(), row) {
-            Some(s) => s,
-            None => {
-                owned = cell_text(array.as_ref(), row);
-                owned.as_str()
-            }
-        };
-        if raw.is_empty() {
-            return None;
-        }
-        match self {
-            Source::Plain(_) => Some(f(raw)),
-            Source::Network(_) => {
-                scratch.clear();
-                network_into(raw, scratch).then(|| f(scratch))
-            }
-            Source::UserAgentFamily(_) => {
-                scratch.clear();
-                user_agent_family_into(raw, scratch).then(|| f(scratch))
-            }
-        }
     }
 }
 
@@ -320,7 +411,7 @@ impl BaselineColumns {
         let mut acc = KeyAcc::new();
         let mut scratch = String::new();
         for s in &self.by {
-            acc.push(s.with_text(row, &mut scratch, fingerprint)?);
+            acc.push(s.fingerprint(row, &mut scratch)?);
         }
         Some(acc.finish())
     }
@@ -405,11 +496,12 @@ impl CompiledBaseline {
                 .iter()
                 .map(|(name, p)| {
                     let a = array(name, p)?;
-                    Ok(match p {
-                        Part::Network(_) => Source::Network(a),
-                        Part::UserAgentFamily(_) => Source::UserAgentFamily(a),
-                        Part::Column(_) | Part::Expr(_) => Source::Plain(a),
-                    })
+                    let derive = match p {
+                        Part::Network(_) => Derive::Network,
+                        Part::UserAgentFamily(_) => Derive::UserAgentFamily,
+                        Part::Column(_) | Part::Expr(_) => Derive::Plain,
+                    };
+                    Ok(Source::new(derive, a))
                 })
                 .collect()
         };
@@ -511,8 +603,14 @@ pub fn network_into(source_ip: &str, out: &mut String) -> bool {
     };
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
+            // Written digit by digit: the formatter cost more than the
+            // rest of a baseline's reading of the row.
             let [a, b, c, _] = v4.octets();
-            let _ = write!(out, "{a}.{b}.{c}.0/24");
+            for octet in [a, b, c] {
+                push_decimal(out, octet);
+                out.push('.');
+            }
+            out.push_str("0/24");
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -521,6 +619,17 @@ pub fn network_into(source_ip: &str, out: &mut String) -> bool {
         }
     }
     true
+}
+
+/// `n` in decimal, without leading zeros.
+fn push_decimal(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// The family of a user agent: the product token before the first `/`,
@@ -847,6 +956,13 @@ mod tests {
         assert_eq!(network_of("ec2.amazonaws.com"), None);
         assert_eq!(network_of("AWS Internal"), None);
         assert_eq!(network_of(""), None);
+        // Octets are written digit by digit: every value as `Display` has it.
+        for n in 0..=255u8 {
+            assert_eq!(
+                network_of(&format!("{n}.{n}.{n}.{n}")),
+                Some(format!("{n}.{n}.{n}.0/24"))
+            );
+        }
     }
 
     #[test]
@@ -954,6 +1070,46 @@ mod tests {
         let b = compile("  kind: rate\n  measure: count_distinct(network)\n").unwrap();
         let c = b.columns(&batch).unwrap();
         assert_eq!(c.value(0).as_deref(), Some("203.0.113.0/24"));
+    }
+
+    #[test]
+    fn a_repeated_dictionary_value_keys_every_row_as_its_own_text() {
+        // Fingerprints of dictionary values are kept per batch once
+        // computed: every row must still get its own text's key, whether
+        // its value came first, repeats, is NULL or cannot be derived.
+        let agents = [
+            Some("aws-cli/2.15.0 Python/3.11"),
+            Some("Boto3/1.34.0 Python/3.12"),
+            None,
+            Some("aws-cli/2.15.0 Python/3.11"),
+            Some(""),
+            Some("Boto3/1.34.0 Python/3.12"),
+        ];
+        let events: Vec<_> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, ua)| trailhound_core::Event {
+                principal: format!("arn:aws:iam::1:user/u{}", i % 2),
+                user_agent: ua.map(str::to_string),
+                ..Default::default()
+            })
+            .collect();
+        let batch = trailhound_core::events_to_batch(&events);
+        let b = compile("  kind: rare\n  by: [principal, user_agent_family]\n  of: event_name\n")
+            .unwrap();
+        let c = b.columns(&batch).unwrap();
+        for (row, ua) in agents.iter().enumerate() {
+            let mut family = String::new();
+            let derived = ua
+                .filter(|ua| !ua.is_empty())
+                .filter(|ua| user_agent_family_into(ua, &mut family))
+                .map(|_| family.clone());
+            let principal = format!("arn:aws:iam::1:user/u{}", row % 2);
+            let expected = derived.map(|f| key_fingerprint([principal.as_str(), f.as_str()]));
+            // Asked twice: the second answer comes from what the first kept.
+            assert_eq!(c.key_fingerprint(row), expected, "row {row}");
+            assert_eq!(c.key_fingerprint(row), expected, "row {row} again");
+        }
     }
 
     #[test]

@@ -281,6 +281,7 @@ impl Compiler {
         })?;
         crate::sigma::register(&mut ctx);
         crate::regex::register(&mut ctx);
+        crate::starts_with::register(&mut ctx);
         let schema =
             DFSchema::try_from(rule_schema().as_ref().clone()).map_err(|e| RuleError::Engine {
                 reason: e.to_string(),

@@ -33,6 +33,7 @@ pub mod regex;
 pub mod rule;
 pub mod sequence;
 pub mod sigma;
+pub mod starts_with;
 pub mod suppress;
 pub mod template;
 pub mod testing;

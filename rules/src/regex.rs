@@ -103,7 +103,7 @@ impl Hash for CachedRegexpLike {
 
 /// A constant string argument: `Some(None)` for a null, `None` when the
 /// argument is not a constant string.
-fn constant(value: &ColumnarValue) -> Option<Option<&str>> {
+pub(crate) fn constant(value: &ColumnarValue) -> Option<Option<&str>> {
     match value {
         ColumnarValue::Scalar(
             ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s),
@@ -132,17 +132,28 @@ fn test_column(values: &ArrayRef, re: &Regex) -> Result<Option<BooleanArray>> {
 }
 
 /// Whether a type is one of Arrow's string types.
-fn is_string(t: &DataType) -> bool {
+pub(crate) fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// Each row of a dictionary column of strings tested against `re`, testing
 /// each distinct value once; `None` when its values are not strings.
 fn test_dictionary(values: &ArrayRef, re: &Regex) -> Result<Option<ArrayRef>> {
+    by_distinct_value(values, |v| test_column(v, re))
+}
+
+/// A test of each row of a dictionary column, made by `test` on the
+/// dictionary's values (each distinct value once) and spread to the rows
+/// through the keys; `None` when `values` is not a dictionary or `test`
+/// does not take its values.
+pub(crate) fn by_distinct_value(
+    values: &ArrayRef,
+    test: impl FnOnce(&ArrayRef) -> Result<Option<BooleanArray>>,
+) -> Result<Option<ArrayRef>> {
     let Some(dictionary) = values.as_any_dictionary_opt() else {
         return Ok(None);
     };
-    let Some(tested) = test_column(dictionary.values(), re)? else {
+    let Some(tested) = test(dictionary.values())? else {
         return Ok(None);
     };
     // A null key, or a key pointing at a null value, gives a null.
@@ -151,6 +162,25 @@ fn test_dictionary(values: &ArrayRef, re: &Regex) -> Result<Option<ArrayRef>> {
         dictionary.keys(),
         None,
     )?))
+}
+
+/// Unpacks a dictionary first argument into its values' type, for
+/// DataFusion's own implementations, which take plain strings only.
+pub(crate) fn unpack_dictionary_argument(args: &mut ScalarFunctionArgs) -> Result<()> {
+    if let Some(ColumnarValue::Array(values)) = args.args.first()
+        && let DataType::Dictionary(_, value_type) = values.data_type()
+    {
+        let value_type = value_type.as_ref().clone();
+        let unpacked = arrow::compute::cast(values, &value_type)?;
+        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
+        if let Some(first) = args.args.first_mut() {
+            *first = ColumnarValue::Array(unpacked);
+        }
+        if let Some(field) = args.arg_fields.first_mut() {
+            *field = Arc::new(Field::new(field.name(), value_type, nullable));
+        }
+    }
+    Ok(())
 }
 
 impl ScalarUDFImpl for CachedRegexpLike {
@@ -210,21 +240,7 @@ impl ScalarUDFImpl for CachedRegexpLike {
                 return Ok(ColumnarValue::Array(out));
             }
         }
-        // DataFusion's own implementation takes strings only: a dictionary
-        // is unpacked for it.
-        if let Some(ColumnarValue::Array(values)) = args.args.first()
-            && let DataType::Dictionary(_, value_type) = values.data_type()
-        {
-            let value_type = value_type.as_ref().clone();
-            let unpacked = arrow::compute::cast(values, &value_type)?;
-            let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-            if let Some(first) = args.args.first_mut() {
-                *first = ColumnarValue::Array(unpacked);
-            }
-            if let Some(field) = args.arg_fields.first_mut() {
-                *field = Arc::new(Field::new(field.name(), value_type, nullable));
-            }
-        }
+        unpack_dictionary_argument(&mut args)?;
         self.inner.invoke_with_args(args)
     }
 }
