@@ -165,10 +165,10 @@ pub(crate) fn read_record_fast(text: &str) -> Option<Fields<'_>> {
         extra: Vec::with_capacity(8),
         ..Fields::default()
     };
-    super::scan::object_entries(text, |key, raw| {
+    super::scan::object_entries(text, |key, raw, plain| {
         match Known::from_key(key) {
             Some(Known::Records) => return None,
-            Some(known) => fields.set(known, raw),
+            Some(known) => fields.set(known, raw, plain),
             None => fields.extra.push((Cow::Borrowed(key), raw)),
         }
         Some(())
@@ -246,12 +246,12 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
                     }
                     None => {
                         let value: &'de RawValue = map.next_value()?;
-                        fields.set(Known::Records, value.get());
+                        fields.set(Known::Records, value.get(), false);
                     }
                 },
                 Key::Known(known) => {
                     let value: &'de RawValue = map.next_value()?;
-                    fields.set(known, value.get());
+                    fields.set(known, value.get(), false);
                 }
                 Key::Other(name) => {
                     let value: &'de RawValue = map.next_value()?;
@@ -378,6 +378,9 @@ enum Known {
 
 const KNOWN_COUNT: usize = Known::Records as usize + 1;
 
+// `Fields::plain` has one bit per known field.
+const _: () = assert!(KNOWN_COUNT <= 64);
+
 impl Known {
     fn from_key(key: &str) -> Option<Known> {
         Some(match key {
@@ -461,6 +464,9 @@ impl Known {
 #[derive(Default)]
 pub(crate) struct Fields<'a> {
     known: [Option<&'a str>; KNOWN_COUNT],
+    /// Bit `known as usize` is set when that field's value is a string the
+    /// scan saw hold no escape, so its text is read without looking again.
+    plain: u64,
     /// Fields for `extra`, in input order.
     extra: Vec<(Cow<'a, str>, &'a str)>,
 }
@@ -502,9 +508,17 @@ struct InsightDetails<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn set(&mut self, known: Known, value: &'a str) {
+    /// Keeps a field's raw value; `plain` when it is a string without
+    /// escapes (as the scan tells).
+    fn set(&mut self, known: Known, value: &'a str, plain: bool) {
         if let Some(slot) = self.known.get_mut(known as usize) {
             *slot = Some(value);
+        }
+        let bit = 1u64 << (known as usize);
+        if plain {
+            self.plain |= bit;
+        } else {
+            self.plain &= !bit;
         }
         if known.kept_in_extra() {
             self.extra.push((Cow::Borrowed(known.name()), value));
@@ -519,6 +533,10 @@ impl<'a> Fields<'a> {
     /// array where a scalar belongs is kept in `extra` instead.
     fn text(&mut self, known: Known) -> Option<Cow<'a, str>> {
         let raw = self.get(known)?;
+        if self.plain & (1u64 << (known as usize)) != 0 {
+            let inner = raw.get(1..raw.len().saturating_sub(1))?;
+            return (!inner.is_empty()).then_some(Cow::Borrowed(inner));
+        }
         match scalar(raw) {
             Scalar::Text(t) if !t.is_empty() => Some(t),
             Scalar::Text(_) | Scalar::Null => None,

@@ -24,12 +24,13 @@
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Splits `text`, one JSON object with optional whitespace around it, into
-/// its entries: `(key, raw value)` in input order, keys as written (they
-/// hold no escapes), values as their exact text. `None` when the text is not
+/// its entries: `(key, raw value, plain)` in input order, keys as written
+/// (they hold no escapes), values as their exact text, `plain` when the
+/// value is a string holding no escape. `None` when the text is not
 /// such an object or is declined (see the module page).
 pub(crate) fn object_entries<'a>(
     text: &'a str,
-    mut each: impl FnMut(&'a str, &'a str) -> Option<()>,
+    mut each: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
 ) -> Option<()> {
     let bytes = text.as_bytes();
     // Records of up to 4 KiB (nearly all) keep their bitmap on the stack.
@@ -68,8 +69,14 @@ pub(crate) fn object_entries<'a>(
             s.expect(b':')?;
             s.space();
             let value_start = s.at;
-            s.value(1)?;
-            each(key, text.get(value_start..s.at)?)?;
+            let plain = if s.peek() == Some(b'"') {
+                s.at += 1;
+                !s.string()?
+            } else {
+                s.value(1)?;
+                false
+            };
+            each(key, text.get(value_start..s.at)?, plain)?;
             s.space();
             match s.next()? {
                 b',' => s.space(),
@@ -336,8 +343,20 @@ mod tests {
 
     fn entries(text: &str) -> Option<Vec<(&str, &str)>> {
         let mut out = Vec::new();
-        object_entries(text, |k, v| {
+        object_entries(text, |k, v, _| {
             out.push((k, v));
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// The keys whose values the scan calls plain strings.
+    fn plain_keys(text: &str) -> Option<Vec<&str>> {
+        let mut out = Vec::new();
+        object_entries(text, |k, _, plain| {
+            if plain {
+                out.push(k);
+            }
             Some(())
         })?;
         Some(out)
@@ -355,6 +374,16 @@ mod tests {
             ])
         );
         assert_eq!(entries("{}"), Some(vec![]));
+    }
+
+    #[test]
+    fn only_strings_without_escapes_are_plain() {
+        assert_eq!(
+            plain_keys(
+                r#"{"a":"x","b":"x\"y","c":"\u0041","d":["x"],"e":{"f":"x"},"g":"","h":1,"i":null}"#
+            ),
+            Some(vec!["a", "g"])
+        );
     }
 
     /// The marks of `bytes` and whether it is free of control bytes.
