@@ -124,7 +124,64 @@ pub fn event_schema() -> SchemaRef {
         .clone()
 }
 
-type Dict = StringDictionaryBuilder<Int32Type>;
+/// A dictionary column appended in runs: consecutive rows with one value
+/// (the source, and a trail's account and region, nearly always; the
+/// principal type and category often) are looked up in the dictionary once
+/// per run instead of once per row, which is most of what a dictionary
+/// append costs.
+struct Dict {
+    builder: StringDictionaryBuilder<Int32Type>,
+    /// The value of the run not yet appended.
+    run: String,
+    /// Rows in that run; 0 when there is none.
+    run_len: usize,
+}
+
+impl Dict {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            builder: StringDictionaryBuilder::with_capacity(rows, 64, 1024),
+            run: String::new(),
+            run_len: 0,
+        }
+    }
+
+    fn append_value(&mut self, value: &str) {
+        if self.run_len > 0 && self.run == value {
+            self.run_len += 1;
+            return;
+        }
+        self.flush();
+        self.run.push_str(value);
+        self.run_len = 1;
+    }
+
+    fn append_option(&mut self, value: Option<&str>) {
+        match value {
+            Some(v) => self.append_value(v),
+            None => {
+                self.flush();
+                self.builder.append_null();
+            }
+        }
+    }
+
+    /// Appends the pending run.
+    fn flush(&mut self) {
+        if self.run_len > 0 {
+            // Panics only past 2^31 distinct values in one batch, as every
+            // dictionary append does.
+            self.builder.append_values(&self.run, self.run_len);
+            self.run_len = 0;
+        }
+        self.run.clear();
+    }
+
+    fn finish(&mut self) -> arrow::array::DictionaryArray<Int32Type> {
+        self.flush();
+        self.builder.finish()
+    }
+}
 
 /// Appends events column by column and finishes them into a `RecordBatch` of
 /// [`event_schema`]. Reusable: `finish` leaves it empty and ready.
@@ -192,7 +249,7 @@ impl EventBatchBuilder {
             let bytes = events.iter().filter_map(f).map(str::len).sum();
             StringBuilder::with_capacity(rows, bytes)
         };
-        let dict = || Dict::with_capacity(rows, 64, 1024);
+        let dict = || Dict::with_capacity(rows);
         let time = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
         let resources = events.iter().map(|e| e.resources.len()).sum();
         let resource_bytes = events
@@ -385,6 +442,51 @@ mod tests {
         let batch = events_to_batch(&[e.clone(), Event::default()]);
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema(), event_schema());
+    }
+
+    #[test]
+    fn dictionary_columns_appended_in_runs_keep_every_row() {
+        use arrow::array::{Array, AsArray};
+        let regions = [
+            Some("eu-west-1"),
+            Some("eu-west-1"),
+            None,
+            Some("eu-west-1"),
+            Some("us-east-1"),
+            Some("us-east-1"),
+            Some(""),
+            Some("eu-west-1"),
+            None,
+            None,
+            Some("ap-south-1"),
+        ];
+        let events: Vec<Event> = regions
+            .iter()
+            .map(|r| Event {
+                region: r.map(str::to_string),
+                ..Default::default()
+            })
+            .collect();
+        let mut b = EventBatchBuilder::new();
+        for round in 0..2 {
+            for e in &events {
+                b.append(e);
+            }
+            let batch = b.finish();
+            let column = batch
+                .column_by_name(columns::REGION)
+                .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+                .unwrap();
+            let values = column.values().as_string::<i32>();
+            let read: Vec<Option<&str>> = column
+                .keys()
+                .iter()
+                .map(|k| k.map(|k| values.value(k as usize)))
+                .collect();
+            assert_eq!(read, regions, "round {round}");
+            // Each distinct value is in the dictionary once.
+            assert_eq!(values.len(), 4, "round {round}");
+        }
     }
 
     #[test]
