@@ -176,6 +176,58 @@ pub(crate) fn read_record_fast(text: &str) -> Option<Fields<'_>> {
     Some(fields)
 }
 
+/// The named fields of a small object as serde reads them into [`Text`]s,
+/// taken with the scan when it is sure to agree with serde: each named
+/// field at most once, holding a string without escapes or a whole number
+/// of at most 18 digits (which serde's `Text` keeps as written). `None`
+/// otherwise (not a plain object, a field repeated, any other value), and
+/// the caller reads the text with serde, which then decides.
+fn scanned_texts<'a, const N: usize>(raw: &'a str, keys: [&str; N]) -> Option<[Text<'a>; N]> {
+    let mut found: [Option<&'a str>; N] = [None; N];
+    super::scan::object_entries(raw, |key, value, plain| {
+        let Some(i) = keys.iter().position(|k| *k == key) else {
+            return Some(());
+        };
+        let slot = found.get_mut(i)?;
+        if slot.is_some() {
+            // serde refuses the whole object for a repeated field.
+            return None;
+        }
+        *slot = Some(if plain {
+            value.get(1..value.len().saturating_sub(1))?
+        } else if value.len() <= 18 && value.bytes().all(|b| b.is_ascii_digit()) {
+            value
+        } else {
+            return None;
+        });
+        Some(())
+    })?;
+    Some(found.map(|t| Text(t.map(Cow::Borrowed))))
+}
+
+/// The ARNs of a `resources` list, taken with the scan when it is sure to
+/// agree with serde's reading ([`Resource`] in a lenient list): elements
+/// that are not objects are skipped, and an object's `ARN` (or `arn`) is
+/// read by [`scanned_texts`]. `None` when that declines any element, or an
+/// element has both names (serde refuses the list); the caller then reads
+/// it with serde.
+fn scanned_resources(raw: &str) -> Option<Vec<String>> {
+    let mut arns = Vec::new();
+    super::scan::array_elements(raw, |element| {
+        if !element.starts_with('{') {
+            return Some(());
+        }
+        let [upper, lower] = scanned_texts(element, ["ARN", "arn"])?;
+        if upper.0.is_some() && lower.0.is_some() {
+            return None;
+        }
+        let arn = upper.take().or(lower.take());
+        arns.extend(arn.map(Cow::into_owned));
+        Some(())
+    })?;
+    Some(arns)
+}
+
 /// Whether the fast scan and serde_json agree on `text`: the scan may
 /// decline it, but what it accepts serde_json must read as a record with the
 /// same fields. For the tests and the fuzz target.
@@ -667,7 +719,19 @@ impl<'a> Fields<'a> {
                     || raw.contains("bytesTransferred")
                     || raw.contains('\\')
             })
-            .and_then(parse_lenient::<AdditionalEventData<'_>>)
+            .and_then(|raw| {
+                match scanned_texts(
+                    raw,
+                    ["bytesTransferredIn", "bytesTransferredOut", "MFAUsed"],
+                ) {
+                    Some([bytes_in, bytes_out, mfa_used]) => Some(AdditionalEventData {
+                        bytes_in,
+                        bytes_out,
+                        mfa_used,
+                    }),
+                    None => parse_lenient::<AdditionalEventData<'_>>(raw),
+                }
+            })
             .unwrap_or_default();
         if event_name == "ConsoleLogin" {
             match additional.mfa_used.get() {
@@ -679,7 +743,10 @@ impl<'a> Fields<'a> {
 
         let (bucket, object_key) = match self.get(Known::RequestParameters) {
             Some(raw) if raw.contains("\"bucketName\"") => {
-                let s3 = parse_lenient::<S3Request<'_>>(raw).unwrap_or_default();
+                let s3 = match scanned_texts(raw, ["bucketName", "key"]) {
+                    Some([bucket, key]) => S3Request { bucket, key },
+                    None => parse_lenient::<S3Request<'_>>(raw).unwrap_or_default(),
+                };
                 (
                     s3.bucket.get().map(str::to_owned),
                     s3.key.get().map(str::to_owned),
@@ -687,13 +754,15 @@ impl<'a> Fields<'a> {
             }
             _ => (None, None),
         };
-        let resources = self
-            .get(Known::Resources)
-            .and_then(parse_lenient::<Vec<Lenient<Resource<'_>>>>)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
-            .collect();
+        let resources = self.get(Known::Resources).map_or_else(Vec::new, |raw| {
+            scanned_resources(raw).unwrap_or_else(|| {
+                parse_lenient::<Vec<Lenient<Resource<'_>>>>(raw)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
+                    .collect()
+            })
+        });
 
         let account_id = self
             .text(Known::RecipientAccountId)
@@ -976,5 +1045,62 @@ mod tests {
         assert_eq!(time(r#""1600044263000""#), t);
         assert_eq!(time(r#""yesterday""#), None);
         assert_eq!(time("{}"), None);
+    }
+
+    #[test]
+    fn nested_fields_taken_with_the_scan_agree_with_serde() {
+        let objects = [
+            r#"{"bucketName":"b","Host":"b.s3.amazonaws.com","key":"k/1.json"}"#,
+            r#"{"bucketName":"","key":"k"}"#,
+            r#"{"bucketName":"b","bucketName":"c"}"#,
+            r#"{"bucketName":"b\u0041","key":"k"}"#,
+            r#"{"bucket\u004eame":"b"}"#,
+            r#"{"bucketName":12345,"key":0}"#,
+            r#"{"bucketName":1.5,"key":-3}"#,
+            r#"{"bucketName":true,"key":null}"#,
+            r#"{"bucketName":{"a":1},"key":["k"]}"#,
+            r#"{"Host":"h","Host":"h2","bucketName":"b"}"#,
+            r#"{ "bucketName" : "b" , "key" : "k" }"#,
+            r#"["bucketName"]"#,
+            r#""bucketName""#,
+            "{}",
+        ];
+        let mut taken = 0;
+        for raw in objects {
+            let slow = parse_lenient::<S3Request<'_>>(raw).unwrap_or_default();
+            if let Some([bucket, key]) = scanned_texts(raw, ["bucketName", "key"]) {
+                taken += 1;
+                assert_eq!(bucket.get(), slow.bucket.get(), "{raw}");
+                assert_eq!(key.get(), slow.key.get(), "{raw}");
+            }
+        }
+        assert!(taken >= 5, "took only {taken}");
+
+        let lists = [
+            r#"[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::b/k"},{"accountId":"1","ARN":"arn:aws:s3:::b"}]"#,
+            r#"[{"arn":"arn:aws:iam::1:role/r"}]"#,
+            r#"[{"ARN":"a","arn":"b"}]"#,
+            r#"[{"ARN":"","arn":"b"}]"#,
+            r#"[{"ARN":"a","ARN":"b"}]"#,
+            r#"[{"ARN":"a\/b"}]"#,
+            r#"[{"ARN":7},"text",3,null,[1],{"type":"x"}]"#,
+            r#"[{"ARN":"a"},{"ARN":{"x":1}}]"#,
+            r#"{"ARN":"a"}"#,
+            "[]",
+            "[ ]",
+        ];
+        let mut taken = 0;
+        for raw in lists {
+            let slow: Vec<String> = parse_lenient::<Vec<Lenient<Resource<'_>>>>(raw)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
+                .collect();
+            if let Some(fast) = scanned_resources(raw) {
+                taken += 1;
+                assert_eq!(fast, slow, "{raw}");
+            }
+        }
+        assert!(taken >= 5, "took only {taken}");
     }
 }

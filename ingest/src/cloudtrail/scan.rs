@@ -32,32 +32,13 @@ pub(crate) fn object_entries<'a>(
     text: &'a str,
     mut each: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
 ) -> Option<()> {
-    let bytes = text.as_bytes();
-    // Records of up to 4 KiB (nearly all) keep their bitmap on the stack.
-    let mut small = [0u64; 64];
-    let mut large = Vec::new();
-    let words = bytes.len().div_ceil(64);
-    let marks = match small.get_mut(..words) {
-        Some(marks) => marks,
-        None => {
-            large.resize(words, 0);
-            &mut large[..]
+    scan(text, |s| {
+        s.expect(b'{')?;
+        s.space();
+        if s.peek() == Some(b'}') {
+            s.at += 1;
+            return Some(());
         }
-    };
-    if !mark_specials(bytes, marks) {
-        return None;
-    }
-    let mut s = Scanner {
-        bytes,
-        marks,
-        at: 0,
-    };
-    s.space();
-    s.expect(b'{')?;
-    s.space();
-    if s.peek() == Some(b'}') {
-        s.at += 1;
-    } else {
         loop {
             s.expect(b'"')?;
             let key_start = s.at;
@@ -80,11 +61,68 @@ pub(crate) fn object_entries<'a>(
             s.space();
             match s.next()? {
                 b',' => s.space(),
-                b'}' => break,
+                b'}' => return Some(()),
                 _ => return None,
             }
         }
+    })
+}
+
+/// Splits `text`, one JSON array with optional whitespace around it, into
+/// its elements' exact texts, in order; `None` when the text is not such an
+/// array or is declined, as [`object_entries`] declines.
+pub(crate) fn array_elements<'a>(
+    text: &'a str,
+    mut each: impl FnMut(&'a str) -> Option<()>,
+) -> Option<()> {
+    scan(text, |s| {
+        s.expect(b'[')?;
+        s.space();
+        if s.peek() == Some(b']') {
+            s.at += 1;
+            return Some(());
+        }
+        loop {
+            let start = s.at;
+            s.value(1)?;
+            each(text.get(start..s.at)?)?;
+            s.space();
+            match s.next()? {
+                b',' => s.space(),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    })
+}
+
+/// Marks `text` ([`mark_specials`]) and runs `top` on a scanner at its
+/// first byte that is not a space; `Some` when `top` reads one value and
+/// only spaces follow it.
+fn scan(text: &str, top: impl FnOnce(&mut Scanner<'_>) -> Option<()>) -> Option<()> {
+    let bytes = text.as_bytes();
+    // Texts of up to 4 KiB (nearly every record) keep their bitmap on the
+    // stack.
+    let mut small = [0u64; 64];
+    let mut large = Vec::new();
+    let words = bytes.len().div_ceil(64);
+    let marks = match small.get_mut(..words) {
+        Some(marks) => marks,
+        None => {
+            large.resize(words, 0);
+            &mut large[..]
+        }
+    };
+    if !mark_specials(bytes, marks) {
+        return None;
     }
+    let mut s = Scanner {
+        bytes,
+        marks,
+        at: 0,
+    };
+    s.space();
+    top(&mut s)?;
     s.space();
     (s.at == bytes.len()).then_some(())
 }
