@@ -205,6 +205,17 @@ fn scanned_texts<'a, const N: usize>(raw: &'a str, keys: [&str; N]) -> Option<[T
     Some(found.map(|t| Text(t.map(Cow::Borrowed))))
 }
 
+/// The ARNs of a `resources` list read with serde: elements that are not
+/// objects are skipped; an object without an `ARN` (or `arn`) gives none;
+/// anything serde refuses (an element with both names) gives no ARNs.
+fn serde_resources(raw: &str) -> Vec<String> {
+    parse_lenient::<Vec<Lenient<Resource<'_>>>>(raw)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
+        .collect()
+}
+
 /// The ARNs of a `resources` list, taken with the scan when it is sure to
 /// agree with serde's reading ([`Resource`] in a lenient list): elements
 /// that are not objects are skipped, and an object's `ARN` (or `arn`) is
@@ -230,16 +241,44 @@ fn scanned_resources(raw: &str) -> Option<Vec<String>> {
 
 /// Whether the fast scan and serde_json agree on `text`: the scan may
 /// decline it, but what it accepts serde_json must read as a record with the
-/// same fields. For the tests and the fuzz target.
+/// same fields; and the nested objects read with the scan
+/// ([`scanned_texts`], [`scanned_resources`]) must read as serde reads them.
+/// For the tests and the fuzz target.
 #[doc(hidden)]
 pub fn fast_scan_agrees(text: &str) -> bool {
     match (read_record_fast(text), read_object(text, None)) {
         (None, _) => true,
         (Some(fast), Ok(Object::Record(slow))) => {
-            fast.known == slow.known && fast.extra == slow.extra
+            fast.known == slow.known && fast.extra == slow.extra && nested_scans_agree(&fast)
         }
         (Some(_), _) => false,
     }
+}
+
+/// The nested readings of [`fast_scan_agrees`].
+fn nested_scans_agree(fields: &Fields<'_>) -> bool {
+    let s3 = fields.get(Known::RequestParameters).is_none_or(|raw| {
+        scanned_texts(raw, ["bucketName", "key"]).is_none_or(|[bucket, key]| {
+            let slow = parse_lenient::<S3Request<'_>>(raw).unwrap_or_default();
+            bucket.get() == slow.bucket.get() && key.get() == slow.key.get()
+        })
+    });
+    let additional = fields.get(Known::AdditionalEventData).is_none_or(|raw| {
+        scanned_texts(
+            raw,
+            ["bytesTransferredIn", "bytesTransferredOut", "MFAUsed"],
+        )
+        .is_none_or(|[bytes_in, bytes_out, mfa]| {
+            let slow = parse_lenient::<AdditionalEventData<'_>>(raw).unwrap_or_default();
+            bytes_in.get() == slow.bytes_in.get()
+                && bytes_out.get() == slow.bytes_out.get()
+                && mfa.get() == slow.mfa_used.get()
+        })
+    });
+    let resources = fields
+        .get(Known::Resources)
+        .is_none_or(|raw| scanned_resources(raw).is_none_or(|fast| fast == serde_resources(raw)));
+    s3 && additional && resources
 }
 
 /// Reads a JSON object. With `on_record`, a `Records` key is streamed: each
@@ -755,13 +794,7 @@ impl<'a> Fields<'a> {
             _ => (None, None),
         };
         let resources = self.get(Known::Resources).map_or_else(Vec::new, |raw| {
-            scanned_resources(raw).unwrap_or_else(|| {
-                parse_lenient::<Vec<Lenient<Resource<'_>>>>(raw)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
-                    .collect()
-            })
+            scanned_resources(raw).unwrap_or_else(|| serde_resources(raw))
         });
 
         let account_id = self
@@ -1091,11 +1124,7 @@ mod tests {
         ];
         let mut taken = 0;
         for raw in lists {
-            let slow: Vec<String> = parse_lenient::<Vec<Lenient<Resource<'_>>>>(raw)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|r| r.0.and_then(|r| r.arn.take()).map(Cow::into_owned))
-                .collect();
+            let slow = serde_resources(raw);
             if let Some(fast) = scanned_resources(raw) {
                 taken += 1;
                 assert_eq!(fast, slow, "{raw}");
