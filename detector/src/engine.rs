@@ -368,7 +368,10 @@ impl Engine {
         candidates: &mut Vec<Candidate>,
     ) -> Result<(), RuleError> {
         let rules = std::mem::take(&mut self.rules);
-        let names = NameIndex::of(batch, self.idx_event_name);
+        let names = NameIndex::of(
+            batch,
+            &[self.idx_event_name, self.idx_event_source, self.idx_source],
+        );
         let result = (|| {
             for (ri, rule) in rules.rules().iter().enumerate() {
                 let started = std::time::Instant::now();

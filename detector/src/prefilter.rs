@@ -1,72 +1,125 @@
-//! Per-batch event-name index, so that a rule which can only match a few
-//! event names is skipped on batches without them and otherwise evaluated
-//! only on the rows that have them.
+//! Per-batch indexes of the prefilter columns (`event_name`,
+//! `event_source`, `source`), so that a rule which can only match a few
+//! values of them is skipped on batches without them and otherwise
+//! evaluated only on the rows that have them.
 
 use std::collections::{BTreeSet, HashMap};
 
-use arrow::array::{Array, AsArray, BooleanArray, BooleanBuilder, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int32Type;
 use trailhound_rules::{CompiledRule, RuleError};
 
-/// The distinct event names of one batch and where they are.
-pub struct NameIndex<'a> {
-    keys: Option<&'a arrow::array::PrimitiveArray<Int32Type>>,
-    by_name: HashMap<&'a str, usize>,
+/// One dictionary column of a batch: its keys and where each value is.
+struct ColumnIndex<'a> {
+    keys: &'a arrow::array::PrimitiveArray<Int32Type>,
+    by_value: HashMap<&'a str, usize>,
     dictionary_len: usize,
 }
 
-impl<'a> NameIndex<'a> {
-    /// Indexes the event-name column (dictionary-encoded in the event schema).
-    pub fn of(batch: &'a RecordBatch, column: usize) -> Self {
+impl<'a> ColumnIndex<'a> {
+    fn of(batch: &'a RecordBatch, column: usize) -> Option<Self> {
         let dict = batch
             .columns()
-            .get(column)
-            .and_then(|c| c.as_dictionary_opt::<Int32Type>());
-        let mut by_name = HashMap::new();
-        let mut dictionary_len = 0;
-        if let Some(d) = dict
-            && let Some(values) = d.values().as_string_opt::<i32>()
-        {
-            dictionary_len = values.len();
-            for (i, v) in values.iter().enumerate() {
-                if let Some(v) = v {
-                    by_name.insert(v, i);
-                }
-            }
-        }
-        Self {
-            keys: dict.map(|d| d.keys()),
-            by_name,
-            dictionary_len,
-        }
+            .get(column)?
+            .as_dictionary_opt::<Int32Type>()?;
+        let values = dict.values().as_string_opt::<i32>()?;
+        let by_value = values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((v?, i)))
+            .collect();
+        Some(Self {
+            keys: dict.keys(),
+            by_value,
+            dictionary_len: values.len(),
+        })
     }
 
-    /// Rows whose event name is one of `names`; `None` when no row has one.
-    fn selection(&self, names: &BTreeSet<String>) -> Option<BooleanArray> {
-        let keys = self.keys?;
+    /// Which dictionary entries are one of `values`; `None` when none is.
+    fn wanted(&self, values: &BTreeSet<String>) -> Option<Vec<bool>> {
         let mut wanted = vec![false; self.dictionary_len];
         let mut any = false;
-        for n in names {
-            if let Some(&i) = self.by_name.get(n.as_str()) {
-                wanted[i] = true;
+        for v in values {
+            if let Some(&i) = self.by_value.get(v.as_str())
+                && let Some(w) = wanted.get_mut(i)
+            {
+                *w = true;
                 any = true;
             }
         }
-        if !any {
-            return None;
-        }
-        let sel: BooleanArray = keys
-            .iter()
-            .map(|k| {
-                Some(
-                    k.and_then(|k| usize::try_from(k).ok())
-                        .is_some_and(|k| wanted.get(k).copied().unwrap_or(false)),
-                )
-            })
-            .collect();
-        (sel.true_count() > 0).then_some(sel)
+        any.then_some(wanted)
     }
+}
+
+/// The prefilter columns of one batch, indexed.
+pub struct NameIndex<'a> {
+    columns: Vec<(usize, ColumnIndex<'a>)>,
+    rows: usize,
+}
+
+impl<'a> NameIndex<'a> {
+    /// Indexes `columns` of `batch` (those that are dictionary-encoded, as
+    /// the prefilter columns are in the event schema).
+    pub fn of(batch: &'a RecordBatch, columns: &[usize]) -> Self {
+        Self {
+            columns: columns
+                .iter()
+                .filter_map(|&c| Some((c, ColumnIndex::of(batch, c)?)))
+                .collect(),
+            rows: batch.num_rows(),
+        }
+    }
+
+    /// The rows holding what `required` asks (every listed column one of
+    /// its values): `Narrowed::None` when no row does, `Narrowed::All` when
+    /// every row does or nothing can be told (a column not indexed).
+    fn selection(&self, required: &[(usize, BTreeSet<String>)]) -> Narrowed {
+        let mut selected: Option<BooleanBuffer> = None;
+        for (column, values) in required {
+            let Some((_, index)) = self.columns.iter().find(|(c, _)| c == column) else {
+                continue;
+            };
+            let Some(wanted) = index.wanted(values) else {
+                return Narrowed::None;
+            };
+            // Every value of the dictionary wanted (a trail's batch and
+            // `source = 'cloudtrail'`): every row with one passes.
+            if index.keys.null_count() == 0 && wanted.iter().all(|w| *w) {
+                continue;
+            }
+            let keys = index.keys.values();
+            let nulls = index.keys.nulls();
+            let rows = BooleanBuffer::collect_bool(self.rows, |row| {
+                nulls.is_none_or(|n| n.is_valid(row))
+                    && keys
+                        .get(row)
+                        .and_then(|&k| usize::try_from(k).ok())
+                        .and_then(|k| wanted.get(k).copied())
+                        .unwrap_or(false)
+            });
+            selected = Some(match selected {
+                Some(before) => &before & &rows,
+                None => rows,
+            });
+        }
+        let Some(selected) = selected else {
+            return Narrowed::All;
+        };
+        match selected.count_set_bits() {
+            0 => Narrowed::None,
+            n if n == self.rows => Narrowed::All,
+            _ => Narrowed::Rows(selected),
+        }
+    }
+}
+
+/// The rows a rule can match in a batch.
+enum Narrowed {
+    None,
+    All,
+    Rows(BooleanBuffer),
 }
 
 /// Outcome of evaluating a rule's `where` on a batch.
@@ -78,39 +131,33 @@ pub enum Hits {
 }
 
 /// Evaluates `rule` on `batch`, skipping it or narrowing it to the rows
-/// with its event names when the rule says which names it needs.
+/// with the values it requires ([`CompiledRule::required`]).
 pub fn evaluate(
     rule: &CompiledRule,
     batch: &RecordBatch,
     index: &NameIndex<'_>,
 ) -> Result<Hits, RuleError> {
-    let Some(names) = rule.event_names() else {
-        return rule.evaluate(batch).map(Hits::Rows);
+    let selection = match index.selection(rule.required()) {
+        Narrowed::None => return Ok(Hits::Skipped),
+        Narrowed::All => return rule.evaluate(batch).map(Hits::Rows),
+        Narrowed::Rows(selection) => selection,
     };
-    if index.keys.is_none() {
-        return rule.evaluate(batch).map(Hits::Rows);
-    }
-    let Some(selection) = index.selection(names) else {
-        return Ok(Hits::Skipped);
-    };
-    if selection.true_count() == batch.num_rows() {
-        return rule.evaluate(batch).map(Hits::Rows);
-    }
     // Only the columns the rule reads are copied for the selected rows.
-    let sub = filter_record_batch(&rule.project(batch)?, &selection)
-        .map_err(|e| rule.eval_error(e.to_string()))?;
+    let sub = filter_record_batch(
+        &rule.project(batch)?,
+        &BooleanArray::new(selection.clone(), None),
+    )
+    .map_err(|e| rule.eval_error(e.to_string()))?;
     let sub_hits = rule.evaluate_projected(&sub)?;
-    let mut out = BooleanBuilder::with_capacity(batch.num_rows());
-    let mut j = 0;
-    for i in 0..batch.num_rows() {
-        if selection.value(i) {
-            out.append_value(j < sub_hits.len() && sub_hits.value(j));
-            j += 1;
-        } else {
-            out.append_value(false);
+    // The verdicts back in place: the j-th selected row takes the j-th.
+    let mut out = BooleanBufferBuilder::new(batch.num_rows());
+    out.append_n(batch.num_rows(), false);
+    for (j, row) in selection.set_indices().enumerate() {
+        if j < sub_hits.len() && sub_hits.value(j) {
+            out.set_bit(row, true);
         }
     }
-    Ok(Hits::Rows(out.finish()))
+    Ok(Hits::Rows(BooleanArray::new(out.finish(), None)))
 }
 
 #[cfg(test)]
@@ -142,7 +189,7 @@ mod tests {
     #[test]
     fn a_rule_whose_names_are_absent_is_skipped() {
         let batch = events_to_batch(&[ev("ListUsers", "1.1.1.1"), ev("GetObject", "2.2.2.2")]);
-        let index = NameIndex::of(&batch, column());
+        let index = NameIndex::of(&batch, &[column()]);
         let r = rule("event_name = 'StopLogging'");
         assert!(matches!(
             evaluate(&r, &batch, &index).unwrap(),
@@ -159,7 +206,7 @@ mod tests {
             ev("DeleteTrail", "1.1.1.1"),
         ];
         let batch = events_to_batch(&events);
-        let index = NameIndex::of(&batch, column());
+        let index = NameIndex::of(&batch, &[column()]);
         let r = rule("event_name IN ('StopLogging', 'DeleteTrail') AND source_ip = '1.1.1.1'");
         // Only the columns the rule reads are copied for it.
         let at = |name: &str| event_schema().index_of(name).unwrap();
@@ -173,5 +220,43 @@ mod tests {
             narrowed.iter().collect::<Vec<_>>(),
             [Some(true), Some(false), Some(false), Some(true)]
         );
+    }
+
+    #[test]
+    fn sources_and_services_narrow_rules_as_names_do() {
+        let schema = event_schema();
+        let columns = ["event_name", "event_source", "source"].map(|c| schema.index_of(c).unwrap());
+        let call = |name: &str, service: &str, ip: &str| Event {
+            event_source: service.into(),
+            ..ev(name, ip)
+        };
+        let batch = events_to_batch(&[
+            call("GetObject", "s3.amazonaws.com", "1.1.1.1"),
+            call("ListUsers", "iam.amazonaws.com", "1.1.1.1"),
+            call("PutObject", "s3.amazonaws.com", "2.2.2.2"),
+        ]);
+        let index = NameIndex::of(&batch, &columns);
+        // A gateway rule on a batch of AWS calls: skipped.
+        let gateway = rule("source = 'session' AND regexp_like(command, 'x')");
+        assert!(matches!(
+            evaluate(&gateway, &batch, &index).unwrap(),
+            Hits::Skipped
+        ));
+        // A service rule: evaluated on the service's rows, same verdicts.
+        let s3 = rule("event_source = 's3.amazonaws.com' AND source_ip = '1.1.1.1'");
+        let Hits::Rows(narrowed) = evaluate(&s3, &batch, &index).unwrap() else {
+            panic!("skipped a batch that has the service");
+        };
+        assert_eq!(narrowed, s3.evaluate(&batch).unwrap());
+        assert_eq!(
+            narrowed.iter().collect::<Vec<_>>(),
+            [Some(true), Some(false), Some(false)]
+        );
+        // Both a name and a service required: rows must have both.
+        let both = rule("event_source = 's3.amazonaws.com' AND event_name = 'ListUsers'");
+        assert!(matches!(
+            evaluate(&both, &batch, &index).unwrap(),
+            Hits::Skipped
+        ));
     }
 }

@@ -77,7 +77,10 @@ pub struct CompiledRule {
     predicate: Arc<dyn PhysicalExpr>,
     /// The columns of [`rule_schema`] the `where` reads, in schema order.
     predicate_columns: Vec<usize>,
-    event_names: Option<BTreeSet<String>>,
+    /// What the `where` requires of a row's prefilter columns
+    /// ([`crate::prefilter`]): each column's index in [`rule_schema`] and
+    /// the values one of which a matching row has there.
+    required: Vec<(usize, BTreeSet<String>)>,
     evidence: Template,
     evidence_explicit: bool,
     dedup_key: Vec<usize>,
@@ -121,11 +124,13 @@ impl CompiledRule {
         &self.predicate_columns
     }
 
-    /// The event names a row must have to match, when the `where` says
-    /// (`event_name = 'X'` or `IN (...)` in its top conjunction); the engine
-    /// skips the rule on batches without any of them.
-    pub fn event_names(&self) -> Option<&BTreeSet<String>> {
-        self.event_names.as_ref()
+    /// What a row must hold to match, when the `where` says: for some
+    /// dictionary columns (`event_name`, `event_source`, `source`; each by
+    /// its index in [`rule_schema`]), the values one of which it has there
+    /// (`column = 'X'` or `IN (...)` in the `where`'s top conjunction). The
+    /// engine skips the rule on batches without any of them.
+    pub fn required(&self) -> &[(usize, BTreeSet<String>)] {
+        &self.required
     }
 
     /// The compiled window, for window rules.
@@ -227,15 +232,15 @@ pub(crate) fn plan_expr(
     plan_parsed(ctx, expr, schema)
 }
 
-/// A planned `where` and the event names it requires.
-type PlannedWhere = (Arc<dyn PhysicalExpr>, Option<BTreeSet<String>>);
+/// A planned `where` and what it requires of the prefilter columns.
+type PlannedWhere = (Arc<dyn PhysicalExpr>, crate::prefilter::Required);
 
-/// Plans a rule's `where` and works out the event names it requires, for
-/// prefiltering (see [`crate::prefilter`]).
+/// Plans a rule's `where` and works out what it requires of the prefilter
+/// columns (see [`crate::prefilter`]).
 fn plan_where(ctx: &SessionContext, sql: &str, schema: &DFSchema) -> Result<PlannedWhere, String> {
     let expr = ctx.parse_sql_expr(sql, schema).map_err(|e| e.to_string())?;
-    let names = crate::prefilter::required_event_names(&expr);
-    Ok((plan_parsed(ctx, expr, schema)?, names))
+    let required = crate::prefilter::required_values(&expr);
+    Ok((plan_parsed(ctx, expr, schema)?, required))
 }
 
 fn plan_parsed(
@@ -326,8 +331,12 @@ impl Compiler {
             file: file.map(Path::to_path_buf),
             reason,
         };
-        let (predicate, event_names) =
+        let (predicate, required) =
             plan_where(&self.ctx, &spec.predicate, &self.schema).map_err(&compile_err)?;
+        let required = required
+            .into_iter()
+            .filter_map(|(column, values)| Some((arrow_schema.index_of(column).ok()?, values)))
+            .collect();
         let data_type = predicate
             .data_type(&arrow_schema)
             .map_err(|e| compile_err(e.to_string()))?;
@@ -416,7 +425,7 @@ impl Compiler {
             fingerprint,
             predicate,
             predicate_columns,
-            event_names,
+            required,
             evidence,
             evidence_explicit: spec.evidence.is_some(),
             dedup_key,
