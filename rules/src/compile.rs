@@ -258,6 +258,7 @@ fn plan_parsed(
     let expr = simplifier
         .coerce(expr, schema)
         .and_then(|e| simplifier.simplify(e))
+        .and_then(crate::inlist::fold)
         .map_err(|e| e.to_string())?;
     ctx.create_physical_expr(expr, schema)
         .map_err(|e| e.to_string())

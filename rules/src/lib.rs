@@ -26,6 +26,7 @@ pub mod baseline;
 pub mod compile;
 pub mod correlate;
 pub mod error;
+pub mod inlist;
 pub mod lint;
 pub mod pack;
 pub mod prefilter;
