@@ -288,8 +288,7 @@ impl Piecewise {
             }
         }
         let first = self.next_line;
-        self.next_line += memchr::memchr_iter(b'\n', piece).count() as u64;
-        match &mut self.line_log {
+        let newlines = match &mut self.line_log {
             None => cloudtrail::parse_lines_from(piece, first, ctx, out),
             Some(log) => {
                 let piece = if first == 1 {
@@ -297,14 +296,18 @@ impl Piecewise {
                 } else {
                     piece
                 };
+                let mut lines = 0;
                 for (i, line) in piece.split(|b| *b == b'\n').enumerate() {
+                    lines = i;
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     if !line.iter().all(u8::is_ascii_whitespace) {
                         log.line(first + i as u64, line, ctx, out);
                     }
                 }
+                lines as u64
             }
-        }
+        };
+        self.next_line += newlines;
     }
 }
 

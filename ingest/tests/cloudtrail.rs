@@ -892,7 +892,16 @@ fn lists_on_lines_number_their_records_within_the_line_whole_or_in_pieces() {
 
     let mut pieces = Collect::default();
     let ctx = ctx("test.json");
-    cloudtrail::parse_lines_from(b"[1]\n[2]\n", 1, &ctx, &mut pieces);
-    cloudtrail::parse_lines_from(b"[3]\n", 3, &ctx, &mut pieces);
+    // Each piece says how many newlines it held: where the next one starts.
+    assert_eq!(
+        cloudtrail::parse_lines_from(b"[1]\n[2]\n", 1, &ctx, &mut pieces),
+        2
+    );
+    assert_eq!(
+        cloudtrail::parse_lines_from(b"[3]\n", 3, &ctx, &mut pieces),
+        1
+    );
     assert_eq!(pieces.dead_letters, whole.dead_letters);
+    let mut last = Collect::default();
+    assert_eq!(cloudtrail::parse_lines_from(b"[4]", 4, &ctx, &mut last), 0);
 }

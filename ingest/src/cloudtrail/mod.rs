@@ -63,8 +63,15 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
 /// Parses CloudTrail printed one record per line, where `body` is a piece of
 /// a larger input that starts at line `first_line` (1-based): the lines get
 /// the numbers they have in the whole input. How large line-oriented files
-/// are read in pieces ([`crate::input::parse_file`]).
-pub fn parse_lines_from(body: &[u8], first_line: u64, ctx: &ParseContext, out: &mut dyn Emit) {
+/// are read in pieces ([`crate::input::parse_file`]). Returns the number of
+/// newlines in `body`, so the next piece's first line is this one's plus
+/// that.
+pub fn parse_lines_from(
+    body: &[u8],
+    first_line: u64,
+    ctx: &ParseContext,
+    out: &mut dyn Emit,
+) -> u64 {
     let body = if first_line <= 1 {
         shape::strip_bom(body)
     } else {
@@ -72,12 +79,17 @@ pub fn parse_lines_from(body: &[u8], first_line: u64, ctx: &ParseContext, out: &
     };
     let mut run = Run::new(ctx, out);
     let before = first_line.saturating_sub(1);
+    // `lines` gives one line more than there are newlines: the text after
+    // the last one (empty when the body ends with a newline).
+    let mut last = 0;
     for (n, line) in shape::lines(body) {
+        last = n;
         if shape::is_punctuation(line) {
             continue;
         }
         run.line(shape::strip_trailing_comma(line), n + before);
     }
+    last.saturating_sub(1)
 }
 
 /// Whether `head` (the start of an input) holds CloudTrail one record per
