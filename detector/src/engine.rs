@@ -401,7 +401,7 @@ impl Engine {
                     Stateful::None => alerts.extend(self.plain_alerts(rule, batch, &rows)),
                     Stateful::Window(_) => self.feed_window(ri, rule, batch, &rows),
                     Stateful::Sequence(_) => {
-                        candidates.extend(self.feed_sequence(ri, rule, batch, &rows)?)
+                        candidates.extend(self.feed_sequence(ri, rule, batch, &names, &rows)?)
                     }
                     Stateful::Correlate(_) => {
                         candidates.extend(self.feed_correlate(ri, rule, batch, &rows)?)
@@ -511,7 +511,7 @@ impl Engine {
         let principal = batch.columns().get(self.idx_principal);
         let account = batch.columns().get(self.idx_account);
         let source_ip = batch.columns().get(self.idx_source_ip);
-        for row in (0..batch.num_rows()).filter(|&r| hits.value(r)) {
+        for row in hits.values().set_indices() {
             if check {
                 let p = principal.and_then(|c| str_at(c.as_ref(), row));
                 let a = account.and_then(|c| str_at(c.as_ref(), row));
@@ -611,16 +611,27 @@ impl Engine {
         ri: usize,
         rule: &CompiledRule,
         batch: &RecordBatch,
+        names: &NameIndex<'_>,
         rows: &[usize],
     ) -> Result<Vec<Candidate>, RuleError> {
         let Some(seq) = rule.sequence() else {
             return Ok(Vec::new());
         };
-        // Each step's condition once per batch.
+        // Each step's condition once per batch; a step whose required
+        // values are absent from the batch holds on no row.
         let steps = seq
             .steps
             .iter()
-            .map(|s| s.evaluate(batch))
+            .map(|s| {
+                if names.cannot_match(s.required()) {
+                    Ok(arrow::array::BooleanArray::from(vec![
+                        false;
+                        batch.num_rows()
+                    ]))
+                } else {
+                    s.evaluate(batch)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| rule.eval_error(e))?;
         let absent = seq

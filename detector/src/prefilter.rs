@@ -72,6 +72,18 @@ impl<'a> NameIndex<'a> {
         }
     }
 
+    /// Whether no row of the batch can hold what `required` asks: some
+    /// listed column has none of its values. A cheaper, weaker test than
+    /// the selection: rows could still fail to hold all of it at once.
+    pub fn cannot_match(&self, required: &[(usize, BTreeSet<String>)]) -> bool {
+        required.iter().any(|(column, values)| {
+            self.columns
+                .iter()
+                .find(|(c, _)| c == column)
+                .is_some_and(|(_, index)| index.wanted(values).is_none())
+        })
+    }
+
     /// The rows holding what `required` asks (every listed column one of
     /// its values): `Narrowed::None` when no row does, `Narrowed::All` when
     /// every row does or nothing can be told (a column not indexed).
@@ -258,5 +270,10 @@ mod tests {
             evaluate(&both, &batch, &index).unwrap(),
             Hits::Skipped
         ));
+        // The weaker test (for sequence steps) only looks at each column.
+        assert!(index.cannot_match(gateway.required()));
+        assert!(!index.cannot_match(both.required()));
+        assert!(!index.cannot_match(s3.required()));
+        assert!(!index.cannot_match(&[]));
     }
 }

@@ -232,14 +232,24 @@ pub(crate) fn plan_expr(
     plan_parsed(ctx, expr, schema)
 }
 
-/// A planned `where` and what it requires of the prefilter columns.
-type PlannedWhere = (Arc<dyn PhysicalExpr>, crate::prefilter::Required);
+/// A planned `where` and what it requires of the prefilter columns (each
+/// column by its index in the schema it was planned against).
+pub(crate) type PlannedWhere = (Arc<dyn PhysicalExpr>, Vec<(usize, BTreeSet<String>)>);
 
-/// Plans a rule's `where` and works out what it requires of the prefilter
-/// columns (see [`crate::prefilter`]).
-fn plan_where(ctx: &SessionContext, sql: &str, schema: &DFSchema) -> Result<PlannedWhere, String> {
+/// Plans a `where` (a rule's, or a sequence step's) and works out what it
+/// requires of the prefilter columns (see [`crate::prefilter`]).
+pub(crate) fn plan_where(
+    ctx: &SessionContext,
+    sql: &str,
+    schema: &DFSchema,
+) -> Result<PlannedWhere, String> {
     let expr = ctx.parse_sql_expr(sql, schema).map_err(|e| e.to_string())?;
-    let required = crate::prefilter::required_values(&expr);
+    let required = crate::prefilter::required_values(&expr)
+        .into_iter()
+        .filter_map(|(column, values)| {
+            Some((schema.index_of_column_by_name(None, column)?, values))
+        })
+        .collect();
     Ok((plan_parsed(ctx, expr, schema)?, required))
 }
 
@@ -334,10 +344,6 @@ impl Compiler {
         };
         let (predicate, required) =
             plan_where(&self.ctx, &spec.predicate, &self.schema).map_err(&compile_err)?;
-        let required = required
-            .into_iter()
-            .filter_map(|(column, values)| Some((arrow_schema.index_of(column).ok()?, values)))
-            .collect();
         let data_type = predicate
             .data_type(&arrow_schema)
             .map_err(|e| compile_err(e.to_string()))?;

@@ -4,6 +4,7 @@
 //! per batch on the rows that passed the rule's `where`. The detector keeps
 //! the partial matches per key and advances them in event-time order.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
@@ -12,7 +13,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use trailhound_core::rule_schema;
 
-use crate::compile::{eval_bool, plan_expr};
+use crate::compile::{eval_bool, plan_where};
 use crate::rule::{SequenceSpec, parse_period_micros};
 
 /// Most steps that must happen in one sequence.
@@ -26,12 +27,21 @@ pub struct CompiledStep {
     /// Its condition as written.
     pub sql: String,
     predicate: Arc<dyn PhysicalExpr>,
+    /// What the condition requires of the prefilter columns, as
+    /// [`crate::CompiledRule::required`] says it for a rule's `where`.
+    required: Vec<(usize, BTreeSet<String>)>,
 }
 
 impl CompiledStep {
     /// Evaluates the step's condition on a batch of the event schema; NULL is false.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, String> {
         eval_bool(&self.predicate, batch)
+    }
+
+    /// What a row must hold to meet the condition, when it says
+    /// ([`crate::CompiledRule::required`]).
+    pub fn required(&self) -> &[(usize, BTreeSet<String>)] {
+        &self.required
     }
 }
 
@@ -94,7 +104,7 @@ pub fn compile_sequence(
                 step.name
             ));
         }
-        let predicate = plan_expr(ctx, sql, schema)
+        let (predicate, required) = plan_where(ctx, sql, schema)
             .map_err(|e| format!("sequence step {:?} does not compile: {e}", step.name))?;
         let data_type = predicate
             .data_type(&arrow_schema)
@@ -109,6 +119,7 @@ pub fn compile_sequence(
             name: step.name.clone(),
             sql: sql.clone(),
             predicate,
+            required,
         };
         if is_absent {
             absent = Some(compiled);
