@@ -142,20 +142,6 @@ fn str_at(batch: &RecordBatch, col: usize, row: usize) -> Option<&str> {
     (key < values.len()).then(|| values.value(key))
 }
 
-/// Whether some row of column `col` may be `value`: false only when no row
-/// is (for a dictionary column, when the value is not in its dictionary).
-fn may_hold(batch: &RecordBatch, col: usize, value: &str) -> bool {
-    let Some(a) = batch.columns().get(col) else {
-        return false;
-    };
-    if let Some(d) = a.as_dictionary_opt::<Int32Type>()
-        && let Some(values) = d.values().as_string_opt::<i32>()
-    {
-        return values.iter().any(|v| v == Some(value));
-    }
-    (0..batch.num_rows()).any(|row| str_at(batch, col, row) == Some(value))
-}
-
 impl LinkContext {
     /// Empty context with these settings.
     pub fn new(config: LinkConfig) -> Self {
@@ -225,7 +211,7 @@ impl LinkContext {
         // AWS calls are linked only to logins with recent gateway activity:
         // with none yet, and no gateway row in this batch to start one,
         // no row links.
-        if self.logins.is_empty() && !may_hold(batch, c.source, "session") {
+        if self.logins.is_empty() && !crate::prefilter::may_hold(batch, c.source, &["session"]) {
             self.expire(watermark);
             return links;
         }
@@ -374,37 +360,5 @@ impl LinkContext {
         alert
             .evidence
             .push_str(&format!("; {words}: {}", shown.join("; ")));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use trailhound_core::{Event, Source, events_to_batch};
-
-    #[test]
-    fn a_value_is_found_in_a_dictionary_or_plain_column_only_when_a_row_has_it() {
-        let trail = Event {
-            source: Source::Cloudtrail,
-            event_id: "a".into(),
-            ..Default::default()
-        };
-        let gateway = Event {
-            source: Source::Session,
-            event_id: "b".into(),
-            ..Default::default()
-        };
-        let schema = event_schema();
-        let source = schema.index_of("source").unwrap();
-        let event_id = schema.index_of("event_id").unwrap();
-        let only_trail = events_to_batch(&[trail.clone(), trail.clone()]);
-        assert!(!may_hold(&only_trail, source, "session"));
-        assert!(may_hold(&only_trail, source, "cloudtrail"));
-        let both = events_to_batch(&[trail, gateway]);
-        assert!(may_hold(&both, source, "session"));
-        // event_id is a plain text column.
-        assert!(may_hold(&both, event_id, "b"));
-        assert!(!may_hold(&both, event_id, "c"));
-        assert!(!may_hold(&both, 999, "b"));
     }
 }

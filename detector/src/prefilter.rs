@@ -127,6 +127,23 @@ impl<'a> NameIndex<'a> {
     }
 }
 
+/// Whether some row of column `col` may hold one of `values`: false only
+/// when none does (for a dictionary column, when none of them is in its
+/// dictionary). A quick way to pass over a batch that cannot concern a
+/// feature (gateway links, grants) without reading its rows.
+pub(crate) fn may_hold(batch: &RecordBatch, col: usize, values: &[&str]) -> bool {
+    let Some(a) = batch.columns().get(col) else {
+        return false;
+    };
+    if let Some(d) = a.as_dictionary_opt::<Int32Type>()
+        && let Some(dictionary) = d.values().as_string_opt::<i32>()
+    {
+        return dictionary.iter().flatten().any(|v| values.contains(&v));
+    }
+    (0..batch.num_rows())
+        .any(|row| crate::engine::str_at(a.as_ref(), row).is_some_and(|v| values.contains(&v)))
+}
+
 /// The rows a rule can match in a batch.
 enum Narrowed {
     None,
@@ -275,5 +292,31 @@ mod tests {
         assert!(!index.cannot_match(both.required()));
         assert!(!index.cannot_match(s3.required()));
         assert!(!index.cannot_match(&[]));
+    }
+
+    #[test]
+    fn a_value_is_found_in_a_dictionary_or_plain_column_only_when_a_row_has_it() {
+        let trail = Event {
+            source: trailhound_core::Source::Cloudtrail,
+            event_id: "a".into(),
+            ..Default::default()
+        };
+        let gateway = Event {
+            source: trailhound_core::Source::Session,
+            event_id: "b".into(),
+            ..Default::default()
+        };
+        let schema = event_schema();
+        let source = schema.index_of("source").unwrap();
+        let event_id = schema.index_of("event_id").unwrap();
+        let only_trail = events_to_batch(&[trail.clone(), trail.clone()]);
+        assert!(!may_hold(&only_trail, source, &["session"]));
+        assert!(may_hold(&only_trail, source, &["cloudtrail"]));
+        let both = events_to_batch(&[trail, gateway]);
+        assert!(may_hold(&both, source, &["x", "session"]));
+        // event_id is a plain text column.
+        assert!(may_hold(&both, event_id, &["b"]));
+        assert!(!may_hold(&both, event_id, &["c"]));
+        assert!(!may_hold(&both, 999, &["b"]));
     }
 }

@@ -598,7 +598,17 @@ pub fn network_of(source_ip: &str) -> Option<String> {
 /// [`network_of`] appended to `out`; false (and nothing appended) when
 /// there is none.
 pub fn network_into(source_ip: &str, out: &mut String) -> bool {
-    let Ok(ip) = source_ip.trim().parse::<IpAddr>() else {
+    let source_ip = source_ip.trim();
+    // A plain dotted IPv4 address (nearly every source address) is its own
+    // network's text up to the third dot: read without the parser.
+    if let Some(third_dot) = dotted_ipv4_third_dot(source_ip)
+        && let Some(head) = source_ip.get(..third_dot)
+    {
+        out.push_str(head);
+        out.push_str(".0/24");
+        return true;
+    }
+    let Ok(ip) = source_ip.parse::<IpAddr>() else {
         return false;
     };
     match ip.to_canonical() {
@@ -619,6 +629,39 @@ pub fn network_into(source_ip: &str, out: &mut String) -> bool {
         }
     }
     true
+}
+
+/// Where the third dot of `text` is, when `text` is an IPv4 address as the
+/// standard parser reads one: four decimal octets of one to three digits,
+/// none above 255 and none with a leading zero. `None` for anything else.
+fn dotted_ipv4_third_dot(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let mut third = None;
+    for octet in 0..4 {
+        let start = at;
+        let mut value = 0u16;
+        while at - start < 3
+            && let Some(d) = bytes.get(at).filter(|b| b.is_ascii_digit())
+        {
+            value = value * 10 + u16::from(d - b'0');
+            at += 1;
+        }
+        let digits = at - start;
+        if digits == 0 || value > 255 || (digits > 1 && bytes.get(start) == Some(&b'0')) {
+            return None;
+        }
+        if octet < 3 {
+            if bytes.get(at) != Some(&b'.') {
+                return None;
+            }
+            if octet == 2 {
+                third = Some(at);
+            }
+            at += 1;
+        }
+    }
+    if at == bytes.len() { third } else { None }
 }
 
 /// `n` in decimal, without leading zeros.
@@ -956,6 +999,41 @@ mod tests {
         assert_eq!(network_of("ec2.amazonaws.com"), None);
         assert_eq!(network_of("AWS Internal"), None);
         assert_eq!(network_of(""), None);
+        // The dotted fast path says what the parser says.
+        for text in [
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4 ",
+            " 10.0.0.1",
+            "1.2.3.04",
+            "0.0.0.0",
+            "1.2.3.x",
+            "+1.2.3.4",
+            "1.2.3.1000",
+            "::ffff:1.2.3.4",
+            "",
+        ] {
+            let parsed = text.trim().parse::<std::net::Ipv4Addr>().ok();
+            let expected = parsed.map(|ip| {
+                let [a, b, c, _] = ip.octets();
+                format!("{a}.{b}.{c}.0/24")
+            });
+            if dotted_ipv4_third_dot(text.trim()).is_some() || parsed.is_some() {
+                assert_eq!(network_of(text), expected, "{text:?}");
+            }
+            assert_eq!(
+                dotted_ipv4_third_dot(text.trim()).is_some(),
+                parsed.is_some(),
+                "{text:?}"
+            );
+        }
         // Octets are written digit by digit: every value as `Display` has it.
         for n in 0..=255u8 {
             assert_eq!(

@@ -16,6 +16,7 @@ use trailhound_core::{event_schema, grant};
 use super::identity_center;
 use super::record::{RoleRef, SeenSession};
 use super::{GrantTable, Judgement};
+use crate::prefilter::may_hold;
 
 /// A batch with the grant columns, and the closures its rows carry (by
 /// event id): a `grant.closed` row's, or a late call's own session.
@@ -175,7 +176,17 @@ impl GrantTable {
         let rows = batch.num_rows();
         // 1. What the batch says about grants, in event-time order (the
         // rows that say anything are few: found first, then sorted).
+        // Most batches hold no grant, gateway session or Identity Center
+        // event at all: their dictionaries say so without a row read.
+        let mentions_grants = may_hold(batch, c.event_category, &[CATEGORY])
+            || may_hold(batch, c.event_name, &["session.start", "session.end"])
+            || may_hold(
+                batch,
+                c.event_source,
+                &[identity_center::SSO, identity_center::IDENTITY_STORE],
+            );
         let mut order: Vec<usize> = (0..rows)
+            .filter(|_| mentions_grants)
             .filter(|&row| {
                 let name = text(batch, c.event_name, row).unwrap_or_default();
                 text(batch, c.event_category, row) == Some(CATEGORY)
