@@ -10,8 +10,11 @@
 //! they are (whitespace outside strings dropped), and every field no column
 //! lifts is copied into `extra` the same way. Only the small objects the event
 //! model looks inside (`userIdentity`, `additionalEventData`, `resources`,
-//! `insightDetails`, S3 `requestParameters`) are parsed a second time, into
-//! borrowed typed structs.
+//! `insightDetails`, S3 `requestParameters`) are read a second time: the S3
+//! parameters, `additionalEventData` and `resources` with the scan when it
+//! is sure to agree with serde ([`scanned_texts`], [`scanned_resources`]),
+//! the rest, and anything the scan declines, with serde into borrowed typed
+//! structs.
 //!
 //! Field by field:
 //! - `event_time`: `eventTime`, else Logstash's `@timestamp` (RFC 3339, also
