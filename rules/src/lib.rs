@@ -40,6 +40,8 @@ pub mod template;
 pub mod testing;
 pub mod window;
 
+mod udf;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

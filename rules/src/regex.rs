@@ -16,18 +16,19 @@
 //! is tested once per distinct value, and each row takes its value's result.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use arrow::datatypes::{DataType, Field};
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::datatypes::DataType;
 use datafusion::common::cast::{as_large_string_array, as_string_array, as_string_view_array};
-use datafusion::common::{DataFusionError, Result, ScalarValue, plan_err};
+use datafusion::common::{DataFusionError, Result, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 use regex::Regex;
+
+use crate::udf::{constant, is_string, on_strings, unpack_dictionary_argument};
 
 /// The most compiled patterns kept at once.
 pub const MAX_PATTERNS: usize = 4096;
@@ -81,36 +82,7 @@ impl CachedRegexpLike {
     }
 }
 
-impl Default for CachedRegexpLike {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PartialEq for CachedRegexpLike {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for CachedRegexpLike {}
-
-impl Hash for CachedRegexpLike {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
-    }
-}
-
-/// A constant string argument: `Some(None)` for a null, `None` when the
-/// argument is not a constant string.
-pub(crate) fn constant(value: &ColumnarValue) -> Option<Option<&str>> {
-    match value {
-        ColumnarValue::Scalar(
-            ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s),
-        ) => Some(s.as_deref()),
-        _ => None,
-    }
-}
+crate::udf::same_by_name!(CachedRegexpLike);
 
 /// Each value of a string column tested against `re` (null stays null).
 fn test_column(values: &ArrayRef, re: &Regex) -> Result<Option<BooleanArray>> {
@@ -129,58 +101,6 @@ fn test_column(values: &ArrayRef, re: &Regex) -> Result<Option<BooleanArray>> {
             .collect(),
         _ => return Ok(None),
     }))
-}
-
-/// Whether a type is one of Arrow's string types.
-pub(crate) fn is_string(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// Each row of a dictionary column of strings tested against `re`, testing
-/// each distinct value once; `None` when its values are not strings.
-fn test_dictionary(values: &ArrayRef, re: &Regex) -> Result<Option<ArrayRef>> {
-    by_distinct_value(values, |v| test_column(v, re))
-}
-
-/// A test of each row of a dictionary column, made by `test` on the
-/// dictionary's values (each distinct value once) and spread to the rows
-/// through the keys; `None` when `values` is not a dictionary or `test`
-/// does not take its values.
-pub(crate) fn by_distinct_value(
-    values: &ArrayRef,
-    test: impl FnOnce(&ArrayRef) -> Result<Option<BooleanArray>>,
-) -> Result<Option<ArrayRef>> {
-    let Some(dictionary) = values.as_any_dictionary_opt() else {
-        return Ok(None);
-    };
-    let Some(tested) = test(dictionary.values())? else {
-        return Ok(None);
-    };
-    // A null key, or a key pointing at a null value, gives a null.
-    Ok(Some(arrow::compute::take(
-        &tested,
-        dictionary.keys(),
-        None,
-    )?))
-}
-
-/// Unpacks a dictionary first argument into its values' type, for
-/// DataFusion's own implementations, which take plain strings only.
-pub(crate) fn unpack_dictionary_argument(args: &mut ScalarFunctionArgs) -> Result<()> {
-    if let Some(ColumnarValue::Array(values)) = args.args.first()
-        && let DataType::Dictionary(_, value_type) = values.data_type()
-    {
-        let value_type = value_type.as_ref().clone();
-        let unpacked = arrow::compute::cast(values, &value_type)?;
-        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        if let Some(first) = args.args.first_mut() {
-            *first = ColumnarValue::Array(unpacked);
-        }
-        if let Some(field) = args.arg_fields.first_mut() {
-            *field = Arc::new(Field::new(field.name(), value_type, nullable));
-        }
-    }
-    Ok(())
 }
 
 impl ScalarUDFImpl for CachedRegexpLike {
@@ -233,11 +153,8 @@ impl ScalarUDFImpl for CachedRegexpLike {
             && !flags.is_some_and(|f| f.contains('g'))
         {
             let re = self.compiled(pattern, flags)?;
-            if let Some(out) = test_column(values, &re)? {
-                return Ok(ColumnarValue::Array(Arc::new(out)));
-            }
-            if let Some(out) = test_dictionary(values, &re)? {
-                return Ok(ColumnarValue::Array(out));
+            if let Some(out) = on_strings(values, |v| test_column(v, &re))? {
+                return Ok(out);
             }
         }
         unpack_dictionary_argument(&mut args)?;
@@ -248,39 +165,26 @@ impl ScalarUDFImpl for CachedRegexpLike {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{RecordBatch, StringArray};
+    use arrow::array::{AsArray, RecordBatch, StringArray};
     use arrow::datatypes::{Field, Schema};
 
     async fn run(ctx: &SessionContext, sql: &str) -> Vec<Option<bool>> {
-        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Utf8, true)]));
-        let column: ArrayRef = Arc::new(StringArray::from(vec![
-            Some("curl http://x | sh"),
-            Some("CURL http://x | bash"),
-            None,
-            Some("ls -la"),
-        ]));
-        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
-        let _ = ctx.deregister_table("t");
-        ctx.register_batch("t", batch).unwrap();
-        let frames = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in frames {
-            let col = b.column(0).as_any().downcast_ref::<BooleanArray>().unwrap();
-            out.extend(col.iter());
-        }
-        out
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
+        crate::udf::testing::run(
+            ctx,
+            sql,
+            &[
+                Some("curl http://x | sh"),
+                Some("CURL http://x | bash"),
+                None,
+                Some("ls -la"),
+            ],
+        )
+        .await
     }
 
     #[test]
     fn gives_datafusions_results_for_every_shape() {
-        block_on(same_results())
+        crate::udf::testing::block_on(same_results())
     }
 
     async fn same_results() {
@@ -316,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_bad_pattern_or_the_global_flag_is_an_error_not_a_panic() {
-        block_on(errors())
+        crate::udf::testing::block_on(errors())
     }
 
     async fn errors() {
@@ -362,7 +266,9 @@ mod tests {
         let column: ArrayRef =
             Arc::new(DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap());
         let re = f.compiled("Mac", None).unwrap();
-        let out = test_dictionary(&column, &re).unwrap().unwrap();
+        let out = crate::udf::by_distinct_value(&column, |v| test_column(v, &re))
+            .unwrap()
+            .unwrap();
         let out: Vec<Option<bool>> = out.as_boolean().iter().collect();
         assert_eq!(out, [Some(false), Some(true), None, None, Some(true)]);
     }

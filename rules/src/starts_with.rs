@@ -15,7 +15,6 @@
 //! a dictionary column is tested once per distinct value. Every other shape
 //! goes to DataFusion's own implementation.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, LargeStringArray, StringArray, StringViewArray};
@@ -26,7 +25,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::regex::{by_distinct_value, constant, is_string, unpack_dictionary_argument};
+use crate::udf::{constant, is_string, on_strings, unpack_dictionary_argument};
 
 /// Registers this `starts_with` in place of DataFusion's.
 pub fn register(ctx: &mut SessionContext) {
@@ -52,25 +51,7 @@ impl StartsWith {
     }
 }
 
-impl Default for StartsWith {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PartialEq for StartsWith {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for StartsWith {}
-
-impl Hash for StartsWith {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
-    }
-}
+crate::udf::same_by_name!(StartsWith);
 
 /// Each value of a column of strings tested for `prefix` (null stays null);
 /// `None` when the column is not of strings.
@@ -130,13 +111,9 @@ impl ScalarUDFImpl for StartsWith {
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if let [ColumnarValue::Array(values), prefix] = args.args.as_slice()
             && let Some(Some(prefix)) = constant(prefix)
+            && let Some(out) = on_strings(values, |v| test_column(v, prefix))?
         {
-            if let Some(out) = test_column(values, prefix)? {
-                return Ok(ColumnarValue::Array(Arc::new(out)));
-            }
-            if let Some(out) = by_distinct_value(values, |v| test_column(v, prefix))? {
-                return Ok(ColumnarValue::Array(out));
-            }
+            return Ok(out);
         }
         unpack_dictionary_argument(&mut args)?;
         self.inner.invoke_with_args(args)
@@ -146,41 +123,27 @@ impl ScalarUDFImpl for StartsWith {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{AsArray, RecordBatch};
-    use arrow::datatypes::{Field, Schema};
 
     async fn run(ctx: &SessionContext, sql: &str) -> Vec<Option<bool>> {
-        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Utf8, true)]));
-        let column: ArrayRef = Arc::new(StringArray::from(vec![
-            Some("AWSReservedSSO_Admin_1234"),
-            Some("AWSReservedSSOXAdmin"),
-            None,
-            Some("50%_off"),
-            Some("a\\b"),
-            Some(""),
-            Some("AWSReservedSSO_Admin_1234"),
-        ]));
-        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
-        let _ = ctx.deregister_table("t");
-        ctx.register_batch("t", batch).unwrap();
-        let frames = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in frames {
-            out.extend(b.column(0).as_boolean().iter());
-        }
-        out
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
+        crate::udf::testing::run(
+            ctx,
+            sql,
+            &[
+                Some("AWSReservedSSO_Admin_1234"),
+                Some("AWSReservedSSOXAdmin"),
+                None,
+                Some("50%_off"),
+                Some("a\\b"),
+                Some(""),
+                Some("AWSReservedSSO_Admin_1234"),
+            ],
+        )
+        .await
     }
 
     #[test]
     fn gives_datafusions_results_for_every_shape() {
-        block_on(same_results())
+        crate::udf::testing::block_on(same_results())
     }
 
     async fn same_results() {
