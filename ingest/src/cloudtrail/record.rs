@@ -156,7 +156,7 @@ pub(crate) fn read_record(text: &str) -> Result<Object<'_>, RecordError> {
 
 /// Reads a record object with [`super::scan`]: every top-level value found
 /// and checked without being built, and kept as its raw text, as
-/// [`read_object`] keeps it, with well under half the instructions. `None`
+/// [`read_object`] keeps it, with under half the instructions. `None`
 /// when the scan declines the text (it is not one valid JSON object, or is
 /// unusual: see the scan's page), and when it holds a `Records` key; the
 /// caller then reads it with [`read_object`], which streams such lists and

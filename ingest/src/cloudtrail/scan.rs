@@ -3,7 +3,7 @@
 //! as its raw text, nothing built.
 //!
 //! It does what serde_json does when it reads a record into raw values
-//! ([`super::record::read_object`]) with well under half the instructions.
+//! ([`super::record::read_object`]) with under half the instructions.
 //! Strings, the bulk of CloudTrail, are crossed without looking at their
 //! bytes one by one: before the scan, one pass over the whole text, 64 bytes
 //! at a time with SSE2 (part of every x86-64 CPU), marks in a bitmap where
