@@ -259,6 +259,7 @@ impl Scanner<'_> {
 
     /// From just after an opening quote to just after the closing one.
     /// Returns whether the string held an escape.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
@@ -282,6 +283,7 @@ impl Scanner<'_> {
     }
 
     /// Where the next `"` or `\\` is, from the bitmap.
+    #[inline(always)]
     fn special(&self) -> Option<usize> {
         let mut word = self.at / 64;
         let bits = self.marks.get(word)? >> (self.at % 64);
