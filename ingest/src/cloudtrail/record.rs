@@ -476,6 +476,7 @@ const KNOWN_COUNT: usize = Known::Records as usize + 1;
 const _: () = assert!(KNOWN_COUNT <= 64);
 
 impl Known {
+    #[inline]
     fn from_key(key: &str) -> Option<Known> {
         Some(match key {
             "eventTime" => Known::EventTime,
@@ -538,6 +539,7 @@ impl Known {
     }
 
     /// Fields only partly lifted into columns, kept whole in `extra` too.
+    #[inline]
     fn kept_in_extra(self) -> bool {
         matches!(
             self,
@@ -604,6 +606,7 @@ struct InsightDetails<'a> {
 impl<'a> Fields<'a> {
     /// Keeps a field's raw value; `plain` when it is a string without
     /// escapes (as the scan tells).
+    #[inline]
     fn set(&mut self, known: Known, value: &'a str, plain: bool) {
         if let Some(slot) = self.known.get_mut(known as usize) {
             *slot = Some(value);
@@ -619,6 +622,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline]
     fn get(&self, known: Known) -> Option<&'a str> {
         self.known.get(known as usize).copied().flatten()
     }
