@@ -36,7 +36,7 @@ use crate::correlate::{CorrelateState, Joins, SideRow};
 use crate::dedup::{Dedup, Verdict};
 use crate::grants::{GrantConfig, GrantSnapshot, GrantTable};
 use crate::link::{LinkConfig, LinkContext, RowLink};
-use crate::prefilter::{self, Hits, NameIndex};
+use crate::prefilter::{self, Hits, ValueIndex};
 use crate::sequence::{SequenceState, StartMeta};
 use crate::window::{GroupMeta, RowInfo, WindowState};
 
@@ -368,14 +368,14 @@ impl Engine {
         candidates: &mut Vec<Candidate>,
     ) -> Result<(), RuleError> {
         let rules = std::mem::take(&mut self.rules);
-        let names = NameIndex::of(
+        let values = ValueIndex::of(
             batch,
             &[self.idx_event_name, self.idx_event_source, self.idx_source],
         );
         let result = (|| {
             for (ri, rule) in rules.rules().iter().enumerate() {
                 let started = std::time::Instant::now();
-                let evaluated = prefilter::evaluate(rule, batch, &names);
+                let evaluated = prefilter::evaluate(rule, batch, &values);
                 let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 if self.stats.where_nanos.len() <= ri {
                     self.stats.where_nanos.resize(ri + 1, 0);
@@ -401,7 +401,7 @@ impl Engine {
                     Stateful::None => alerts.extend(self.plain_alerts(rule, batch, &rows)),
                     Stateful::Window(_) => self.feed_window(ri, rule, batch, &rows),
                     Stateful::Sequence(_) => {
-                        candidates.extend(self.feed_sequence(ri, rule, batch, &names, &rows)?)
+                        candidates.extend(self.feed_sequence(ri, rule, batch, &values, &rows)?)
                     }
                     Stateful::Correlate(_) => {
                         candidates.extend(self.feed_correlate(ri, rule, batch, &rows)?)
@@ -611,7 +611,7 @@ impl Engine {
         ri: usize,
         rule: &CompiledRule,
         batch: &RecordBatch,
-        names: &NameIndex<'_>,
+        values: &ValueIndex<'_>,
         rows: &[usize],
     ) -> Result<Vec<Candidate>, RuleError> {
         let Some(seq) = rule.sequence() else {
@@ -623,7 +623,7 @@ impl Engine {
             .steps
             .iter()
             .map(|s| {
-                if names.cannot_match(s.required()) {
+                if values.cannot_match(s.required()) {
                     Ok(arrow::array::BooleanArray::from(vec![
                         false;
                         batch.num_rows()

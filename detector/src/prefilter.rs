@@ -54,12 +54,12 @@ impl<'a> ColumnIndex<'a> {
 }
 
 /// The prefilter columns of one batch, indexed.
-pub struct NameIndex<'a> {
+pub struct ValueIndex<'a> {
     columns: Vec<(usize, ColumnIndex<'a>)>,
     rows: usize,
 }
 
-impl<'a> NameIndex<'a> {
+impl<'a> ValueIndex<'a> {
     /// Indexes `columns` of `batch` (those that are dictionary-encoded, as
     /// the prefilter columns are in the event schema).
     pub fn of(batch: &'a RecordBatch, columns: &[usize]) -> Self {
@@ -164,7 +164,7 @@ pub enum Hits {
 pub fn evaluate(
     rule: &CompiledRule,
     batch: &RecordBatch,
-    index: &NameIndex<'_>,
+    index: &ValueIndex<'_>,
 ) -> Result<Hits, RuleError> {
     let selection = match index.selection(rule.required()) {
         Narrowed::None => return Ok(Hits::Skipped),
@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn a_rule_whose_names_are_absent_is_skipped() {
         let batch = events_to_batch(&[ev("ListUsers", "1.1.1.1"), ev("GetObject", "2.2.2.2")]);
-        let index = NameIndex::of(&batch, &[column()]);
+        let index = ValueIndex::of(&batch, &[column()]);
         let r = rule("event_name = 'StopLogging'");
         assert!(matches!(
             evaluate(&r, &batch, &index).unwrap(),
@@ -235,7 +235,7 @@ mod tests {
             ev("DeleteTrail", "1.1.1.1"),
         ];
         let batch = events_to_batch(&events);
-        let index = NameIndex::of(&batch, &[column()]);
+        let index = ValueIndex::of(&batch, &[column()]);
         let r = rule("event_name IN ('StopLogging', 'DeleteTrail') AND source_ip = '1.1.1.1'");
         // Only the columns the rule reads are copied for it.
         let at = |name: &str| event_schema().index_of(name).unwrap();
@@ -264,7 +264,7 @@ mod tests {
             call("ListUsers", "iam.amazonaws.com", "1.1.1.1"),
             call("PutObject", "s3.amazonaws.com", "2.2.2.2"),
         ]);
-        let index = NameIndex::of(&batch, &columns);
+        let index = ValueIndex::of(&batch, &columns);
         // A gateway rule on a batch of AWS calls: skipped.
         let gateway = rule("source = 'session' AND regexp_like(command, 'x')");
         assert!(matches!(

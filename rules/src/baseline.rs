@@ -376,19 +376,12 @@ fn dictionary_key(
     (key < values.len() && values.is_valid(key)).then_some(key)
 }
 
-/// A string cell without allocating (`Utf8`, `LargeUtf8`, `Utf8View`,
-/// dictionaries of `Utf8` with `Int32` keys); `None` for other types.
+/// A cell of the string types [`Cells`] does not resolve itself
+/// (`LargeUtf8`, `Utf8View`), without allocating; `None` for other types.
 fn borrowed_str(array: &dyn Array, row: usize) -> Option<&str> {
     match array.data_type() {
-        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
         DataType::Utf8View => Some(array.as_string_view().value(row)),
-        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
-            let dict = array.as_dictionary::<Int32Type>();
-            let key = usize::try_from(dict.keys().value(row)).ok()?;
-            let values = dict.values().as_string::<i32>();
-            (key < values.len() && values.is_valid(key)).then(|| values.value(key))
-        }
         _ => None,
     }
 }

@@ -75,13 +75,6 @@ pub fn required_values(expr: &Expr) -> Required {
     }
 }
 
-/// The event names a predicate requires: `Some(names)` when every row it
-/// matches must have one of `names` as `event_name`; `None` when it cannot
-/// tell.
-pub fn required_event_names(expr: &Expr) -> Option<BTreeSet<String>> {
-    required_values(expr).remove(EVENT_NAME)
-}
-
 /// Which of [`PREFILTER_COLUMNS`] an expression reads as it is.
 fn prefilter_column(expr: &Expr) -> Option<&'static str> {
     match expr {
@@ -116,7 +109,9 @@ mod tests {
         let ctx = SessionContext::new();
         let schema = DFSchema::try_from(trailhound_core::event_schema().as_ref().clone()).unwrap();
         let expr = ctx.parse_sql_expr(sql, &schema).unwrap();
-        required_event_names(&expr).map(|s| s.into_iter().collect())
+        required_values(&expr)
+            .remove(EVENT_NAME)
+            .map(|s| s.into_iter().collect())
     }
 
     #[test]

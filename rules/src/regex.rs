@@ -28,7 +28,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use regex::Regex;
 
-use crate::udf::{constant, is_string, on_strings, unpack_dictionary_argument};
+use crate::udf::{constant, datafusion_own, is_string, on_strings};
 
 /// The most compiled patterns kept at once.
 pub const MAX_PATTERNS: usize = 4096;
@@ -139,7 +139,7 @@ impl ScalarUDFImpl for CachedRegexpLike {
         Ok(DataType::Boolean)
     }
 
-    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let fast = match args.args.as_slice() {
             [ColumnarValue::Array(values), pattern] => {
                 constant(pattern).map(|p| (values, p, Some(None)))
@@ -157,8 +157,7 @@ impl ScalarUDFImpl for CachedRegexpLike {
                 return Ok(out);
             }
         }
-        unpack_dictionary_argument(&mut args)?;
-        self.inner.invoke_with_args(args)
+        datafusion_own(&self.inner, args)
     }
 }
 

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::udf::{constant, is_string, on_strings, unpack_dictionary_argument};
+use crate::udf::{constant, datafusion_own, is_string, on_strings};
 
 /// Registers this `starts_with` in place of DataFusion's.
 pub fn register(ctx: &mut SessionContext) {
@@ -108,15 +108,14 @@ impl ScalarUDFImpl for StartsWith {
         Ok(DataType::Boolean)
     }
 
-    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if let [ColumnarValue::Array(values), prefix] = args.args.as_slice()
             && let Some(Some(prefix)) = constant(prefix)
             && let Some(out) = on_strings(values, |v| test_column(v, prefix))?
         {
             return Ok(out);
         }
-        unpack_dictionary_argument(&mut args)?;
-        self.inner.invoke_with_args(args)
+        datafusion_own(&self.inner, args)
     }
 }
 

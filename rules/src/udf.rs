@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF};
 
 /// `Default`, and the equality and hash DataFusion asks of a function
 /// object, for a function type with a `new()`: all of one type are equal
@@ -91,9 +91,19 @@ pub(crate) fn by_distinct_value(
     )?))
 }
 
-/// Unpacks a dictionary first argument into its values' type, for
-/// DataFusion's own implementations, which take plain strings only.
-pub(crate) fn unpack_dictionary_argument(args: &mut ScalarFunctionArgs) -> Result<()> {
+/// DataFusion's own implementation `inner` on `args`, a dictionary first
+/// argument unpacked for it first (it takes plain strings only): for the
+/// shapes the replacements do not take themselves.
+pub(crate) fn datafusion_own(
+    inner: &ScalarUDF,
+    mut args: ScalarFunctionArgs,
+) -> Result<ColumnarValue> {
+    unpack_dictionary_argument(&mut args)?;
+    inner.invoke_with_args(args)
+}
+
+/// Unpacks a dictionary first argument into its values' type.
+fn unpack_dictionary_argument(args: &mut ScalarFunctionArgs) -> Result<()> {
     if let Some(ColumnarValue::Array(values)) = args.args.first()
         && let DataType::Dictionary(_, value_type) = values.data_type()
     {

@@ -93,6 +93,10 @@ fn text(batch: &RecordBatch, col: usize, row: usize) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+/// The gateway events that open and close a session (and with it what a
+/// grant covers).
+const SESSION_EDGES: [&str; 2] = ["session.start", "session.end"];
+
 /// The grant columns being built.
 struct Out {
     person: StringBuilder,
@@ -179,18 +183,18 @@ impl GrantTable {
         // Most batches hold no grant, gateway session or Identity Center
         // event at all: their dictionaries say so without a row read.
         let mentions_grants = may_hold(batch, c.event_category, &[CATEGORY])
-            || may_hold(batch, c.event_name, &["session.start", "session.end"])
+            || may_hold(batch, c.event_name, &SESSION_EDGES)
             || may_hold(
                 batch,
                 c.event_source,
                 &[identity_center::SSO, identity_center::IDENTITY_STORE],
             );
-        let mut order: Vec<usize> = (0..rows)
-            .filter(|_| mentions_grants)
+        let rows_to_read = if mentions_grants { rows } else { 0 };
+        let mut order: Vec<usize> = (0..rows_to_read)
             .filter(|&row| {
                 let name = text(batch, c.event_name, row).unwrap_or_default();
                 text(batch, c.event_category, row) == Some(CATEGORY)
-                    || matches!(name, "session.start" | "session.end")
+                    || SESSION_EDGES.contains(&name)
                     || identity_center::is_relevant(
                         text(batch, c.event_source, row).unwrap_or_default(),
                         name,
