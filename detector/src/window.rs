@@ -9,9 +9,14 @@
 //! on it once. Bins no open window can use any more are dropped, and a group
 //! with no bins left is forgotten, so state never outlives a window plus the
 //! lateness.
+//!
+//! Group keys and distinct values are names a sender chooses, so their
+//! tables are hashed with keys drawn at random per process, as std's are;
+//! with aHash ([`Keyed`]), which costs a fraction of std's SipHash on the
+//! short strings these are.
 
 use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -23,6 +28,9 @@ use trailhound_core::time::format_micros;
 use trailhound_rules::window::{AggKind, CompiledWindow, DISTINCT_CAP};
 
 use crate::engine::{Candidate, MAX_EVENT_IDS, str_at};
+
+/// The hasher of the window tables: aHash, keyed at random per process.
+type Keyed = ahash::RandomState;
 
 /// What one row adds to a window: the parts of the row the state keeps.
 pub(crate) struct RowInfo<'a> {
@@ -43,7 +51,7 @@ pub(crate) struct GroupMeta {
 enum Acc {
     Count(u64),
     Distinct {
-        set: HashSet<String>,
+        set: HashSet<String, Keyed>,
         capped: bool,
     },
     Numeric {
@@ -138,7 +146,7 @@ impl<'a> Borrow<dyn KeyParts + 'a> for GroupKey {
 /// The open windows of one window rule.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowState {
-    groups: HashMap<GroupKey, Group>,
+    groups: HashMap<GroupKey, Group, Keyed>,
     /// Window start bins up to this one have been evaluated.
     closed_through: Option<i64>,
     late_dropped: u64,
@@ -204,7 +212,7 @@ impl WindowState {
                 .map(|a| match a.kind {
                     AggKind::CountStar | AggKind::Count => Acc::Count(0),
                     AggKind::CountDistinct => Acc::Distinct {
-                        set: HashSet::new(),
+                        set: HashSet::default(),
                         capped: false,
                     },
                     _ => Acc::Numeric {
@@ -304,15 +312,18 @@ impl WindowState {
         // with rows in it.
         let mut closing: Vec<(&GroupKey, &Group, i64)> = Vec::new();
         for (key, group) in &self.groups {
-            let mut starts = BTreeSet::new();
+            // The starts of the windows holding each bin, in order and each
+            // once: bins come in order, so a start already given is below
+            // `next`.
+            let mut next = from.unwrap_or(i64::MIN);
             for &b in group.bins.range(..=last + n - 1).map(|(b, _)| b) {
-                let lo = from.map_or(b - n + 1, |f| (b - n + 1).max(f));
+                let lo = (b - n + 1).max(next);
                 let hi = b.min(last);
-                for k in lo..=hi {
-                    starts.insert(k);
+                if lo <= hi {
+                    closing.extend((lo..=hi).map(|k| (key, group, k)));
+                    next = hi + 1;
                 }
             }
-            closing.extend(starts.into_iter().map(|k| (key, group, k)));
         }
         let mut out = Vec::new();
         if !closing.is_empty() {
@@ -445,7 +456,7 @@ fn merge<'a>(
                 false,
             ),
             AggKind::CountDistinct => {
-                let sets: Vec<(&HashSet<String>, bool)> = accs
+                let sets: Vec<(&HashSet<String, Keyed>, bool)> = accs
                     .filter_map(|a| match a {
                         Acc::Distinct { set, capped } => Some((set, *capped)),
                         _ => None,
@@ -456,7 +467,7 @@ fn merge<'a>(
                     // One bin holds all the values: no union to build.
                     (Value::Int(to_i64(set.len() as u64)), capped)
                 } else {
-                    let mut union: HashSet<&str> = HashSet::new();
+                    let mut union: HashSet<&str, Keyed> = HashSet::default();
                     let mut cap = false;
                     for (set, capped) in sets {
                         cap |= capped;

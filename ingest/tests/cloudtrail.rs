@@ -146,6 +146,31 @@ fn single_record_compact_or_pretty() {
     assert_clean(&parse(pretty.as_bytes()), &["evt-0002"]);
 }
 
+/// Spaces between tokens (one line, so the fast scan reads it) give the
+/// same compact `request`, `response` and `extra` texts as none.
+#[test]
+fn spaces_between_tokens_give_the_compact_texts() {
+    let compact = r#"{"eventTime":"2026-11-02T10:00:00Z","eventName":"PutObject","eventID":"e1","requestParameters":{"bucketName":"b","key":"a b","tags":[1,{"k":"v w"}]},"responseElements":{"x":null},"tlsDetails":{"tlsVersion":"TLSv1.3"},"requestID":"r 1","n":[]}"#;
+    let spaced = r#" { "eventTime" : "2026-11-02T10:00:00Z", "eventName":"PutObject","eventID":"e1","requestParameters": { "bucketName" : "b" , "key":"a b","tags":[ 1, {"k" :"v w"} ] },"responseElements":{"x": null},"tlsDetails":{ "tlsVersion":"TLSv1.3"},"requestID":"r 1","n":[ ] } "#;
+    let a = parse(compact.as_bytes());
+    let b = parse(spaced.as_bytes());
+    assert_clean(&a, &["e1"]);
+    assert_clean(&b, &["e1"]);
+    let (a, b) = (event(&a, "e1"), event(&b, "e1"));
+    assert_eq!(
+        a.request.as_deref(),
+        Some(r#"{"bucketName":"b","key":"a b","tags":[1,{"k":"v w"}]}"#)
+    );
+    assert_eq!(a.request, b.request);
+    assert_eq!(a.response.as_deref(), Some(r#"{"x":null}"#));
+    assert_eq!(a.response, b.response);
+    assert_eq!(
+        a.extra.as_deref(),
+        Some(r#"{"tlsDetails":{"tlsVersion":"TLSv1.3"},"requestID":"r 1","n":[]}"#)
+    );
+    assert_eq!(a.extra, b.extra);
+}
+
 #[test]
 fn concatenated_documents_like_jq_output() {
     let r = records();

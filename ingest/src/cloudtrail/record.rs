@@ -168,7 +168,7 @@ pub(crate) fn read_record_fast(text: &str) -> Option<Fields<'_>> {
         extra: Vec::with_capacity(8),
         ..Fields::default()
     };
-    super::scan::object_entries(text, |key, raw, plain| {
+    fields.compact = super::scan::object_entries(text, |key, raw, plain| {
         match Known::from_key(key) {
             Some(Known::Records) => return None,
             Some(known) => fields.set(known, raw, plain),
@@ -252,10 +252,29 @@ pub fn fast_scan_agrees(text: &str) -> bool {
     match (read_record_fast(text), read_object(text, None)) {
         (None, _) => true,
         (Some(fast), Ok(Object::Record(slow))) => {
-            fast.known == slow.known && fast.extra == slow.extra && nested_scans_agree(&fast)
+            fast.known == slow.known
+                && fast.extra == slow.extra
+                && nested_scans_agree(&fast)
+                && compact_when_said(&fast)
         }
         (Some(_), _) => false,
     }
+}
+
+/// A record the scan calls compact keeps every value as the compact text
+/// [`push_compact`] would make of it.
+fn compact_when_said(fields: &Fields<'_>) -> bool {
+    let values = fields
+        .known
+        .iter()
+        .flatten()
+        .chain(fields.extra.iter().map(|(_, v)| v));
+    !fields.compact
+        || values.into_iter().all(|raw| {
+            let mut out = String::new();
+            push_compact(&mut out, raw);
+            out == *raw
+        })
 }
 
 /// The nested readings of [`fast_scan_agrees`].
@@ -563,6 +582,9 @@ pub(crate) struct Fields<'a> {
     /// Bit `known as usize` is set when that field's value is a string the
     /// scan saw hold no escape, so its text is read without looking again.
     plain: u64,
+    /// The record had no whitespace outside strings, so every raw value is
+    /// already compact JSON and is kept as it is.
+    compact: bool,
     /// Fields for `extra`, in input order.
     extra: Vec<(Cow<'a, str>, &'a str)>,
 }
@@ -652,6 +674,9 @@ impl<'a> Fields<'a> {
         let raw = self.get(known)?;
         if raw == "null" {
             return None;
+        }
+        if self.compact {
+            return Some(raw.to_owned());
         }
         let mut out = String::with_capacity(raw.len());
         push_compact(&mut out, raw);
@@ -914,7 +939,11 @@ impl<'a> Fields<'a> {
                 Cow::Owned(unescaped) => push_key(&mut out, unescaped),
             }
             out.push(':');
-            push_compact(&mut out, value);
+            if self.compact {
+                out.push_str(value);
+            } else {
+                push_compact(&mut out, value);
+            }
         }
         out.push('}');
         Some(out)
@@ -1065,6 +1094,7 @@ mod tests {
                 Ok(Object::Record(slow)) => {
                     assert_eq!(fast.known, slow.known, "{case}");
                     assert_eq!(fast.extra, slow.extra, "{case}");
+                    assert!(compact_when_said(&fast), "{case}");
                 }
                 _ => panic!("the fast scan accepted what serde_json refuses: {case:?}"),
             }

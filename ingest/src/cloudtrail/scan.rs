@@ -27,11 +27,13 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// its entries: `(key, raw value, plain)` in input order, keys as written
 /// (they hold no escapes), values as their exact text, `plain` when the
 /// value is a string holding no escape. `None` when the text is not
-/// such an object or is declined (see the module page).
+/// such an object or is declined (see the module page); otherwise whether
+/// the text is compact: no whitespace outside its strings, so that every
+/// value is already the compact JSON text of itself.
 pub(crate) fn object_entries<'a>(
     text: &'a str,
     mut each: impl FnMut(&'a str, &'a str, bool) -> Option<()>,
-) -> Option<()> {
+) -> Option<bool> {
     scan(text, |s| {
         s.expect(b'{')?;
         s.space();
@@ -94,12 +96,13 @@ pub(crate) fn array_elements<'a>(
             }
         }
     })
+    .map(drop)
 }
 
 /// Marks `text` ([`mark_specials`]) and runs `top` on a scanner at its
 /// first byte that is not a space; `Some` when `top` reads one value and
-/// only spaces follow it.
-fn scan(text: &str, top: impl FnOnce(&mut Scanner<'_>) -> Option<()>) -> Option<()> {
+/// only spaces follow it, holding whether no space was met at all.
+fn scan(text: &str, top: impl FnOnce(&mut Scanner<'_>) -> Option<()>) -> Option<bool> {
     let bytes = text.as_bytes();
     // Texts of up to 4 KiB (nearly every record) keep their bitmap on the
     // stack.
@@ -120,11 +123,12 @@ fn scan(text: &str, top: impl FnOnce(&mut Scanner<'_>) -> Option<()>) -> Option<
         bytes,
         marks,
         at: 0,
+        spaced: false,
     };
     s.space();
     top(&mut s)?;
     s.space();
-    (s.at == bytes.len()).then_some(())
+    (s.at == bytes.len()).then_some(!s.spaced)
 }
 
 /// Sets bit `i % 64` of `marks[i / 64]` for every byte `i` of `bytes` that
@@ -233,6 +237,8 @@ struct Scanner<'a> {
     /// Where `"` and `\\` are ([`mark_specials`]).
     marks: &'a [u64],
     at: usize,
+    /// A space was skipped somewhere (outside strings).
+    spaced: bool,
 }
 
 impl Scanner<'_> {
@@ -254,6 +260,7 @@ impl Scanner<'_> {
     fn space(&mut self) {
         while self.peek() == Some(b' ') {
             self.at += 1;
+            self.spaced = true;
         }
     }
 
@@ -478,6 +485,25 @@ mod tests {
     }
 
     #[test]
+    fn a_text_is_compact_when_no_space_is_outside_its_strings() {
+        let compact = |text| object_entries(text, |_, _, _| Some(()));
+        assert_eq!(compact(r#"{"a":[1,{"b":"x y"}],"c":" "}"#), Some(true));
+        assert_eq!(compact("{}"), Some(true));
+        for spaced in [
+            r#"{"a":[1, 2]}"#,
+            r#"{"a":{"b" :1}}"#,
+            r#"{"a":{"b": 1}}"#,
+            r#"{"a":[ ]}"#,
+            r#"{"a":1 }"#,
+            r#" {"a":1}"#,
+            r#"{"a":1} "#,
+            r#"{ "a":1}"#,
+        ] {
+            assert_eq!(compact(spaced), Some(false), "{spaced}");
+        }
+    }
+
+    #[test]
     fn only_strings_without_escapes_are_plain() {
         assert_eq!(
             plain_keys(
@@ -554,6 +580,7 @@ mod tests {
                         bytes: &text,
                         marks: &marks,
                         at: from,
+                        spaced: false,
                     };
                     assert_eq!(s.special(), Some(i), "{len} {special} {from}");
                 }
@@ -565,6 +592,7 @@ mod tests {
             bytes: text,
             marks: &marks,
             at: 0,
+            spaced: false,
         };
         assert_eq!(s.special(), None);
     }
