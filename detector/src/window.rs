@@ -74,8 +74,70 @@ struct Bin {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Group {
-    bins: BTreeMap<i64, Bin>,
+    bins: Bins,
     meta: GroupMeta,
+}
+
+/// A group's bins by index, in order. A group holds a few bins at a time
+/// (a window's worth plus the lateness) and rows nearly always go to the
+/// newest, so a vector searched from its end beats a tree. Serialised as
+/// the map it stands for.
+#[derive(Default)]
+struct Bins(Vec<(i64, Bin)>);
+
+impl Bins {
+    /// The bin at `index`, made with `new` when there is none.
+    fn entry(&mut self, index: i64, new: impl FnOnce() -> Bin) -> &mut Bin {
+        // Where `index` is or belongs: after every bin before it.
+        let at = self
+            .0
+            .iter()
+            .rposition(|(b, _)| *b <= index)
+            .map_or(0, |i| i + 1);
+        let found = at > 0 && self.0.get(at - 1).is_some_and(|(b, _)| *b == index);
+        let at = if found {
+            at - 1
+        } else {
+            self.0.insert(at, (index, new()));
+            at
+        };
+        // `at` is in bounds: it was found or just inserted.
+        &mut self.0[at].1
+    }
+
+    /// The bins with indices in `from..to`, in order.
+    fn range(&self, from: i64, to: i64) -> &[(i64, Bin)] {
+        let start = self.0.partition_point(|(b, _)| *b < from);
+        let end = self.0.partition_point(|(b, _)| *b < to).max(start);
+        self.0.get(start..end).unwrap_or_default()
+    }
+
+    fn last_index(&self) -> Option<i64> {
+        self.0.last().map(|(b, _)| *b)
+    }
+
+    /// Drops the bins with indices up to `last`.
+    fn drop_through(&mut self, last: i64) {
+        let keep = self.0.partition_point(|(b, _)| *b <= last);
+        self.0.drain(..keep);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl serde::Serialize for Bins {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(b, bin)| (b, bin)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bins {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<i64, Bin>::deserialize(deserializer)?;
+        Ok(Self(map.into_iter().collect()))
+    }
 }
 
 /// A group's key as stored: the values of the rule's `group_by` columns.
@@ -196,11 +258,11 @@ impl WindowState {
                     key.iter().map(|p| p.as_ref().to_owned()).collect(),
                 ))
                 .or_insert_with(|| Group {
-                    bins: BTreeMap::new(),
+                    bins: Bins::default(),
                     meta: meta(),
                 }),
         };
-        let bin = group.bins.entry(bin_index).or_insert_with(|| Bin {
+        let bin = group.bins.entry(bin_index, || Bin {
             count: 0,
             first_time: info.time,
             last_time: info.time,
@@ -295,10 +357,10 @@ impl WindowState {
             None => match self
                 .groups
                 .values()
-                .filter_map(|g| g.bins.keys().next_back())
+                .filter_map(|g| g.bins.last_index())
                 .max()
             {
-                Some(&m) => m,
+                Some(m) => m,
                 None => return Ok(Vec::new()),
             },
         };
@@ -316,7 +378,7 @@ impl WindowState {
             // once: bins come in order, so a start already given is below
             // `next`.
             let mut next = from.unwrap_or(i64::MIN);
-            for &b in group.bins.range(..=last + n - 1).map(|(b, _)| b) {
+            for &(b, _) in group.bins.range(i64::MIN, last + n) {
                 let lo = (b - n + 1).max(next);
                 let hi = b.min(last);
                 if lo <= hi {
@@ -330,7 +392,7 @@ impl WindowState {
             let mut columns: Vec<Vec<Value>> = vec![Vec::new(); window.aggregates.len()];
             let mut capped_flags: Vec<Vec<bool>> = Vec::with_capacity(closing.len());
             for (_, group, k) in &closing {
-                let (values, capped) = merge(window, group.bins.range(*k..*k + n).map(|(_, b)| b));
+                let (values, capped) = merge(window, group.bins.range(*k, *k + n));
                 for (col, v) in columns.iter_mut().zip(values) {
                     col.push(v);
                 }
@@ -365,7 +427,12 @@ impl WindowState {
                 if !verdict.value(i) {
                     continue;
                 }
-                let bins: Vec<&Bin> = group.bins.range(*k..*k + n).map(|(_, b)| b).collect();
+                let bins: Vec<&Bin> = group
+                    .bins
+                    .range(*k, *k + n)
+                    .iter()
+                    .map(|(_, b)| b)
+                    .collect();
                 let start = k.saturating_mul(window.slide_micros);
                 let end = start.saturating_add(window.size_micros);
                 let values: Vec<Value> = columns.iter().filter_map(|c| c.get(i).copied()).collect();
@@ -418,33 +485,21 @@ impl WindowState {
         }
         // Drop bins no open window can use, and groups left empty.
         for group in self.groups.values_mut() {
-            if group
-                .bins
-                .first_key_value()
-                .is_some_and(|(&b, _)| b <= last)
-            {
-                group.bins = group.bins.split_off(&(last + 1));
-            }
+            group.bins.drop_through(last);
         }
         self.groups.retain(|_, g| !g.bins.is_empty());
         Ok(out)
     }
 }
 
-fn merge<'a>(
-    window: &CompiledWindow,
-    bins: impl Iterator<Item = &'a Bin>,
-) -> (Vec<Value>, Vec<bool>) {
-    let bins: Vec<&Bin> = bins.collect();
+fn merge(window: &CompiledWindow, bins: &[(i64, Bin)]) -> (Vec<Value>, Vec<bool>) {
+    let bins = || bins.iter().map(|(_, b)| b);
     let mut values = Vec::with_capacity(window.aggregates.len());
     let mut capped = Vec::with_capacity(window.aggregates.len());
     for (j, agg) in window.aggregates.iter().enumerate() {
-        let accs = bins.iter().filter_map(|b| b.accs.get(j));
+        let accs = bins().filter_map(|b| b.accs.get(j));
         let (value, cap) = match agg.kind {
-            AggKind::CountStar => (
-                Value::Int(to_i64(bins.iter().map(|b| b.count).sum())),
-                false,
-            ),
+            AggKind::CountStar => (Value::Int(to_i64(bins().map(|b| b.count).sum())), false),
             AggKind::Count => (
                 Value::Int(to_i64(
                     accs.map(|a| match a {
@@ -681,6 +736,44 @@ mod tests {
         let (a, b) = (run(), run());
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].alert_id, b[0].alert_id);
+    }
+
+    fn bin(count: u64) -> Bin {
+        Bin {
+            count,
+            first_time: 0,
+            last_time: 0,
+            event_ids: Vec::new(),
+            evidence: None,
+            accs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bins_stay_in_order_and_serialise_as_the_map_they_stand_for() {
+        let mut bins = Bins::default();
+        for (index, count) in [(5, 1), (3, 2), (9, 3), (5, 10), (-2, 4), (7, 5)] {
+            bins.entry(index, || bin(0)).count += count;
+        }
+        let indices = |b: &Bins| b.0.iter().map(|(i, b)| (*i, b.count)).collect::<Vec<_>>();
+        assert_eq!(indices(&bins), [(-2, 4), (3, 2), (5, 11), (7, 5), (9, 3)]);
+        let counts = |r: &[(i64, Bin)]| r.iter().map(|(_, b)| b.count).collect::<Vec<_>>();
+        assert_eq!(counts(bins.range(3, 8)), [2, 11, 5]);
+        assert_eq!(counts(bins.range(4, 5)), Vec::<u64>::new());
+        assert_eq!(counts(bins.range(8, 3)), Vec::<u64>::new());
+        assert_eq!(bins.last_index(), Some(9));
+
+        // The same bytes as the tree the checkpoints held before.
+        let tree: BTreeMap<i64, Bin> = bins.0.iter().map(|(i, b)| (*i, bin(b.count))).collect();
+        let bytes = postcard::to_allocvec(&bins).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&tree).unwrap());
+        let back: Bins = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(indices(&back), indices(&bins));
+
+        bins.drop_through(5);
+        assert_eq!(indices(&bins), [(7, 5), (9, 3)]);
+        bins.drop_through(9);
+        assert!(bins.is_empty());
     }
 
     #[test]
