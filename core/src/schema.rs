@@ -5,13 +5,15 @@
 //! dictionary-encoded: a batch of a thousand events usually holds a few dozen
 //! distinct values, and rules compare them far faster as dictionary keys.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, RecordBatch,
-    StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array, Int64Builder,
+    ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::event::Event;
 
@@ -124,62 +126,90 @@ pub fn event_schema() -> SchemaRef {
         .clone()
 }
 
-/// A dictionary column appended in runs: consecutive rows with one value
-/// (the source, and a trail's account and region, nearly always; the
-/// principal type and category often) are looked up in the dictionary once
-/// per run instead of once per row, which is most of what a dictionary
-/// append costs.
+/// A dictionary column. Each value is looked up once per run of rows that
+/// hold it (the source, and a trail's account and region, nearly always; the
+/// principal type and category often), first against the run's own key,
+/// then in a table of the batch's distinct values, hashed with aHash keyed
+/// at random per process (the values are names a sender chooses).
 struct Dict {
-    builder: StringDictionaryBuilder<Int32Type>,
-    /// The value of the run not yet appended.
-    run: String,
-    /// Rows in that run; 0 when there is none.
-    run_len: usize,
+    /// One key per row (0 for a null row).
+    keys: Vec<i32>,
+    valid: NullBufferBuilder,
+    /// The distinct values, in order of first appearance: key `k` is the
+    /// `k`th.
+    values: StringBuilder,
+    index: HashMap<Box<str>, i32, ahash::RandomState>,
+    /// The key of the last value appended.
+    last: Option<i32>,
 }
 
 impl Dict {
     fn with_capacity(rows: usize) -> Self {
         Self {
-            builder: StringDictionaryBuilder::with_capacity(rows, 64, 1024),
-            run: String::new(),
-            run_len: 0,
+            keys: Vec::with_capacity(rows),
+            valid: NullBufferBuilder::new(rows),
+            values: StringBuilder::with_capacity(64, 1024),
+            index: HashMap::default(),
+            last: None,
         }
     }
 
+    /// The text of the value with key `key`.
+    fn value(&self, key: i32) -> Option<&[u8]> {
+        let offsets = self.values.offsets_slice();
+        let k = usize::try_from(key).ok()?;
+        let (start, end) = (*offsets.get(k)?, *offsets.get(k + 1)?);
+        let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
+        self.values.values_slice().get(start..end)
+    }
+
     fn append_value(&mut self, value: &str) {
-        if self.run_len > 0 && self.run == value {
-            self.run_len += 1;
-            return;
-        }
-        self.flush();
-        self.run.push_str(value);
-        self.run_len = 1;
+        let key = match self.last {
+            Some(last) if self.value(last) == Some(value.as_bytes()) => last,
+            _ => match self.index.get(value) {
+                Some(&key) => key,
+                None => {
+                    // Past 2^31 distinct values in one batch (never: a batch
+                    // holds thousands of rows) the row would be null.
+                    let Ok(key) = i32::try_from(self.index.len()) else {
+                        self.append_null();
+                        return;
+                    };
+                    self.values.append_value(value);
+                    self.index.insert(value.into(), key);
+                    key
+                }
+            },
+        };
+        self.last = Some(key);
+        self.keys.push(key);
+        self.valid.append_non_null();
+    }
+
+    fn append_null(&mut self) {
+        self.keys.push(0);
+        self.valid.append_null();
     }
 
     fn append_option(&mut self, value: Option<&str>) {
         match value {
             Some(v) => self.append_value(v),
-            None => {
-                self.flush();
-                self.builder.append_null();
-            }
+            None => self.append_null(),
         }
     }
 
-    /// Appends the pending run.
-    fn flush(&mut self) {
-        if self.run_len > 0 {
-            // Panics only past 2^31 distinct values in one batch, as every
-            // dictionary append does.
-            self.builder.append_values(&self.run, self.run_len);
-            self.run_len = 0;
+    fn finish(&mut self) -> ArrayRef {
+        let len = self.keys.len();
+        let keys = Int32Array::try_new(std::mem::take(&mut self.keys).into(), self.valid.finish());
+        let values: ArrayRef = Arc::new(self.values.finish());
+        self.index.clear();
+        self.last = None;
+        match keys.and_then(|keys| DictionaryArray::try_new(keys, values)) {
+            Ok(dict) => Arc::new(dict),
+            // Never: every row adds one key and one validity bit, and keys
+            // only index the values appended with them.
+            Err(_) => arrow::array::new_null_array(&dict_utf8(), len),
         }
-        self.run.clear();
-    }
-
-    fn finish(&mut self) -> arrow::array::DictionaryArray<Int32Type> {
-        self.flush();
-        self.builder.finish()
     }
 }
 
@@ -368,34 +398,34 @@ impl EventBatchBuilder {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.event_time.finish()),
             Arc::new(self.ingest_time.finish()),
-            Arc::new(self.source.finish()),
+            self.source.finish(),
             Arc::new(self.event_id.finish()),
-            Arc::new(self.event_source.finish()),
-            Arc::new(self.event_name.finish()),
-            Arc::new(self.event_category.finish()),
+            self.event_source.finish(),
+            self.event_name.finish(),
+            self.event_category.finish(),
             Arc::new(self.read_only.finish()),
-            Arc::new(self.error_code.finish()),
+            self.error_code.finish(),
             Arc::new(self.error_message.finish()),
-            Arc::new(self.account_id.finish()),
-            Arc::new(self.principal.finish()),
-            Arc::new(self.principal_type.finish()),
+            self.account_id.finish(),
+            self.principal.finish(),
+            self.principal_type.finish(),
             Arc::new(self.principal_arn.finish()),
-            Arc::new(self.user_name.finish()),
+            self.user_name.finish(),
             Arc::new(self.session_name.finish()),
             Arc::new(self.access_key_id.finish()),
             Arc::new(self.source_identity.finish()),
             Arc::new(self.mfa.finish()),
             Arc::new(self.console_session.finish()),
-            Arc::new(self.region.finish()),
+            self.region.finish(),
             Arc::new(self.source_ip.finish()),
-            Arc::new(self.user_agent.finish()),
+            self.user_agent.finish(),
             Arc::new(self.resources.finish()),
-            Arc::new(self.bucket.finish()),
+            self.bucket.finish(),
             Arc::new(self.object_key.finish()),
             Arc::new(self.bytes_in.finish()),
             Arc::new(self.bytes_out.finish()),
             Arc::new(self.session_id.finish()),
-            Arc::new(self.target.finish()),
+            self.target.finish(),
             Arc::new(self.command.finish()),
             Arc::new(self.input.finish()),
             Arc::new(self.keystrokes.finish()),
@@ -426,6 +456,7 @@ pub fn events_to_batch(events: &[Event]) -> RecordBatch {
 mod tests {
     use super::*;
     use crate::event::Source;
+    use arrow::datatypes::Int32Type;
 
     #[test]
     fn batch_matches_schema() {
