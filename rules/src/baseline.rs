@@ -234,6 +234,9 @@ pub struct BaselineColumns {
     of: Vec<Source>,
     amount: Option<ArrayRef>,
     api_pair: bool,
+    /// The buffer derived parts (networks, user agent families) are written
+    /// into, kept for every row of the batch instead of made for each.
+    scratch: Cell<String>,
 }
 
 /// One part of a key or value, read from one array of a batch.
@@ -401,12 +404,21 @@ impl BaselineColumns {
     /// without allocating for string columns; `None` when any part is NULL
     /// or cannot be derived.
     pub fn key_fingerprint(&self, row: usize) -> Option<u64> {
-        let mut acc = KeyAcc::new();
-        let mut scratch = String::new();
-        for s in &self.by {
-            acc.push(s.fingerprint(row, &mut scratch)?);
-        }
-        Some(acc.finish())
+        self.with_scratch(|scratch| {
+            let mut acc = KeyAcc::new();
+            for s in &self.by {
+                acc.push(s.fingerprint(row, scratch)?);
+            }
+            Some(acc.finish())
+        })
+    }
+
+    /// Runs `f` with the batch's scratch buffer.
+    fn with_scratch<R>(&self, f: impl FnOnce(&mut String) -> R) -> R {
+        let mut scratch = self.scratch.take();
+        let r = f(&mut scratch);
+        self.scratch.set(scratch);
+        r
     }
 
     /// The value of a row in plain words (`iam:CreateUser`, `203.0.113.0/24`,
@@ -425,30 +437,29 @@ impl BaselineColumns {
         if self.of.is_empty() {
             return false;
         }
-        let mut scratch = String::new();
-        if self.api_pair
-            && let [source, name] = self.of.as_slice()
-        {
-            let ok = source
-                .with_text(row, &mut scratch, |s| {
-                    out.push_str(s.strip_suffix(".amazonaws.com").unwrap_or(s));
-                    out.push(':');
-                })
-                .and_then(|()| name.with_text(row, &mut scratch, |n| out.push_str(n)));
-            return ok.is_some();
-        }
-        for (i, s) in self.of.iter().enumerate() {
-            if i > 0 {
-                out.push_str(" / ");
-            }
-            if s.with_text(row, &mut scratch, |t| out.push_str(t))
-                .is_none()
+        self.with_scratch(|scratch| {
+            if self.api_pair
+                && let [source, name] = self.of.as_slice()
             {
-                out.clear();
-                return false;
+                let ok = source
+                    .with_text(row, scratch, |s| {
+                        out.push_str(s.strip_suffix(".amazonaws.com").unwrap_or(s));
+                        out.push(':');
+                    })
+                    .and_then(|()| name.with_text(row, scratch, |n| out.push_str(n)));
+                return ok.is_some();
             }
-        }
-        true
+            for (i, s) in self.of.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(" / ");
+                }
+                if s.with_text(row, scratch, |t| out.push_str(t)).is_none() {
+                    out.clear();
+                    return false;
+                }
+            }
+            true
+        })
     }
 
     /// The amount of a row for `rate` with `sum(x)`: `x` as a number;
@@ -510,6 +521,7 @@ impl CompiledBaseline {
             of: sources(&self.of)?,
             amount,
             api_pair: self.is_api_pair(),
+            scratch: Cell::new(String::new()),
         })
     }
 
