@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use trailhound_rules::template::TextColumn;
 /// A string cell without allocating (the rules' template reads cells the same way).
 pub(crate) use trailhound_rules::template::text_cell as str_at;
 
@@ -575,11 +576,17 @@ impl Engine {
         let times = batch
             .column(self.idx_event_time)
             .as_primitive::<TimestampMicrosecondType>();
-        let event_ids = batch.columns().get(self.idx_event_id);
+        let event_ids = batch
+            .columns()
+            .get(self.idx_event_id)
+            .map(|c| TextColumn::of(c.as_ref()));
         let (idx_principal, idx_account) = (self.idx_principal, self.idx_account);
+        let Some(key_columns) = key_columns_of(batch, &window.group_by) else {
+            return;
+        };
         let mut key = Vec::with_capacity(window.group_by.len());
         for &row in rows {
-            if !key_parts(batch, &window.group_by, row, &mut key) {
+            if !key_parts(&key_columns, row, &mut key) {
                 continue;
             }
             let info = RowInfo {
@@ -587,7 +594,7 @@ impl Engine {
                 row,
                 time: times.value(row),
             };
-            let event_id = event_ids.and_then(|c| str_at(c.as_ref(), row));
+            let event_id = event_ids.and_then(|c| c.get(row));
             state.add(
                 window,
                 &key,
@@ -1146,30 +1153,41 @@ fn account_of(batch: &RecordBatch, column: usize, row: usize) -> Option<String> 
 /// The values of the key columns of one row; `None` when any is NULL (such
 /// rows join no group or sequence).
 fn key_of(batch: &RecordBatch, key_columns: &[usize], row: usize) -> Option<Vec<String>> {
+    let columns = key_columns_of(batch, key_columns)?;
     let mut parts = Vec::with_capacity(key_columns.len());
-    key_parts(batch, key_columns, row, &mut parts)
-        .then(|| parts.into_iter().map(Cow::into_owned).collect())
+    key_parts(&columns, row, &mut parts).then(|| parts.into_iter().map(Cow::into_owned).collect())
+}
+
+/// The key columns of a batch, each with its reading resolved once
+/// ([`TextColumn`]); `None` when one is missing.
+fn key_columns_of<'b>(
+    batch: &'b RecordBatch,
+    key_columns: &[usize],
+) -> Option<Vec<(&'b dyn Array, TextColumn<'b>)>> {
+    key_columns
+        .iter()
+        .map(|&c| {
+            let array = batch.columns().get(c)?.as_ref();
+            Some((array, TextColumn::of(array)))
+        })
+        .collect()
 }
 
 /// [`key_of`] into `parts` (cleared first), borrowing string cells from the
 /// batch instead of copying them; `false` when any is NULL.
 fn key_parts<'b>(
-    batch: &'b RecordBatch,
-    key_columns: &[usize],
+    columns: &[(&'b dyn Array, TextColumn<'b>)],
     row: usize,
     parts: &mut Vec<Cow<'b, str>>,
 ) -> bool {
     parts.clear();
-    for &c in key_columns {
-        let Some(column) = batch.columns().get(c) else {
-            return false;
-        };
+    for (array, column) in columns {
         if column.is_null(row) {
             return false;
         }
-        parts.push(match str_at(column.as_ref(), row) {
+        parts.push(match column.get(row) {
             Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(trailhound_rules::template::cell_text(column.as_ref(), row)),
+            None => Cow::Owned(trailhound_rules::template::cell_text(*array, row)),
         });
     }
     true

@@ -5,7 +5,7 @@
 //! Templates are checked when the rule is compiled and rendered only for rows
 //! that matched, so they cost nothing on the hot path.
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{Int32Type, Schema};
 use arrow::util::display::array_value_to_string;
 
@@ -129,6 +129,68 @@ pub fn text_cell(array: &dyn Array, row: usize) -> Option<&str> {
     (key < values.len() && values.is_valid(key)).then(|| values.value(key))
 }
 
+/// A column read as [`text_cell`] reads it, its type resolved once: a
+/// caller reading many rows of one batch pays no type test per row.
+#[derive(Clone, Copy)]
+pub enum TextColumn<'a> {
+    /// A `Utf8` column.
+    Text(&'a StringArray),
+    /// A dictionary of `Utf8` values.
+    Dictionary {
+        /// The rows' keys.
+        keys: &'a Int32Array,
+        /// The distinct values.
+        values: &'a StringArray,
+    },
+    /// Any other column: [`text_cell`] row by row.
+    Other(&'a dyn Array),
+}
+
+impl<'a> TextColumn<'a> {
+    /// The column's reading.
+    pub fn of(array: &'a dyn Array) -> Self {
+        if let Some(text) = array.as_string_opt::<i32>() {
+            return Self::Text(text);
+        }
+        if let Some(dictionary) = array.as_dictionary_opt::<Int32Type>()
+            && let Some(values) = dictionary.values().as_string_opt::<i32>()
+        {
+            return Self::Dictionary {
+                keys: dictionary.keys(),
+                values,
+            };
+        }
+        Self::Other(array)
+    }
+
+    /// Whether the row is NULL (or past the end), as [`Array::is_null`]
+    /// says for the column.
+    #[inline]
+    pub fn is_null(&self, row: usize) -> bool {
+        match self {
+            Self::Text(text) => row >= text.len() || text.is_null(row),
+            Self::Dictionary { keys, .. } => row >= keys.len() || keys.is_null(row),
+            Self::Other(array) => row >= array.len() || array.is_null(row),
+        }
+    }
+
+    /// The row's text, exactly as [`text_cell`] gives it.
+    #[inline]
+    pub fn get(&self, row: usize) -> Option<&'a str> {
+        match *self {
+            Self::Text(text) => (!self.is_null(row)).then(|| text.value(row)),
+            Self::Dictionary { keys, values } => {
+                if self.is_null(row) {
+                    return None;
+                }
+                let key = usize::try_from(keys.values().get(row).copied()?).ok()?;
+                (key < values.len() && values.is_valid(key)).then(|| values.value(key))
+            }
+            Self::Other(array) => text_cell(array, row),
+        }
+    }
+}
+
 fn json_path_text(json: &str, path: &[String]) -> String {
     let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
         return "-".to_string();
@@ -154,6 +216,34 @@ fn json_path_text(json: &str, path: &[String]) -> String {
 mod tests {
     use super::*;
     use trailhound_core::{Event, event_schema, events_to_batch};
+
+    /// Every row of every shape reads as `text_cell` reads it.
+    #[test]
+    fn a_resolved_column_reads_every_row_as_text_cell_does() {
+        use arrow::array::{ArrayRef, DictionaryArray, Int64Array};
+        use std::sync::Arc;
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a"),
+            None,
+            Some(""),
+            Some("b"),
+        ]));
+        let values = StringArray::from(vec![Some("x"), None, Some("y")]);
+        let keys = Int32Array::from(vec![Some(0), None, Some(1), Some(2), Some(0)]);
+        let dictionary: ArrayRef = Arc::new(DictionaryArray::new(keys, Arc::new(values)));
+        let numbers: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
+        for array in [text, dictionary, numbers] {
+            let column = TextColumn::of(array.as_ref());
+            for row in 0..array.len() + 2 {
+                assert_eq!(column.get(row), text_cell(array.as_ref(), row), "row {row}");
+                assert_eq!(
+                    column.is_null(row),
+                    row >= array.len() || array.is_null(row),
+                    "row {row}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn renders_columns_and_json_paths() {
