@@ -39,7 +39,7 @@ use crate::grants::{GrantConfig, GrantSnapshot, GrantTable};
 use crate::link::{LinkConfig, LinkContext, RowLink};
 use crate::prefilter::{self, Hits, ValueIndex};
 use crate::sequence::{SequenceState, StartMeta};
-use crate::window::{GroupMeta, RowInfo, WindowState};
+use crate::window::{AggColumns, GroupMeta, RowInfo, WindowState};
 
 /// Most event ids an alert carries; `event_count` has the full number.
 pub const MAX_EVENT_IDS: usize = 20;
@@ -584,13 +584,14 @@ impl Engine {
         let Some(key_columns) = key_columns_of(batch, &window.group_by) else {
             return;
         };
+        let agg_columns = AggColumns::of(window, batch);
         let mut key = Vec::with_capacity(window.group_by.len());
         for &row in rows {
             if !key_parts(&key_columns, row, &mut key) {
                 continue;
             }
             let info = RowInfo {
-                batch,
+                columns: &agg_columns,
                 row,
                 time: times.value(row),
             };

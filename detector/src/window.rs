@@ -27,16 +27,43 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use trailhound_core::time::format_micros;
 use trailhound_rules::window::{AggKind, CompiledWindow, DISTINCT_CAP};
 
-use crate::engine::{Candidate, MAX_EVENT_IDS, str_at};
+use trailhound_rules::template::TextColumn;
+
+use crate::engine::{Candidate, MAX_EVENT_IDS};
 
 /// The hasher of the window tables: aHash, keyed at random per process.
 type Keyed = ahash::RandomState;
 
 /// What one row adds to a window: the parts of the row the state keeps.
 pub(crate) struct RowInfo<'a> {
-    pub batch: &'a RecordBatch,
+    /// The columns of the window's aggregates in this batch, in order
+    /// ([`AggColumns::of`]).
+    pub columns: &'a AggColumns<'a>,
     pub row: usize,
     pub time: i64,
+}
+
+/// A batch's columns of a window's aggregates, each resolved once for the
+/// batch's rows; `None` for `count(*)` and a column the batch lacks.
+pub(crate) struct AggColumns<'a>(Vec<Option<(&'a ArrayRef, TextColumn<'a>)>>);
+
+impl<'a> AggColumns<'a> {
+    pub fn of(window: &CompiledWindow, batch: &'a RecordBatch) -> Self {
+        Self(
+            window
+                .aggregates
+                .iter()
+                .map(|a| {
+                    let array = batch.columns().get(a.column?)?;
+                    Some((array, TextColumn::of(array.as_ref())))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, i: usize) -> Option<&(&'a ArrayRef, TextColumn<'a>)> {
+        self.0.get(i).and_then(Option::as_ref)
+    }
 }
 
 /// Values captured once when a group is first seen.
@@ -294,20 +321,20 @@ impl WindowState {
         {
             bin.event_ids.push(id.to_string());
         }
-        for (agg, acc) in window.aggregates.iter().zip(bin.accs.iter_mut()) {
-            let column = agg.column.and_then(|c| info.batch.columns().get(c));
+        for (i, acc) in bin.accs.iter_mut().enumerate() {
+            let column = info.columns.get(i);
             match acc {
                 Acc::Count(n) => {
-                    if column.is_none_or(|c| c.is_valid(info.row)) {
+                    if column.is_none_or(|(c, _)| c.is_valid(info.row)) {
                         *n += 1;
                     }
                 }
                 Acc::Distinct { set, capped } => {
-                    let Some(c) = column else { continue };
+                    let Some((c, text)) = column else { continue };
                     if !c.is_valid(info.row) {
                         continue;
                     }
-                    match str_at(c.as_ref(), info.row) {
+                    match text.get(info.row) {
                         Some(s) => {
                             if !set.contains(s) {
                                 if set.len() >= DISTINCT_CAP {
@@ -330,7 +357,7 @@ impl WindowState {
                     }
                 }
                 Acc::Numeric { sum, min, max, n } => {
-                    let Some(v) = column.and_then(|c| number_at(c, info.row)) else {
+                    let Some(v) = column.and_then(|(c, _)| number_at(c, info.row)) else {
                         continue;
                     };
                     *sum += v;
