@@ -415,6 +415,7 @@ impl Compiler {
             .map_err(|e| compile_err(e.to_string()))?;
         let predicate =
             datafusion::physical_expr::utils::reassign_expr_columns(predicate, &projected)
+                .and_then(|p| crate::dict_eq::rewrite(p, &projected))
                 .map_err(|e| compile_err(e.to_string()))?;
         Ok(CompiledRule {
             id: spec.id,

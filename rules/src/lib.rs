@@ -25,6 +25,7 @@
 pub mod baseline;
 pub mod compile;
 pub mod correlate;
+pub mod dict_eq;
 pub mod error;
 pub mod inlist;
 pub mod lint;
