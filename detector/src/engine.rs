@@ -670,11 +670,16 @@ impl Engine {
         };
         let event_ids = batch.columns().get(self.idx_event_id);
         let (idx_principal, idx_account) = (self.idx_principal, self.idx_account);
+        let Some(key_columns) = key_columns_of(batch, &seq.by) else {
+            return Ok(Vec::new());
+        };
+        let mut parts = Vec::with_capacity(seq.by.len());
         let mut out = Vec::new();
         for (time, row, mask, gone) in marked {
-            let Some(key) = key_of(batch, &seq.by, row) else {
+            if !key_parts(&key_columns, row, &mut parts) {
                 continue;
-            };
+            }
+            let key = parts.drain(..).map(Cow::into_owned).collect();
             let event_id = event_ids
                 .and_then(|c| str_at(c.as_ref(), row))
                 .unwrap_or("-");
@@ -1151,44 +1156,30 @@ fn account_of(batch: &RecordBatch, column: usize, row: usize) -> Option<String> 
     (account != "-").then_some(account)
 }
 
-/// The values of the key columns of one row; `None` when any is NULL (such
-/// rows join no group or sequence).
-fn key_of(batch: &RecordBatch, key_columns: &[usize], row: usize) -> Option<Vec<String>> {
-    let columns = key_columns_of(batch, key_columns)?;
-    let mut parts = Vec::with_capacity(key_columns.len());
-    key_parts(&columns, row, &mut parts).then(|| parts.into_iter().map(Cow::into_owned).collect())
-}
-
 /// The key columns of a batch, each with its reading resolved once
 /// ([`TextColumn`]); `None` when one is missing.
 fn key_columns_of<'b>(
     batch: &'b RecordBatch,
     key_columns: &[usize],
-) -> Option<Vec<(&'b dyn Array, TextColumn<'b>)>> {
+) -> Option<Vec<TextColumn<'b>>> {
     key_columns
         .iter()
-        .map(|&c| {
-            let array = batch.columns().get(c)?.as_ref();
-            Some((array, TextColumn::of(array)))
-        })
+        .map(|&c| Some(TextColumn::of(batch.columns().get(c)?.as_ref())))
         .collect()
 }
 
-/// [`key_of`] into `parts` (cleared first), borrowing string cells from the
-/// batch instead of copying them; `false` when any is NULL.
-fn key_parts<'b>(
-    columns: &[(&'b dyn Array, TextColumn<'b>)],
-    row: usize,
-    parts: &mut Vec<Cow<'b, str>>,
-) -> bool {
+/// The values of the key columns of one row, borrowing string cells from
+/// the batch instead of copying them, into `parts` (cleared first); `false`
+/// when any is NULL (such rows join no group or sequence).
+fn key_parts<'b>(columns: &[TextColumn<'b>], row: usize, parts: &mut Vec<Cow<'b, str>>) -> bool {
     parts.clear();
-    for (array, column) in columns {
+    for column in columns {
         if column.is_null(row) {
             return false;
         }
         parts.push(match column.get(row) {
             Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(trailhound_rules::template::cell_text(*array, row)),
+            None => Cow::Owned(trailhound_rules::template::cell_text(column.array(), row)),
         });
     }
     true

@@ -45,7 +45,7 @@ pub(crate) struct RowInfo<'a> {
 
 /// A batch's columns of a window's aggregates, each resolved once for the
 /// batch's rows; `None` for `count(*)` and a column the batch lacks.
-pub(crate) struct AggColumns<'a>(Vec<Option<(&'a ArrayRef, TextColumn<'a>)>>);
+pub(crate) struct AggColumns<'a>(Vec<Option<TextColumn<'a>>>);
 
 impl<'a> AggColumns<'a> {
     pub fn of(window: &CompiledWindow, batch: &'a RecordBatch) -> Self {
@@ -53,15 +53,12 @@ impl<'a> AggColumns<'a> {
             window
                 .aggregates
                 .iter()
-                .map(|a| {
-                    let array = batch.columns().get(a.column?)?;
-                    Some((array, TextColumn::of(array.as_ref())))
-                })
+                .map(|a| Some(TextColumn::of(batch.columns().get(a.column?)?.as_ref())))
                 .collect(),
         )
     }
 
-    fn get(&self, i: usize) -> Option<&(&'a ArrayRef, TextColumn<'a>)> {
+    fn get(&self, i: usize) -> Option<&TextColumn<'a>> {
         self.0.get(i).and_then(Option::as_ref)
     }
 }
@@ -325,16 +322,16 @@ impl WindowState {
             let column = info.columns.get(i);
             match acc {
                 Acc::Count(n) => {
-                    if column.is_none_or(|(c, _)| c.is_valid(info.row)) {
+                    if column.is_none_or(|c| c.array().is_valid(info.row)) {
                         *n += 1;
                     }
                 }
                 Acc::Distinct { set, capped } => {
-                    let Some((c, text)) = column else { continue };
-                    if !c.is_valid(info.row) {
+                    let Some(c) = column else { continue };
+                    if !c.array().is_valid(info.row) {
                         continue;
                     }
-                    match text.get(info.row) {
+                    match c.get(info.row) {
                         Some(s) => {
                             if !set.contains(s) {
                                 if set.len() >= DISTINCT_CAP {
@@ -345,7 +342,7 @@ impl WindowState {
                             }
                         }
                         None => {
-                            let s = trailhound_rules::template::cell_text(c.as_ref(), info.row);
+                            let s = trailhound_rules::template::cell_text(c.array(), info.row);
                             if !set.contains(&s) {
                                 if set.len() >= DISTINCT_CAP {
                                     *capped = true;
@@ -357,7 +354,7 @@ impl WindowState {
                     }
                 }
                 Acc::Numeric { sum, min, max, n } => {
-                    let Some(v) = column.and_then(|(c, _)| number_at(c, info.row)) else {
+                    let Some(v) = column.and_then(|c| number_at(c.array(), info.row)) else {
                         continue;
                     };
                     *sum += v;
@@ -611,7 +608,7 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn number_at(column: &ArrayRef, row: usize) -> Option<f64> {
+fn number_at(column: &dyn Array, row: usize) -> Option<f64> {
     if row >= column.len() || !column.is_valid(row) {
         return None;
     }

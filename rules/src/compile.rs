@@ -271,6 +271,7 @@ fn plan_parsed(
         .and_then(crate::inlist::fold)
         .map_err(|e| e.to_string())?;
     ctx.create_physical_expr(expr, schema)
+        .and_then(|e| crate::dict_eq::rewrite(e, schema.as_arrow()))
         .map_err(|e| e.to_string())
 }
 
@@ -415,7 +416,6 @@ impl Compiler {
             .map_err(|e| compile_err(e.to_string()))?;
         let predicate =
             datafusion::physical_expr::utils::reassign_expr_columns(predicate, &projected)
-                .and_then(|p| crate::dict_eq::rewrite(p, &projected))
                 .map_err(|e| compile_err(e.to_string()))?;
         Ok(CompiledRule {
             id: spec.id,

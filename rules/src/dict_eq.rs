@@ -52,6 +52,18 @@ pub struct DictCompare {
 impl DictCompare {
     /// The comparison `expr` is, when it is one this handles.
     fn of(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<Self> {
+        let compare = Self::parts_of(expr)?;
+        let is_dictionary = matches!(
+            compare.column.data_type(schema).ok()?,
+            DataType::Dictionary(key, value)
+                if *key == DataType::Int32 && *value == DataType::Utf8
+        );
+        is_dictionary.then_some(compare)
+    }
+
+    /// `expr` read as a column compared with a text constant, whatever the
+    /// column's type.
+    fn parts_of(expr: &Arc<dyn PhysicalExpr>) -> Option<Self> {
         let binary = expr.downcast_ref::<BinaryExpr>()?;
         let negated = match binary.op() {
             Operator::Eq => false,
@@ -71,14 +83,6 @@ impl DictCompare {
                 _ => return None,
             },
         };
-        let is_dictionary = matches!(
-            column.data_type(schema).ok()?,
-            DataType::Dictionary(key, value)
-                if *key == DataType::Int32 && *value == DataType::Utf8
-        );
-        if !is_dictionary {
-            return None;
-        }
         let value = match literal.value() {
             ScalarValue::Utf8(Some(v)) => v.clone(),
             ScalarValue::Dictionary(_, inner) => match inner.as_ref() {
@@ -173,9 +177,14 @@ impl PhysicalExpr for DictCompare {
         self: Arc<Self>,
         children: Vec<Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<dyn PhysicalExpr>> {
-        // A new child is a new planned comparison: take it as it comes.
+        // A new child is the planned comparison with new children (its
+        // column renumbered for a projection, say): the same comparison of
+        // the same column, unless it is no longer one.
         match <[_; 1]>::try_from(children) {
-            Ok([planned]) => Ok(planned),
+            Ok([planned]) => Ok(match Self::parts_of(&planned) {
+                Some(compare) => Arc::new(compare),
+                None => planned,
+            }),
             Err(_) => internal_err!("DictCompare has one child"),
         }
     }
@@ -201,14 +210,22 @@ mod tests {
         )])
     }
 
-    /// `sql` as the compiler plans it, and the same after [`rewrite`].
+    /// `sql` as DataFusion plans it, and as the compiler does (with the
+    /// [`rewrite`]).
     fn planned(sql: &str) -> (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>) {
         let ctx = SessionContext::new();
-        let schema = schema();
-        let df = DFSchema::try_from(schema.clone()).unwrap();
-        let (expr, _) = crate::compile::plan_where(&ctx, sql, &df).unwrap();
-        let rewritten = rewrite(Arc::clone(&expr), &schema).unwrap();
-        (expr, rewritten)
+        let df = DFSchema::try_from(schema()).unwrap();
+        let (rewritten, _) = crate::compile::plan_where(&ctx, sql, &df).unwrap();
+        let datafusions = Arc::clone(&rewritten)
+            .transform_up(|e| {
+                Ok(match e.downcast_ref::<DictCompare>() {
+                    Some(compare) => Transformed::yes(Arc::clone(&compare.planned)),
+                    None => Transformed::no(e),
+                })
+            })
+            .unwrap()
+            .data;
+        (datafusions, rewritten)
     }
 
     fn batch(keys: Vec<Option<i32>>, values: Vec<Option<&str>>) -> RecordBatch {
@@ -255,6 +272,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Renumbering the columns for a projection (as the compiler does)
+    /// keeps the comparison, on the renumbered column.
+    #[test]
+    fn a_comparison_survives_new_children() {
+        let wide = Schema::new(vec![
+            Field::new("w", DataType::Utf8, true),
+            schema().field(0).clone(),
+        ]);
+        let ctx = SessionContext::new();
+        let df = DFSchema::try_from(wide).unwrap();
+        let (on_wide, _) = crate::compile::plan_where(&ctx, "c = 'x'", &df).unwrap();
+        let moved =
+            datafusion::physical_expr::utils::reassign_expr_columns(on_wide, &schema()).unwrap();
+        assert!(moved.downcast_ref::<DictCompare>().is_some(), "{moved}");
+        let (planned, _) = planned("c = 'x'");
+        let b = batch(vec![Some(0), None, Some(1)], vec![Some("x"), Some("y")]);
+        assert_eq!(answer(&moved, &b), answer(&planned, &b));
     }
 
     #[test]

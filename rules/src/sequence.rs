@@ -105,10 +105,6 @@ pub fn compile_sequence(
             ));
         }
         let (predicate, required) = plan_where(ctx, sql, schema)
-            .and_then(|(p, r)| {
-                let p = crate::dict_eq::rewrite(p, &arrow_schema).map_err(|e| e.to_string())?;
-                Ok((p, r))
-            })
             .map_err(|e| format!("sequence step {:?} does not compile: {e}", step.name))?;
         let data_type = predicate
             .data_type(&arrow_schema)

@@ -132,61 +132,66 @@ pub fn text_cell(array: &dyn Array, row: usize) -> Option<&str> {
 /// A column read as [`text_cell`] reads it, its type resolved once: a
 /// caller reading many rows of one batch pays no type test per row.
 #[derive(Clone, Copy)]
-pub enum TextColumn<'a> {
+pub struct TextColumn<'a> {
+    array: &'a dyn Array,
+    reading: Reading<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Reading<'a> {
     /// A `Utf8` column.
     Text(&'a StringArray),
-    /// A dictionary of `Utf8` values.
-    Dictionary {
-        /// The rows' keys.
-        keys: &'a Int32Array,
-        /// The distinct values.
-        values: &'a StringArray,
-    },
+    /// A dictionary of `Utf8` values: the rows' keys and the values.
+    Dictionary(&'a Int32Array, &'a StringArray),
     /// Any other column: [`text_cell`] row by row.
-    Other(&'a dyn Array),
+    Other,
 }
 
 impl<'a> TextColumn<'a> {
     /// The column's reading.
     pub fn of(array: &'a dyn Array) -> Self {
-        if let Some(text) = array.as_string_opt::<i32>() {
-            return Self::Text(text);
-        }
-        if let Some(dictionary) = array.as_dictionary_opt::<Int32Type>()
+        let reading = if let Some(text) = array.as_string_opt::<i32>() {
+            Reading::Text(text)
+        } else if let Some(dictionary) = array.as_dictionary_opt::<Int32Type>()
             && let Some(values) = dictionary.values().as_string_opt::<i32>()
         {
-            return Self::Dictionary {
-                keys: dictionary.keys(),
-                values,
-            };
-        }
-        Self::Other(array)
+            Reading::Dictionary(dictionary.keys(), values)
+        } else {
+            Reading::Other
+        };
+        Self { array, reading }
+    }
+
+    /// The column itself, for what is not read as text (numbers, the
+    /// display of other types).
+    pub fn array(&self) -> &'a dyn Array {
+        self.array
     }
 
     /// Whether the row is NULL (or past the end), as [`Array::is_null`]
     /// says for the column.
     #[inline]
     pub fn is_null(&self, row: usize) -> bool {
-        match self {
-            Self::Text(text) => row >= text.len() || text.is_null(row),
-            Self::Dictionary { keys, .. } => row >= keys.len() || keys.is_null(row),
-            Self::Other(array) => row >= array.len() || array.is_null(row),
+        match self.reading {
+            Reading::Text(text) => row >= text.len() || text.is_null(row),
+            Reading::Dictionary(keys, _) => row >= keys.len() || keys.is_null(row),
+            Reading::Other => row >= self.array.len() || self.array.is_null(row),
         }
     }
 
     /// The row's text, exactly as [`text_cell`] gives it.
     #[inline]
     pub fn get(&self, row: usize) -> Option<&'a str> {
-        match *self {
-            Self::Text(text) => (!self.is_null(row)).then(|| text.value(row)),
-            Self::Dictionary { keys, values } => {
+        match self.reading {
+            Reading::Text(text) => (!self.is_null(row)).then(|| text.value(row)),
+            Reading::Dictionary(keys, values) => {
                 if self.is_null(row) {
                     return None;
                 }
                 let key = usize::try_from(keys.values().get(row).copied()?).ok()?;
                 (key < values.len() && values.is_valid(key)).then(|| values.value(key))
             }
-            Self::Other(array) => text_cell(array, row),
+            Reading::Other => text_cell(self.array, row),
         }
     }
 }

@@ -675,12 +675,19 @@ impl<'a> Fields<'a> {
         if raw == "null" {
             return None;
         }
-        if self.compact {
-            return Some(raw.to_owned());
-        }
         let mut out = String::with_capacity(raw.len());
-        push_compact(&mut out, raw);
+        self.push_value(&mut out, raw);
         Some(out)
+    }
+
+    /// Appends a raw value as compact JSON: as it is when the record is
+    /// compact, else through [`push_compact`].
+    fn push_value(&self, out: &mut String, raw: &str) {
+        if self.compact {
+            out.push_str(raw);
+        } else {
+            push_compact(out, raw);
+        }
     }
 
     /// True for a `{"Records": [...]}` wrapper read without a callback.
@@ -939,11 +946,7 @@ impl<'a> Fields<'a> {
                 Cow::Owned(unescaped) => push_key(&mut out, unescaped),
             }
             out.push(':');
-            if self.compact {
-                out.push_str(value);
-            } else {
-                push_compact(&mut out, value);
-            }
+            self.push_value(&mut out, value);
         }
         out.push('}');
         Some(out)
