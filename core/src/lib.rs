@@ -37,5 +37,5 @@ pub use alert::{Alert, Severity};
 pub use deadletter::{DeadLetter, Position};
 pub use event::{Event, Source};
 pub use grant::{GrantClosure, rule_schema};
-pub use schema::{EventBatchBuilder, event_schema, events_to_batch};
+pub use schema::{EventBatchBuilder, event_schema, events_to_batch, join_event_batches};
 pub use wildcard::wildcard;

@@ -5,15 +5,17 @@
 //! dictionary-encoded: a batch of a thousand events usually holds a few dozen
 //! distinct values, and rules compare them far faster as dictionary keys.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array, Int64Builder,
-    ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array,
+    Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 
 use crate::event::Event;
 
@@ -452,6 +454,34 @@ pub fn events_to_batch(events: &[Event]) -> RecordBatch {
     b.finish()
 }
 
+/// Joins batches of [`event_schema`] into one. Each dictionary column of
+/// the result holds every value once, as [`EventBatchBuilder`] makes them
+/// (Arrow's join keeps each part's dictionary while they are short), so
+/// that comparisons by dictionary key still apply to it.
+pub fn join_event_batches(batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
+    let joined = concat_batches(&event_schema(), batches)?;
+    let columns = joined
+        .columns()
+        .iter()
+        .map(|column| match column.as_dictionary_opt::<Int32Type>() {
+            Some(dict) if repeats_a_value(dict) => {
+                cast(&cast(column, &DataType::Utf8)?, column.data_type())
+            }
+            _ => Ok(Arc::clone(column)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(joined.schema(), columns)
+}
+
+/// True when a dictionary holds some text more than once.
+fn repeats_a_value(dict: &DictionaryArray<Int32Type>) -> bool {
+    let Some(values) = dict.values().as_string_opt::<i32>() else {
+        return false;
+    };
+    let mut seen = HashSet::with_capacity_and_hasher(values.len(), ahash::RandomState::new());
+    values.iter().flatten().any(|v| !seen.insert(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +548,44 @@ mod tests {
             // Each distinct value is in the dictionary once.
             assert_eq!(values.len(), 4, "round {round}");
         }
+    }
+
+    #[test]
+    fn joined_batches_hold_the_rows_in_order_with_each_value_once() {
+        let event = |name: &str, region: Option<&str>, id: &str| Event {
+            event_id: id.into(),
+            event_name: name.into(),
+            region: region.map(str::to_string),
+            ..Default::default()
+        };
+        let parts = [
+            vec![
+                event("GetObject", Some("eu-west-1"), "1"),
+                event("GetObject", None, "2"),
+                event("ListUsers", Some("eu-west-1"), "3"),
+            ],
+            vec![event("ListUsers", Some("us-east-1"), "4")],
+            vec![
+                event("GetObject", Some("eu-west-1"), "5"),
+                event("GetObject", Some("eu-west-1"), "6"),
+                event("GetObject", Some("eu-west-1"), "7"),
+            ],
+        ];
+        let batches: Vec<RecordBatch> = parts.iter().map(|p| events_to_batch(p)).collect();
+        let joined = join_event_batches(&batches).unwrap();
+        let whole = events_to_batch(&parts.concat());
+        assert_eq!(joined.schema(), event_schema());
+        assert_eq!(joined.num_rows(), 7);
+        for (i, (a, b)) in joined.columns().iter().zip(whole.columns()).enumerate() {
+            if let Some(dict) = a.as_dictionary_opt::<Int32Type>() {
+                assert!(!repeats_a_value(dict), "column {i} repeats a value");
+                let text = |c: &ArrayRef| cast(c, &DataType::Utf8).unwrap();
+                assert_eq!(&text(a), &text(b), "column {i}");
+            } else {
+                assert_eq!(a, b, "column {i}");
+            }
+        }
+        assert!(join_event_batches(&[]).unwrap().num_rows() == 0);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use trailhound_core::{
-    Alert, DeadLetter, Event, Position, ResponseHook, ResponseOutput, Source, events_to_batch,
+    Alert, DeadLetter, Event, EventBatchBuilder, Position, ResponseHook, ResponseOutput, Source,
 };
 use trailhound_ingest::{
     Emit, Format, InputSummary, Limits, ParseContext, parse_file, parse_input,
@@ -283,27 +283,22 @@ pub enum PipelineError {
 /// `through` counts the input's records (events and dead letters, in the
 /// parser's order) handed over so far, this message included.
 enum Msg {
-    /// A few events, for the engine's batcher.
-    Events {
-        input: usize,
-        events: Vec<Event>,
-        through: u64,
-    },
-    /// A full chunk, built into a batch on the reader's thread so that the
-    /// engine thread only evaluates it.
+    /// A full chunk, built into a batch on the reader's thread as it was
+    /// parsed, so that the engine thread only evaluates it.
     Batch {
         input: usize,
         batch: RecordBatch,
         seen: Seen,
         through: u64,
     },
-    /// A full chunk the engine builds into a batch itself: sent while the
-    /// engine has little queued (it would wait otherwise), so that with one
-    /// reader, the busier thread, the building moves to the idle one.
-    /// Evaluated exactly as [`Msg::Batch`].
-    Unbuilt {
+    /// A short chunk (an input's last rows, or those before a dead letter),
+    /// for the engine's batcher to join with others; `bytes` is its text
+    /// size.
+    Rows {
         input: usize,
-        events: Vec<Event>,
+        batch: RecordBatch,
+        seen: Seen,
+        bytes: usize,
         through: u64,
     },
     DeadLetter {
@@ -344,17 +339,13 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(events: &[Event]) -> Self {
-        let session = events
-            .iter()
-            .filter(|e| e.source == Source::Session)
-            .count() as u64;
-        Self {
-            cloudtrail: events.len() as u64 - session,
-            session,
-            first: events.first().map(|e| e.source),
-            newest: events.iter().map(|e| e.event_time).max(),
+    fn add(&mut self, event: &Event) {
+        match event.source {
+            Source::Session => self.session += 1,
+            Source::Cloudtrail => self.cloudtrail += 1,
         }
+        self.first.get_or_insert(event.source);
+        self.newest = self.newest.max(Some(event.event_time));
     }
 
     fn count(&self) -> u64 {
@@ -362,12 +353,16 @@ impl Seen {
     }
 }
 
+/// A reader's side of the channel: events are appended to an Arrow batch
+/// as they are parsed, and the batch is sent when full.
 struct ChannelEmit<'a> {
     tx: &'a SyncSender<Msg>,
     input: usize,
-    chunk: Vec<Event>,
+    /// The chunk being built, and what the engine needs to know of it.
+    builder: EventBatchBuilder,
+    seen: Seen,
     chunk_size: usize,
-    /// Text bytes of `chunk`, and the most it may hold: a chunk of large
+    /// Text bytes of the chunk, and the most it may hold: a chunk of large
     /// records is sent early, so the channel holds at most
     /// `channel_chunks` times this (plus one record each).
     chunk_bytes: usize,
@@ -378,51 +373,38 @@ struct ChannelEmit<'a> {
     skip: u64,
     stop: &'a std::sync::atomic::AtomicBool,
     stopped: bool,
-    /// Full chunks sent and not yet taken by the engine.
-    queued: &'a AtomicUsize,
 }
-
-/// Full chunks queued for the engine at or below which a reader leaves the
-/// building of the next one to the engine (which would otherwise wait).
-const ENGINE_BUILDS_BELOW: usize = 2;
 
 impl ChannelEmit<'_> {
     fn send_chunk(&mut self) {
-        if self.chunk.is_empty() || self.stopped {
+        if self.builder.is_empty() || self.stopped {
             return;
         }
+        let full =
+            self.builder.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes;
+        let batch = self.builder.finish();
+        let seen = std::mem::take(&mut self.seen);
+        let bytes = std::mem::take(&mut self.chunk_bytes);
         if self.stop.load(Ordering::Relaxed) {
             // Records not handed over are read again on resume.
             self.stopped = true;
-            self.chunk.clear();
             return;
         }
-        let full = self.chunk.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes;
-        self.chunk_bytes = 0;
-        let events = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_size));
-        let msg = if full && self.queued.load(Ordering::Relaxed) <= ENGINE_BUILDS_BELOW {
-            self.queued.fetch_add(1, Ordering::Relaxed);
-            Msg::Unbuilt {
-                input: self.input,
-                events,
-                through: self.records,
-            }
-        } else if full {
-            // Building the batch here, and dropping the events here, keeps
-            // the engine thread (the one that cannot be parallelised) to
-            // rule evaluation while it has work queued.
-            self.queued.fetch_add(1, Ordering::Relaxed);
+        let (input, through) = (self.input, self.records);
+        let msg = if full {
             Msg::Batch {
-                input: self.input,
-                seen: Seen::of(&events),
-                batch: events_to_batch(&events),
-                through: self.records,
+                input,
+                batch,
+                seen,
+                through,
             }
         } else {
-            Msg::Events {
-                input: self.input,
-                events,
-                through: self.records,
+            Msg::Rows {
+                input,
+                batch,
+                seen,
+                bytes,
+                through,
             }
         };
         // The receiver only goes away when the run is stopping.
@@ -437,13 +419,14 @@ impl ChannelEmit<'_> {
 }
 
 impl Emit for ChannelEmit<'_> {
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, event: &Event) {
         if !self.admit() {
             return;
         }
         self.chunk_bytes += event.text_bytes();
-        self.chunk.push(event);
-        if self.chunk.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes {
+        self.seen.add(event);
+        self.builder.append(event);
+        if self.builder.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes {
             self.send_chunk();
         }
     }
@@ -590,7 +573,6 @@ pub fn run_with(
     // Inputs handed to a reader so far, counted under the queue's lock: the
     // tasks are taken in index order, so inputs `0..dispatched` have started.
     let dispatched = AtomicUsize::new(0);
-    let queued = AtomicUsize::new(0);
     let stop = Arc::clone(&progress.stop);
 
     std::thread::scope(|scope| {
@@ -604,7 +586,6 @@ pub fn run_with(
             };
             let stop = &stop;
             let dispatched = &dispatched;
-            let queued = &queued;
             scope.spawn(move || {
                 loop {
                     if stop.load(Ordering::Relaxed) {
@@ -621,7 +602,7 @@ pub fn run_with(
                         Err(_) => None,
                     };
                     let Some(task) = task else { break };
-                    read_one(task, limits, chunk, &tx, stop, queued);
+                    read_one(task, limits, chunk, &tx, stop);
                 }
             });
         }
@@ -639,7 +620,6 @@ pub fn run_with(
             last_checkpoint: Instant::now(),
             metrics,
             dispatched: &dispatched,
-            queued: &queued,
             held: None,
             respond,
         };
@@ -683,7 +663,6 @@ fn read_one(
     chunk: Chunk,
     tx: &SyncSender<Msg>,
     stop: &std::sync::atomic::AtomicBool,
-    queued: &AtomicUsize,
 ) {
     let Task { index, input, skip } = task;
     let name = input.name();
@@ -692,7 +671,8 @@ fn read_one(
     let mut emit = ChannelEmit {
         tx,
         input: index,
-        chunk: Vec::with_capacity(chunk.events),
+        builder: EventBatchBuilder::new(),
+        seen: Seen::default(),
         chunk_size: chunk.events,
         chunk_bytes: 0,
         max_chunk_bytes: chunk.bytes,
@@ -700,7 +680,6 @@ fn read_one(
         skip,
         stop,
         stopped: false,
-        queued,
     };
     let parsed = match input {
         Input::Bytes { bytes, .. } => parse_bytes(&bytes, &ctx, &mut emit),
@@ -770,8 +749,6 @@ struct Run<'r, 'l> {
     metrics: Option<Metrics>,
     /// Inputs taken by a reader so far (they start in index order).
     dispatched: &'r AtomicUsize,
-    /// Full chunks sent by readers and not yet taken here.
-    queued: &'r AtomicUsize,
     /// The front last given to [`Engine::hold_watermark`].
     held: Option<i64>,
     /// Automated response, when on.
@@ -787,32 +764,20 @@ impl Run<'_, '_> {
         loop {
             let wait = batcher.time_left().unwrap_or(Duration::from_millis(200));
             match rx.recv_timeout(wait) {
-                Ok(Msg::Events {
+                Ok(Msg::Rows {
                     input,
-                    events,
+                    batch,
+                    seen,
+                    bytes,
                     through,
                 }) => {
-                    self.arrived(input, through, &Seen::of(&events), &mut reading);
-                    for e in &events {
-                        if let Some(batch) = batcher.push(e) {
-                            self.evaluate(&batch)?;
-                            since_expiry += 1;
-                        }
+                    self.arrived(input, through, &seen, &mut reading);
+                    if let Some(full) = batcher.push(batch, bytes) {
+                        since_expiry += self.evaluate_all(full)?;
                     }
-                    if let Some(batch) = batcher.poll_expired() {
-                        self.evaluate(&batch)?;
+                    if let Some(expired) = batcher.poll_expired() {
+                        self.evaluate_all(expired)?;
                     }
-                }
-                Ok(Msg::Unbuilt {
-                    input,
-                    events,
-                    through,
-                }) => {
-                    let seen = Seen::of(&events);
-                    let batch = events_to_batch(&events);
-                    drop(events);
-                    let full = (input, through, &seen, &batch);
-                    since_expiry += self.full_chunk(full, &mut batcher, &mut reading)?;
                 }
                 Ok(Msg::Batch {
                     input,
@@ -893,8 +858,8 @@ impl Run<'_, '_> {
                     if let Some(l) = self.lake.as_mut() {
                         l.tick()?;
                     }
-                    if let Some(batch) = batcher.poll_expired() {
-                        self.evaluate(&batch)?;
+                    if let Some(expired) = batcher.poll_expired() {
+                        self.evaluate_all(expired)?;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -907,18 +872,14 @@ impl Run<'_, '_> {
             if let Some(state) = self.state
                 && self.last_checkpoint.elapsed() >= state.every
             {
-                if let Some(batch) = batcher.flush() {
-                    self.evaluate(&batch)?;
-                }
+                self.evaluate_all(batcher.flush())?;
                 if let Some(f) = dead_letters.as_mut() {
                     f.flush()?;
                 }
                 self.checkpoint(state)?;
             }
         }
-        if let Some(batch) = batcher.flush() {
-            self.evaluate(&batch)?;
-        }
+        self.evaluate_all(batcher.flush())?;
         self.engine.hold_watermark(None);
         self.summary.stopped = self.progress.stop.load(Ordering::Relaxed);
         let flush = config.end_of_input == EndOfInput::Flush && !self.summary.stopped;
@@ -969,8 +930,8 @@ impl Run<'_, '_> {
     /// Notes a chunk of an input's events on arrival: how far the input is
     /// handed over, its front and stream (for the watermark hold) and the
     /// counts.
-    /// A full chunk `(input, through, seen, batch)`, built by its reader or
-    /// here: events that arrived before it are evaluated first, as they
+    /// A full chunk `(input, through, seen, batch)`, built by its reader:
+    /// short chunks that arrived before it are evaluated first, as they
     /// would be in one batcher. Returns the batches evaluated.
     fn full_chunk(
         &mut self,
@@ -978,15 +939,18 @@ impl Run<'_, '_> {
         batcher: &mut Batcher,
         reading: &mut BTreeSet<usize>,
     ) -> Result<u64, PipelineError> {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
         self.arrived(input, through, seen, reading);
-        let mut evaluated = 1;
-        if let Some(pending) = batcher.flush() {
-            self.evaluate(&pending)?;
-            evaluated += 1;
-        }
+        let evaluated = self.evaluate_all(batcher.flush())?;
         self.evaluate(batch)?;
-        Ok(evaluated)
+        Ok(evaluated + 1)
+    }
+
+    /// Evaluates batches in order; returns how many.
+    fn evaluate_all(&mut self, batches: Vec<RecordBatch>) -> Result<u64, PipelineError> {
+        for batch in &batches {
+            self.evaluate(batch)?;
+        }
+        Ok(batches.len() as u64)
     }
 
     fn arrived(&mut self, input: usize, through: u64, seen: &Seen, reading: &mut BTreeSet<usize>) {

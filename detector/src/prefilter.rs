@@ -14,8 +14,11 @@ use trailhound_rules::{CompiledRule, RuleError};
 /// One dictionary column of a batch: its keys and where each value is.
 struct ColumnIndex<'a> {
     keys: &'a arrow::array::PrimitiveArray<Int32Type>,
+    /// Each value's entry; when a value is in the dictionary more than once
+    /// (joined batches may hold such), only `values` can tell them all.
     by_value: HashMap<&'a str, usize>,
-    dictionary_len: usize,
+    repeated: bool,
+    values: &'a arrow::array::StringArray,
 }
 
 impl<'a> ColumnIndex<'a> {
@@ -25,22 +28,32 @@ impl<'a> ColumnIndex<'a> {
             .get(column)?
             .as_dictionary_opt::<Int32Type>()?;
         let values = dict.values().as_string_opt::<i32>()?;
-        let by_value = values
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| Some((v?, i)))
-            .collect();
+        let mut by_value = HashMap::with_capacity(values.len());
+        let mut repeated = false;
+        for (i, v) in values.iter().enumerate() {
+            if let Some(v) = v {
+                repeated |= by_value.insert(v, i).is_some();
+            }
+        }
         Some(Self {
             keys: dict.keys(),
             by_value,
-            dictionary_len: values.len(),
+            repeated,
+            values,
         })
     }
 
     /// Which dictionary entries are one of `values`; `None` when none is.
     fn wanted(&self, values: &BTreeSet<String>) -> Option<Vec<bool>> {
-        let mut wanted = vec![false; self.dictionary_len];
+        let mut wanted = vec![false; self.values.len()];
         let mut any = false;
+        if self.repeated {
+            for (w, v) in wanted.iter_mut().zip(self.values.iter()) {
+                *w = v.is_some_and(|v| values.contains(v));
+                any |= *w;
+            }
+            return any.then_some(wanted);
+        }
         for v in values {
             if let Some(&i) = self.by_value.get(v.as_str())
                 && let Some(w) = wanted.get_mut(i)
@@ -248,6 +261,44 @@ mod tests {
         assert_eq!(
             narrowed.iter().collect::<Vec<_>>(),
             [Some(true), Some(false), Some(false), Some(true)]
+        );
+    }
+
+    #[test]
+    fn a_value_repeated_in_the_dictionary_is_found_at_every_entry() {
+        // Joined batches hold each part's dictionary: `StopLogging` twice.
+        // (Arrow's join keeps both while the dictionaries are shorter than
+        // the rows.)
+        let stop = || ev("StopLogging", "1.1.1.1");
+        let first = events_to_batch(&[stop(), ev("ListUsers", "1.1.1.1"), stop()]);
+        let second = events_to_batch(&[ev("DeleteTrail", "2.2.2.2"), stop(), stop()]);
+        let batch = arrow::compute::concat_batches(&event_schema(), [&first, &second]).unwrap();
+        let names = batch.column(column()).as_dictionary::<Int32Type>();
+        let repeated = names.values().as_string::<i32>();
+        assert_eq!(
+            repeated
+                .iter()
+                .filter(|v| *v == Some("StopLogging"))
+                .count(),
+            2,
+            "the test needs a repeated value"
+        );
+        let index = ValueIndex::of(&batch, &[column()]);
+        let r = rule("event_name = 'StopLogging' AND source_ip = '1.1.1.1'");
+        let Hits::Rows(narrowed) = evaluate(&r, &batch, &index).unwrap() else {
+            panic!("skipped a batch that has the name");
+        };
+        assert_eq!(narrowed, r.evaluate(&batch).unwrap());
+        assert_eq!(
+            narrowed.iter().collect::<Vec<_>>(),
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(true)
+            ]
         );
     }
 

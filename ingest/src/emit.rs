@@ -6,8 +6,11 @@ pub use trailhound_core::deadletter::{DeadLetter, Position};
 /// Receives what a parser produces. Parsers never stop on a bad record: they
 /// emit a dead letter and go on with the next one.
 pub trait Emit {
-    /// One normalised event.
-    fn event(&mut self, event: Event);
+    /// One normalised event. Borrowed: a receiver that keeps events copies
+    /// what it keeps, so that a parser can hand over an event it goes on
+    /// reusing, and the engine's reader appends it straight to an Arrow
+    /// batch.
+    fn event(&mut self, event: &Event);
     /// One record that could not be parsed.
     fn dead_letter(&mut self, dead_letter: DeadLetter);
 }
@@ -22,8 +25,8 @@ pub struct Collect {
 }
 
 impl Emit for Collect {
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
+    fn event(&mut self, event: &Event) {
+        self.events.push(event.clone());
     }
     fn dead_letter(&mut self, dead_letter: DeadLetter) {
         self.dead_letters.push(dead_letter);

@@ -124,7 +124,7 @@ struct Open {
 struct Discard;
 
 impl Emit for Discard {
-    fn event(&mut self, _event: Event) {}
+    fn event(&mut self, _event: &Event) {}
     fn dead_letter(&mut self, _dead_letter: DeadLetter) {}
 }
 

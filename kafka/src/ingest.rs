@@ -127,11 +127,11 @@ pub(crate) struct SendEmit<'p> {
 }
 
 impl Emit for SendEmit<'_> {
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, event: &Event) {
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = self.sender.send(&event) {
+        if let Err(e) = self.sender.send(event) {
             self.error = Some(e);
         }
     }

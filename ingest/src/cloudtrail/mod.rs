@@ -142,7 +142,7 @@ impl<'r> Run<'r> {
 
     fn event(&mut self, event: Event) {
         self.events += 1;
-        self.out.event(event);
+        self.out.event(&event);
     }
 
     fn dead(&mut self, position: Position, reason: &'static str, detail: String, raw: &[u8]) {
@@ -474,8 +474,8 @@ enum Item {
 }
 
 impl Emit for Buffer {
-    fn event(&mut self, event: Event) {
-        self.0.push(Item::Event(Box::new(event)));
+    fn event(&mut self, event: &Event) {
+        self.0.push(Item::Event(Box::new(event.clone())));
     }
     fn dead_letter(&mut self, dead_letter: DeadLetter) {
         self.0.push(Item::Dead(dead_letter));

@@ -64,7 +64,7 @@ pub fn line(number: u64, raw: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
         return;
     };
     match read(&map, ctx) {
-        Ok(event) => out.event(event),
+        Ok(event) => out.event(&event),
         Err((reason, detail)) => {
             out.dead_letter(ctx.dead_letter(Position::Line(number), reason, detail, raw));
         }

@@ -139,7 +139,7 @@ pub fn record(
         .map(str::to_string)
         .unwrap_or_else(|| format!("{}:{event}:{time}", doc.id));
     out.event(
-        GrantEvent {
+        &GrantEvent {
             broker: BROKER,
             name,
             time,

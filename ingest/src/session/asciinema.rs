@@ -94,7 +94,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext, out: &mut dyn Emit) {
     start.target = header.target.clone();
     start.source_ip = header.source_ip.clone();
     start.extra = header.extra.clone();
-    out.event(start);
+    out.event(&start);
 
     let mut stream = Stream::new(&header);
     let mut last_line = header_line;
@@ -383,7 +383,7 @@ impl<'h> Stream<'h> {
         if typed.redacted {
             event.extra = Some(json!({ "redacted": true }).to_string());
         }
-        out.event(event);
+        out.event(&event);
     }
 
     fn end(mut self, sequence: u64, ctx: &ParseContext, out: &mut dyn Emit) {
@@ -416,7 +416,7 @@ impl<'h> Stream<'h> {
             }
         }
         event.extra = Some(extra.to_string());
-        out.event(event);
+        out.event(&event);
     }
 }
 

@@ -171,7 +171,7 @@ fn record(
         lifted.extend(["input", "message"]);
     }
     event.extra = common::extra_without(map, &lifted);
-    out.event(event);
+    out.event(&event);
 
     if eventid == "cowrie.session.closed" {
         sessions.remove(session);

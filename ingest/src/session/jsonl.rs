@@ -148,7 +148,7 @@ impl Line<'_> {
                     } else {
                         sequence.clone()
                     };
-                    out.event(self.typed_command(typed, session_id, user, &id, ctx));
+                    out.event(&self.typed_command(typed, session_id, user, &id, ctx));
                 }
                 return Ok(());
             }
@@ -216,7 +216,7 @@ impl Line<'_> {
         if kind == "end" {
             sessions.remove(session_id);
         }
-        out.event(event);
+        out.event(&event);
         Ok(())
     }
 

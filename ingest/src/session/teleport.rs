@@ -212,7 +212,7 @@ fn record(
     }
     event.error_message = common::str_field(map, "error").map(str::to_string);
     event.extra = common::extra_without(map, &LIFTED);
-    out.event(event);
+    out.event(&event);
 
     // Remember who and where for the later events of the session; someone
     // joining does not replace the session's owner.
