@@ -28,13 +28,17 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use trailhound_core::schema::columns;
 use trailhound_core::{
     Alert, DeadLetter, Event, EventBatchBuilder, Position, ResponseHook, ResponseOutput, Source,
 };
 use trailhound_ingest::{
-    Emit, Format, InputSummary, Limits, ParseContext, parse_file, parse_input,
+    Emit, Format, Gather, InputSummary, Limits, ParseContext, Pieces, parse_file_in_parallel,
+    parse_input,
 };
+use trailhound_rules::template::text_cell;
 use trailhound_sinks::{AlertSink, DeadLetterFile, LakeHook, SinkError};
 // metrics (issue 8)
 use trailhound_sinks::metrics::{EngineState, Metrics};
@@ -129,7 +133,10 @@ pub enum EndOfInput {
 pub struct PipelineConfig {
     /// When batches close.
     pub batch: BatchPolicy,
-    /// Reader threads parsing inputs in parallel.
+    /// Threads parsing inputs in parallel: one reader per input, and when
+    /// there are fewer inputs than this, the rest parse pieces of a large
+    /// CloudTrail line file beside its reader ([`Pieces`]), so that one
+    /// file uses every core.
     pub readers: usize,
     /// Chunks of events the channel holds before readers wait.
     pub channel_chunks: usize,
@@ -140,6 +147,8 @@ pub struct PipelineConfig {
     pub chunk_events: usize,
     /// Parser limits.
     pub limits: Limits,
+    /// From what size, and in what pieces, line files are read.
+    pub pieces: Pieces,
     /// Where dead letters go; `None` keeps only the counts.
     pub dead_letter_path: Option<PathBuf>,
     /// Where state is checkpointed and resumed from; `None` keeps none.
@@ -159,6 +168,7 @@ impl Default for PipelineConfig {
             channel_chunks: 64,
             chunk_events: 1024,
             limits: Limits::default(),
+            pieces: Pieces::default(),
             dead_letter_path: Some(PathBuf::from("trailhound.deadletter.jsonl")),
             state: None,
             end_of_input: EndOfInput::Flush,
@@ -340,12 +350,37 @@ struct Seen {
 
 impl Seen {
     fn add(&mut self, event: &Event) {
-        match event.source {
+        self.add_row(event.source, event.event_time);
+    }
+
+    fn add_row(&mut self, source: Source, time: i64) {
+        match source {
             Source::Session => self.session += 1,
             Source::Cloudtrail => self.cloudtrail += 1,
         }
-        self.first.get_or_insert(event.source);
-        self.newest = self.newest.max(Some(event.event_time));
+        self.first.get_or_insert(source);
+        self.newest = self.newest.max(Some(time));
+    }
+
+    /// Read back from a batch's `source` and `event_time` columns.
+    fn of_batch(batch: &RecordBatch) -> Self {
+        let mut seen = Self::default();
+        let column = |name| batch.column_by_name(name).map(|c| c.as_ref());
+        let (Some(sources), Some(times)) = (
+            column(columns::SOURCE),
+            column(columns::EVENT_TIME)
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
+        ) else {
+            return seen;
+        };
+        for (row, time) in times.values().iter().enumerate() {
+            let source = match text_cell(sources, row) {
+                Some("session") => Source::Session,
+                _ => Source::Cloudtrail,
+            };
+            seen.add_row(source, *time);
+        }
+        seen
     }
 
     fn count(&self) -> u64 {
@@ -411,6 +446,50 @@ impl ChannelEmit<'_> {
         let _ = self.tx.send(msg);
     }
 
+    /// A batch of `rows` parsed on another thread, after the rows appended
+    /// here: counted, its first rows dropped while resuming, and sent.
+    fn rows(&mut self, batch: RecordBatch, seen: Seen, bytes: usize) {
+        self.send_chunk();
+        let rows = batch.num_rows();
+        let start = self.records;
+        self.records += rows as u64;
+        let drop = usize::try_from(self.skip.saturating_sub(start)).map_or(rows, |d| d.min(rows));
+        if self.stopped || drop == rows {
+            return;
+        }
+        let (batch, seen, bytes) = if drop > 0 {
+            let kept = batch.slice(drop, rows - drop);
+            let seen = Seen::of_batch(&kept);
+            (kept, seen, bytes / rows * (rows - drop))
+        } else {
+            (batch, seen, bytes)
+        };
+        if self.stop.load(Ordering::Relaxed) {
+            self.stopped = true;
+            return;
+        }
+        let (input, through) = (self.input, self.records);
+        // A piece's rows are a batch of their own unless they are few (cut
+        // short by dead letters).
+        let msg = if 2 * batch.num_rows() >= self.chunk_size || 2 * bytes >= self.max_chunk_bytes {
+            Msg::Batch {
+                input,
+                batch,
+                seen,
+                through,
+            }
+        } else {
+            Msg::Rows {
+                input,
+                batch,
+                seen,
+                bytes,
+                through,
+            }
+        };
+        let _ = self.tx.send(msg);
+    }
+
     /// Counts one record; false when it is to be dropped.
     fn admit(&mut self) -> bool {
         self.records += 1;
@@ -448,6 +527,81 @@ impl Emit for ChannelEmit<'_> {
             dead_letter,
             through: self.records,
         });
+    }
+}
+
+impl Gather for ChannelEmit<'_> {
+    type Part = PieceRows;
+
+    fn part(&self) -> PieceRows {
+        PieceRows {
+            builder: EventBatchBuilder::new(),
+            seen: Seen::default(),
+            bytes: 0,
+            segments: Vec::new(),
+            chunk: Chunk {
+                events: self.chunk_size,
+                bytes: self.max_chunk_bytes,
+            },
+        }
+    }
+
+    fn gather(&mut self, part: &mut PieceRows) {
+        part.close();
+        for segment in part.segments.drain(..) {
+            match segment {
+                Segment::Rows { batch, seen, bytes } => self.rows(batch, seen, bytes),
+                Segment::Dead(dead_letter) => self.dead_letter(dead_letter),
+            }
+        }
+    }
+}
+
+/// What a parsing thread made of one piece of a file: its events built into
+/// Arrow batches there, and its dead letters, in order.
+struct PieceRows {
+    builder: EventBatchBuilder,
+    seen: Seen,
+    bytes: usize,
+    segments: Vec<Segment>,
+    chunk: Chunk,
+}
+
+enum Segment {
+    Rows {
+        batch: RecordBatch,
+        seen: Seen,
+        bytes: usize,
+    },
+    Dead(DeadLetter),
+}
+
+impl PieceRows {
+    /// Ends the rows being built.
+    fn close(&mut self) {
+        if self.builder.is_empty() {
+            return;
+        }
+        self.segments.push(Segment::Rows {
+            batch: self.builder.finish(),
+            seen: std::mem::take(&mut self.seen),
+            bytes: std::mem::take(&mut self.bytes),
+        });
+    }
+}
+
+impl Emit for PieceRows {
+    fn event(&mut self, event: &Event) {
+        self.bytes += event.text_bytes();
+        self.seen.add(event);
+        self.builder.append(event);
+        if self.builder.len() >= self.chunk.events || self.bytes >= self.chunk.bytes {
+            self.close();
+        }
+    }
+    fn dead_letter(&mut self, dead_letter: DeadLetter) {
+        self.close();
+        self.segments.push(Segment::Dead(dead_letter));
     }
 }
 
@@ -569,6 +723,9 @@ pub fn run_with(
         .store(tasks.len() as u64, Ordering::Relaxed);
     let (tx, rx) = sync_channel::<Msg>(config.channel_chunks.max(1));
     let readers = config.readers.clamp(1, tasks.len().max(1));
+    // Readers the inputs leave idle parse pieces of a large line file
+    // instead: one file read on two cores is parsed by two threads.
+    let workers = (config.readers / readers).max(1);
     let queue = Mutex::new(tasks.into_iter().collect::<std::collections::VecDeque<_>>());
     // Inputs handed to a reader so far, counted under the queue's lock: the
     // tasks are taken in index order, so inputs `0..dispatched` have started.
@@ -580,6 +737,7 @@ pub fn run_with(
             let tx = tx.clone();
             let queue = &queue;
             let limits = config.limits;
+            let pieces = config.pieces;
             let chunk = Chunk {
                 events: config.chunk_events.clamp(1, config.batch.max_rows.max(1)),
                 bytes: config.batch.max_bytes.max(1),
@@ -602,7 +760,7 @@ pub fn run_with(
                         Err(_) => None,
                     };
                     let Some(task) = task else { break };
-                    read_one(task, limits, chunk, &tx, stop);
+                    read_one(task, limits, (chunk, pieces, workers), &tx, stop);
                 }
             });
         }
@@ -657,10 +815,12 @@ struct Chunk {
     bytes: usize,
 }
 
+/// Reads one input: `(chunk, pieces, workers)` say how it is cut and how
+/// many threads parse it.
 fn read_one(
     task: Task,
     limits: Limits,
-    chunk: Chunk,
+    (chunk, pieces, workers): (Chunk, Pieces, usize),
     tx: &SyncSender<Msg>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
@@ -684,7 +844,7 @@ fn read_one(
     let parsed = match input {
         Input::Bytes { bytes, .. } => parse_bytes(&bytes, &ctx, &mut emit),
         // Large line-oriented files are read in pieces.
-        Input::Path(p) => match parse_file(&p, &ctx, &mut emit) {
+        Input::Path(p) => match parse_file_in_parallel(&p, &ctx, &mut emit, pieces, workers) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let _ = tx.send(Msg::InputError {

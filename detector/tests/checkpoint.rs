@@ -317,3 +317,154 @@ fn a_damaged_checkpoint_stops_the_run_with_a_clear_error() {
     assert!(err.contains("checkpoint.bin"), "{err}");
     assert!(err.contains("move it away"), "{err}");
 }
+
+/// The organisation's trail as one CloudTrail JSON-lines file in `dir`,
+/// one record per line in time order, with a broken line now and then when
+/// `broken`.
+fn trail_file(dir: &std::path::Path, broken: bool) -> Input {
+    let mut lines = String::new();
+    let mut documents = 0;
+    for input in organisation(false) {
+        let Input::Bytes { name, bytes } = input else {
+            continue;
+        };
+        if !name.starts_with("AWSLogs/") {
+            continue;
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for record in doc["Records"].as_array().into_iter().flatten() {
+            lines.push_str(&record.to_string());
+            lines.push('\n');
+        }
+        documents += 1;
+        if broken && documents % 50 == 0 {
+            lines.push_str("{\"eventVersion\": \"1.08\", broken\n");
+        }
+    }
+    let path = dir.join("trail.jsonl");
+    std::fs::write(&path, lines).unwrap_or_else(|e| panic!("{e}"));
+    Input::Path(path)
+}
+
+/// [`config`] for a file read in small pieces by `readers` threads. Each
+/// piece (about 30 records) is a chunk of its own, and so a batch.
+fn in_pieces(state: Option<&std::path::Path>, readers: usize) -> PipelineConfig {
+    PipelineConfig {
+        readers,
+        chunk_events: 16,
+        pieces: trailhound_ingest::Pieces {
+            from_bytes: 0,
+            piece_bytes: 32 * 1024,
+        },
+        ..config(state, EndOfInput::Flush)
+    }
+}
+
+/// Alerts as JSON without the time they were raised, sorted.
+fn contents(alerts: &[Alert]) -> Vec<String> {
+    let mut out: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(a).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("detected_at");
+            }
+            v.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_line_file_parsed_by_several_threads_gives_exactly_what_one_thread_gives() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for broken in [false, true] {
+        let file = trail_file(dir.path(), broken);
+        let mut runs = Vec::new();
+        for readers in [1, 3] {
+            let memory = MemorySink::new();
+            let summary = detect(
+                vec![file.clone()],
+                &in_pieces(None, readers),
+                Box::new(memory.clone()),
+                None,
+            );
+            runs.push((summary, memory.alerts()));
+        }
+        let (one, one_alerts) = &runs[0];
+        let (three, three_alerts) = &runs[1];
+        eprintln!(
+            "broken lines {broken}: {} events, {} dead letters, {} alerts, {} batches",
+            one.events(),
+            one.dead_letters(),
+            one_alerts.len(),
+            one.batches
+        );
+        assert!(one.events() > 10_000, "too small to span many pieces");
+        assert!(one_alerts.len() >= 5, "too few alerts to compare");
+        assert_eq!(three.events(), one.events());
+        assert_eq!(three.dead_letters_by_reason, one.dead_letters_by_reason);
+        assert_eq!(by_id(three_alerts), by_id(one_alerts));
+        if broken {
+            assert!(one.dead_letters() > 0);
+        } else {
+            // Rows cut short by a dead letter join others in the engine's
+            // batcher, when its timer says; without them, every batch is a
+            // piece, whatever thread parsed it, and so is every alert.
+            assert_eq!(three.batches, one.batches, "the same batches");
+            assert_eq!(contents(three_alerts), contents(one_alerts));
+        }
+    }
+}
+
+#[test]
+fn a_run_stopped_inside_a_file_read_by_several_threads_resumes_after_its_last_record() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let inputs = vec![trail_file(dir.path(), true)];
+    let memory = MemorySink::new();
+    detect(
+        inputs.clone(),
+        &in_pieces(None, 3),
+        Box::new(memory.clone()),
+        None,
+    );
+    let expected = by_id(&memory.alerts());
+    assert!(expected.len() >= 5, "too few alerts to compare");
+
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let memory = MemorySink::new();
+    let progress = Arc::new(Progress::default());
+    let stopper = StopAfter {
+        inner: memory.clone(),
+        seen: 0,
+        after: 3,
+        stop: Arc::clone(&progress.stop),
+    };
+    let first = detect(
+        inputs.clone(),
+        &in_pieces(Some(state.path()), 3),
+        Box::new(stopper),
+        Some(progress),
+    );
+    assert!(first.stopped);
+    // Other pieces on resuming: the rows to skip end inside a piece's.
+    let other_pieces = PipelineConfig {
+        pieces: trailhound_ingest::Pieces {
+            from_bytes: 0,
+            piece_bytes: 20 * 1024,
+        },
+        ..in_pieces(Some(state.path()), 3)
+    };
+    let second = detect(inputs, &other_pieces, Box::new(memory.clone()), None);
+    eprintln!(
+        "stopped after {} events and {} alerts; resumed skipping {} records",
+        first.events(),
+        first.alerts(),
+        second.records_resumed
+    );
+    assert!(second.records_resumed > 0);
+    assert!(!second.stopped);
+    assert_eq!(by_id(&memory.alerts()), expected);
+}

@@ -15,6 +15,20 @@ pub trait Emit {
     fn dead_letter(&mut self, dead_letter: DeadLetter);
 }
 
+/// An [`Emit`] that can also take what pieces of its input, parsed on other
+/// threads, produced: one large file is then parsed by several threads and
+/// still comes out in order ([`crate::parse_file_in_parallel`]).
+pub trait Gather: Emit {
+    /// What one thread produces from one piece. Reused piece after piece:
+    /// [`Gather::gather`] leaves it empty.
+    type Part: Emit + Send;
+    /// A new, empty part.
+    fn part(&self) -> Self::Part;
+    /// Takes a part's output, the next piece's in the input's order, and
+    /// leaves the part empty.
+    fn gather(&mut self, part: &mut Self::Part);
+}
+
 /// Collects everything in memory; handy in tests and for small inputs.
 #[derive(Debug, Default)]
 pub struct Collect {
@@ -22,6 +36,17 @@ pub struct Collect {
     pub events: Vec<Event>,
     /// Dead letters in input order.
     pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Gather for Collect {
+    type Part = Collect;
+    fn part(&self) -> Collect {
+        Collect::default()
+    }
+    fn gather(&mut self, part: &mut Collect) {
+        self.events.append(&mut part.events);
+        self.dead_letters.append(&mut part.dead_letters);
+    }
 }
 
 impl Emit for Collect {

@@ -33,12 +33,11 @@ pub mod format;
 pub mod generate;
 pub mod grants;
 pub mod input;
+pub mod pieces;
 pub mod session;
 
-pub use emit::{Collect, DeadLetter, Emit, Limits, ParseContext, Position};
+pub use emit::{Collect, DeadLetter, Emit, Gather, Limits, ParseContext, Position};
 pub use follow::{FollowPosition, Follower, Polled};
 pub use format::{Format, sniff};
-pub use input::{
-    InputError, InputSummary, Pieces, expand_paths, parse_file, parse_file_with, parse_input,
-    read_file,
-};
+pub use input::{InputError, InputSummary, expand_paths, parse_input, read_file};
+pub use pieces::{Pieces, parse_file, parse_file_in_parallel, parse_file_with};

@@ -1,11 +1,14 @@
-//! Large line-oriented files read in pieces (`parse_file_with`): the events,
-//! event ids and dead letters (with their line numbers) are those of the
-//! whole file read at once, for CloudTrail lines and session logs, with
-//! lines cut across pieces, an over-long line, and documents still read whole.
+//! Large line-oriented files read in pieces (`parse_file_with`), and parsed
+//! by several threads (`parse_file_in_parallel`): the events, event ids and
+//! dead letters (with their line numbers) are those of the whole file read
+//! at once, for CloudTrail lines and session logs, with lines cut across
+//! pieces, an over-long line, and documents still read whole.
 
 use std::path::{Path, PathBuf};
 
-use trailhound_ingest::{Collect, Format, ParseContext, Pieces, parse_file_with, parse_input};
+use trailhound_ingest::{
+    Collect, Format, ParseContext, Pieces, parse_file_in_parallel, parse_file_with, parse_input,
+};
 
 fn fixture(rel: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,18 +29,38 @@ const SMALL: Pieces = Pieces {
     piece_bytes: 4096,
 };
 
+/// Parses `path` in pieces, on this thread and with 1 to 3 workers; the
+/// workers must give what this thread gives.
+fn in_pieces(path: &Path) -> (Collect, Format) {
+    let mut pieces = Collect::default();
+    let summary = parse_file_with(path, &ctx(path), &mut pieces, SMALL)
+        .expect("readable")
+        .expect("within the limits");
+    for workers in 1..=3 {
+        let mut parallel = Collect::default();
+        let format = parse_file_in_parallel(path, &ctx(path), &mut parallel, SMALL, workers)
+            .expect("readable")
+            .expect("within the limits")
+            .format;
+        assert_eq!(format, summary.format);
+        assert_eq!(parallel.events, pieces.events, "{workers} workers");
+        assert_eq!(
+            parallel.dead_letters, pieces.dead_letters,
+            "{workers} workers"
+        );
+    }
+    (pieces, summary.format)
+}
+
 /// Writes `bytes`, parses the file in pieces and whole; returns both.
 fn both(name: &str, bytes: &[u8]) -> (Collect, Collect, Format) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).expect("write");
-    let mut pieces = Collect::default();
-    let summary = parse_file_with(&path, &ctx(&path), &mut pieces, SMALL)
-        .expect("readable")
-        .expect("within the limits");
+    let (pieces, format) = in_pieces(&path);
     let mut whole = Collect::default();
     parse_input(bytes, &ctx(&path), &mut whole);
-    (pieces, whole, summary.format)
+    (pieces, whole, format)
 }
 
 /// `fixture` repeated until it is over `bytes` long.
@@ -104,10 +127,7 @@ fn an_over_long_line_is_one_dead_letter_and_the_lines_after_it_keep_their_number
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("trail.jsonl");
     std::fs::write(&path, &log).expect("write");
-    let mut pieces = Collect::default();
-    parse_file_with(&path, &ctx(&path), &mut pieces, SMALL)
-        .expect("readable")
-        .expect("within the limits");
+    let (pieces, _) = in_pieces(&path);
     let mut whole = Collect::default();
     parse_input(&log, &ctx(&path), &mut whole);
 
