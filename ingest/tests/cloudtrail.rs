@@ -930,3 +930,59 @@ fn lists_on_lines_number_their_records_within_the_line_whole_or_in_pieces() {
     let mut last = Collect::default();
     assert_eq!(cloudtrail::parse_lines_from(b"[4]", 4, &ctx, &mut last), 0);
 }
+
+/// Every record of the fixtures as one compact line.
+fn fixture_records() -> Vec<String> {
+    let mut out = Vec::new();
+    for name in [
+        "records.json",
+        "s3_data.json",
+        "insight.json",
+        "identities.jsonl",
+        "eventbridge.jsonl",
+        "otrf_timestamp.jsonl",
+    ] {
+        let text = String::from_utf8(fixture(name)).expect("UTF-8 fixture");
+        let values: Vec<Value> = match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(doc)) => match doc.get("Records") {
+                Some(Value::Array(records)) => records.clone(),
+                _ => vec![Value::Object(doc)],
+            },
+            _ => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    serde_json::from_str(l.trim_start_matches('\u{feff}')).expect("a JSON line")
+                })
+                .collect(),
+        };
+        out.extend(values.iter().map(Value::to_string));
+    }
+    out
+}
+
+#[test]
+fn every_event_is_what_its_record_alone_gives_whatever_came_before() {
+    // The reader parses record after record into one reused event: no
+    // field of a record may leak into the next. Both orders, so that each
+    // kind of record follows richer and poorer ones.
+    let records = fixture_records();
+    assert!(records.len() > 20, "{} records", records.len());
+    let alone: Vec<Event> = records
+        .iter()
+        .map(|r| cloudtrail::record::to_event(r, &ctx("test.json")).expect("a record"))
+        .collect();
+    for reversed in [false, true] {
+        let (mut lines, mut expected) = (records.clone(), alone.clone());
+        if reversed {
+            lines.reverse();
+            expected.reverse();
+        }
+        let out = parse(lines.join("\n").as_bytes());
+        assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+        assert_eq!(out.events.len(), expected.len());
+        for (got, want) in out.events.iter().zip(&expected) {
+            assert_eq!(got, want, "reversed: {reversed}");
+        }
+    }
+}

@@ -107,20 +107,29 @@ pub struct Who {
 /// onto the principal columns, from [`RECENT`] when the same text was
 /// mapped lately on this thread.
 pub fn who(raw: Option<&str>) -> Who {
+    with_who(raw, Who::clone)
+}
+
+/// [`who`], lent to `read` rather than copied: a reader writing the columns
+/// into an event it reuses copies each text once, from the remembered
+/// mapping. `read` runs while this thread's memory of mappings is held, so
+/// it must not map an identity itself.
+pub fn with_who<R>(raw: Option<&str>, read: impl FnOnce(&Who) -> R) -> R {
     match raw {
         Some(text) if text.len() <= RECENT_MAX_TEXT => RECENT.with(|recent| {
             let mut recent = recent.borrow_mut();
             match recent.get_mut(slot_of(text)) {
-                Some(Some((seen, who))) if **seen == *text => who.clone(),
+                Some(Some((seen, who))) if **seen == *text => read(who),
                 Some(slot) => {
                     let who = map_identity(raw);
-                    *slot = Some((text.into(), who.clone()));
-                    who
+                    let answer = read(&who);
+                    *slot = Some((text.into(), who));
+                    answer
                 }
-                None => map_identity(raw),
+                None => read(&map_identity(raw)),
             }
         }),
-        _ => map_identity(raw),
+        _ => read(&map_identity(raw)),
     }
 }
 

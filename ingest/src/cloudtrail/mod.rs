@@ -127,6 +127,9 @@ struct Run<'r> {
     /// message with the position in the whole input (the re-read only knows
     /// positions from where it started).
     break_message: Option<String>,
+    /// The event each record is parsed into, record after record, so that
+    /// its strings are allocated once rather than per record.
+    scratch: Event,
 }
 
 impl<'r> Run<'r> {
@@ -137,12 +140,21 @@ impl<'r> Run<'r> {
             next_record: 0,
             events: 0,
             break_message: None,
+            scratch: Event::default(),
         }
     }
 
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, event: &Event) {
         self.events += 1;
-        self.out.event(&event);
+        self.out.event(event);
+    }
+
+    /// Maps a record's fields onto the scratch event and hands it over.
+    fn record(&mut self, fields: record::Fields<'_>, text: &str) -> Result<(), RecordError> {
+        fields.fill(text, self.ctx, &mut self.scratch)?;
+        self.events += 1;
+        self.out.event(&self.scratch);
+        Ok(())
     }
 
     fn dead(&mut self, position: Position, reason: &'static str, detail: String, raw: &[u8]) {
@@ -288,7 +300,7 @@ impl<'r> Run<'r> {
         };
         for item in chosen.0 {
             match item {
-                Item::Event(event) => self.event(*event),
+                Item::Event(event) => self.event(&event),
                 Item::Dead(dead) => self.out.dead_letter(dead),
             }
         }
@@ -344,9 +356,8 @@ impl<'r> Run<'r> {
                 if damaged.is_some() || text.len() > max {
                     self.oversized_or_damaged(position, text, bad, "");
                 } else {
-                    match fields.into_event(text, self.ctx) {
-                        Ok(event) => self.event(event),
-                        Err(error) => self.refuse(position, &error, "", text.as_bytes()),
+                    if let Err(error) = self.record(fields, text) {
+                        self.refuse(position, &error, "", text.as_bytes());
                     }
                 }
             }
@@ -387,18 +398,17 @@ impl<'r> Run<'r> {
             return;
         }
         let result = match record::read_record(text) {
-            Ok(Object::Record(fields)) => fields.into_event(text, self.ctx),
+            Ok(Object::Record(fields)) => self.record(fields, text),
             Ok(Object::Records(_)) => Err(RecordError::NotARecord("a nested Records list")),
             Err(e) => Err(e),
         };
-        match result {
-            Ok(event) => self.event(event),
-            Err(error) => self.dead(
+        if let Err(error) = result {
+            self.dead(
                 position,
                 error.reason(),
                 format!("{error}{}", at.in_list()),
                 text.as_bytes(),
-            ),
+            );
         }
     }
 

@@ -47,7 +47,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 use trailhound_core::{Event, Source};
 
-use super::identity::{Who, who};
+use super::identity::with_who;
 use super::json::{
     Lenient, Scalar, Text, kind_of, parse_bool, parse_count, parse_lenient, push_compact, push_key,
     scalar,
@@ -669,15 +669,18 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A lifted JSON field as compact text; `None` when absent or null.
-    fn json(&self, known: Known) -> Option<String> {
-        let raw = self.get(known)?;
-        if raw == "null" {
-            return None;
+    /// A lifted JSON field as compact text into `out`; `None` when absent
+    /// or null.
+    fn put_json(&self, known: Known, out: &mut Option<String>) {
+        match self.get(known) {
+            Some(raw) if raw != "null" => {
+                let text = out.get_or_insert_with(String::new);
+                text.clear();
+                text.reserve(raw.len());
+                self.push_value(text, raw);
+            }
+            _ => *out = None,
         }
-        let mut out = String::with_capacity(raw.len());
-        self.push_value(&mut out, raw);
-        Some(out)
     }
 
     /// Appends a raw value as compact JSON: as it is when the record is
@@ -709,10 +712,25 @@ impl<'a> Fields<'a> {
     /// Maps the fields onto an event. `text` is the record's JSON text, hashed
     /// into the event id when the record has no `eventID`.
     pub(crate) fn into_event(self, text: &str, ctx: &ParseContext) -> Result<Event, RecordError> {
+        let mut event = Event::default();
+        self.fill(text, ctx, &mut event)?;
+        Ok(event)
+    }
+
+    /// [`Fields::into_event`] into an event used before: every field is
+    /// written, into the strings it already holds, so that a reader parsing
+    /// record after record into one event allocates next to nothing. On an
+    /// error the event is left part written.
+    pub(crate) fn fill(
+        self,
+        text: &str,
+        ctx: &ParseContext,
+        event: &mut Event,
+    ) -> Result<(), RecordError> {
         if let Some(detail) = self.eventbridge_detail() {
             return match read_record(detail)? {
                 Object::Record(inner) if inner.eventbridge_detail().is_none() => {
-                    inner.build(detail, ctx)
+                    inner.build(detail, ctx, event)
                 }
                 _ => Err(RecordError::NotARecord(
                     "an EventBridge envelope whose detail is not a CloudTrail record",
@@ -724,10 +742,52 @@ impl<'a> Fields<'a> {
                 "a Records list holding many records",
             ));
         }
-        self.build(text, ctx)
+        self.build(text, ctx, event)
     }
 
-    fn build(mut self, text: &str, ctx: &ParseContext) -> Result<Event, RecordError> {
+    fn build(mut self, text: &str, ctx: &ParseContext, out: &mut Event) -> Result<(), RecordError> {
+        // Every field named: one added to the event model must be written
+        // here too, or a reused event would carry the last record's value.
+        let Event {
+            event_time,
+            ingest_time,
+            source,
+            event_id,
+            event_source,
+            event_name,
+            event_category,
+            read_only,
+            error_code,
+            error_message,
+            account_id,
+            principal,
+            principal_type,
+            principal_arn,
+            user_name,
+            session_name,
+            access_key_id,
+            source_identity,
+            mfa,
+            console_session,
+            region,
+            source_ip,
+            user_agent,
+            resources,
+            bucket,
+            object_key,
+            bytes_in,
+            bytes_out,
+            session_id,
+            target,
+            command,
+            input,
+            keystrokes,
+            keystroke_interval_ms_mean,
+            keystroke_interval_ms_stddev,
+            request,
+            response,
+            extra,
+        } = out;
         let event_type = self.text(Known::EventType);
         let is_insight = event_type.as_deref() == Some("AwsCloudTrailInsight");
         let insight = if is_insight {
@@ -737,66 +797,69 @@ impl<'a> Fields<'a> {
             None
         };
 
-        let event_name = match self.text(Known::EventName) {
-            Some(name) => name.into_owned(),
-            None => insight
-                .as_ref()
-                .and_then(|i| i.event_name.get())
-                .map(str::to_owned)
-                .ok_or(RecordError::MissingField("eventName"))?,
-        };
-        let event_time = self.event_time()?;
+        match self.text(Known::EventName) {
+            Some(name) => put(event_name, &name),
+            None => put(
+                event_name,
+                insight
+                    .as_ref()
+                    .and_then(|i| i.event_name.get())
+                    .ok_or(RecordError::MissingField("eventName"))?,
+            ),
+        }
+        *event_time = self.event_time()?;
+        *ingest_time = ctx.ingest_time;
+        *source = Source::Cloudtrail;
 
-        let event_source = match self.text(Known::EventSource) {
-            Some(source) => source.into_owned(),
-            None => insight
-                .as_ref()
-                .and_then(|i| i.event_source.get())
-                .unwrap_or_default()
-                .to_owned(),
-        };
-        let event_id = match self.text(Known::EventId) {
-            Some(id) => id.into_owned(),
-            None => trailhound_core::id::stable_id([text]),
-        };
-        let event_category = match self.text(Known::EventCategory) {
-            Some(c) => c.into_owned(),
-            None if is_insight => "Insight".to_owned(),
+        match self.text(Known::EventSource) {
+            Some(s) => put(event_source, &s),
+            None => put(
+                event_source,
+                insight
+                    .as_ref()
+                    .and_then(|i| i.event_source.get())
+                    .unwrap_or_default(),
+            ),
+        }
+        match self.text(Known::EventId) {
+            Some(id) => put(event_id, &id),
+            None => *event_id = trailhound_core::id::stable_id([text]),
+        }
+        match self.text(Known::EventCategory) {
+            Some(c) => put(event_category, &c),
+            None if is_insight => put(event_category, "Insight"),
             None if self
                 .text(Known::ManagementEvent)
                 .as_deref()
                 .and_then(parse_bool)
                 == Some(false) =>
             {
-                "Data".to_owned()
+                put(event_category, "Data")
             }
-            None => "Management".to_owned(),
-        };
-        let read_only = self.flag(Known::ReadOnly);
-        let console_session = self.flag(Known::SessionCredentialFromConsole);
+            None => put(event_category, "Management"),
+        }
+        *read_only = self.flag(Known::ReadOnly);
+        *console_session = self.flag(Known::SessionCredentialFromConsole);
 
-        let Who {
-            principal,
-            principal_type,
-            principal_arn,
-            user_name,
-            session_name,
-            access_key_id,
-            source_identity,
-            mut mfa,
-            account_id: identity_account,
-        } = who(self.get(Known::UserIdentity));
+        let identity_account = with_who(self.get(Known::UserIdentity), |who| {
+            put(principal, &who.principal);
+            put(principal_type, &who.principal_type);
+            put_opt(principal_arn, who.principal_arn.as_deref());
+            put_opt(user_name, who.user_name.as_deref());
+            put_opt(session_name, who.session_name.as_deref());
+            put_opt(access_key_id, who.access_key_id.as_deref());
+            put_opt(source_identity, who.source_identity.as_deref());
+            *mfa = who.mfa;
+            who.account_id.clone()
+        });
 
         // Read only when it can hold what is taken from it: `MFAUsed` (read
         // for console logins) or the byte counts. A key written with escapes
         // could hide the words, so a backslash reads it too.
+        let console_login = event_name == "ConsoleLogin";
         let additional = self
             .get(Known::AdditionalEventData)
-            .filter(|raw| {
-                event_name == "ConsoleLogin"
-                    || raw.contains("bytesTransferred")
-                    || raw.contains('\\')
-            })
+            .filter(|raw| console_login || raw.contains("bytesTransferred") || raw.contains('\\'))
             .and_then(|raw| {
                 match scanned_texts(
                     raw,
@@ -811,77 +874,62 @@ impl<'a> Fields<'a> {
                 }
             })
             .unwrap_or_default();
-        if event_name == "ConsoleLogin" {
+        if console_login {
             match additional.mfa_used.get() {
-                Some(v) if v.eq_ignore_ascii_case("yes") => mfa = Some(true),
-                Some(v) if v.eq_ignore_ascii_case("no") => mfa = Some(false),
+                Some(v) if v.eq_ignore_ascii_case("yes") => *mfa = Some(true),
+                Some(v) if v.eq_ignore_ascii_case("no") => *mfa = Some(false),
                 _ => {}
             }
         }
+        *bytes_in = additional.bytes_in.get().and_then(parse_count);
+        *bytes_out = additional.bytes_out.get().and_then(parse_count);
 
-        let (bucket, object_key) = match self.get(Known::RequestParameters) {
+        match self.get(Known::RequestParameters) {
             Some(raw) if raw.contains("\"bucketName\"") => {
                 let s3 = match scanned_texts(raw, ["bucketName", "key"]) {
                     Some([bucket, key]) => S3Request { bucket, key },
                     None => parse_lenient::<S3Request<'_>>(raw).unwrap_or_default(),
                 };
-                (
-                    s3.bucket.get().map(str::to_owned),
-                    s3.key.get().map(str::to_owned),
-                )
+                put_opt(bucket, s3.bucket.get());
+                put_opt(object_key, s3.key.get());
             }
-            _ => (None, None),
-        };
-        let resources = self.get(Known::Resources).map_or_else(Vec::new, |raw| {
+            _ => {
+                *bucket = None;
+                *object_key = None;
+            }
+        }
+        *resources = self.get(Known::Resources).map_or_else(Vec::new, |raw| {
             scanned_resources(raw).unwrap_or_else(|| serde_resources(raw))
         });
 
-        let account_id = self
-            .text(Known::RecipientAccountId)
-            .map(Cow::into_owned)
-            .or(identity_account);
-        let event = Event {
-            event_time,
-            ingest_time: ctx.ingest_time,
-            source: Source::Cloudtrail,
-            event_id,
-            event_source,
-            event_name,
-            event_category,
-            read_only,
-            error_code: self.owned(Known::ErrorCode),
-            error_message: self.owned(Known::ErrorMessage),
-            account_id,
-            principal,
-            principal_type,
-            principal_arn,
-            user_name,
-            session_name,
-            access_key_id,
-            source_identity,
-            mfa,
-            console_session,
-            region: self.owned(Known::AwsRegion),
-            source_ip: self.owned(Known::SourceIp),
-            user_agent: self.owned(Known::UserAgent),
-            resources,
-            bucket,
-            object_key,
-            bytes_in: additional.bytes_in.get().and_then(parse_count),
-            bytes_out: additional.bytes_out.get().and_then(parse_count),
-            request: self.json(Known::RequestParameters),
-            response: self.json(Known::ResponseElements),
-            extra: None,
-            ..Event::default()
-        };
-        Ok(Event {
-            extra: self.extra_json(),
-            ..event
-        })
+        match self.text(Known::RecipientAccountId) {
+            Some(account) => put_opt(account_id, Some(&account)),
+            None => *account_id = identity_account,
+        }
+        self.put_text(Known::ErrorCode, error_code);
+        self.put_text(Known::ErrorMessage, error_message);
+        self.put_text(Known::AwsRegion, region);
+        self.put_text(Known::SourceIp, source_ip);
+        self.put_text(Known::UserAgent, user_agent);
+        self.put_json(Known::RequestParameters, request);
+        self.put_json(Known::ResponseElements, response);
+        // Not CloudTrail's: the session columns stay empty.
+        *session_id = None;
+        *target = None;
+        *command = None;
+        *input = None;
+        *keystrokes = None;
+        *keystroke_interval_ms_mean = None;
+        *keystroke_interval_ms_stddev = None;
+        // Last: reading the fields above adds what they cannot lift.
+        self.put_extra(extra);
+        Ok(())
     }
 
-    fn owned(&mut self, known: Known) -> Option<String> {
-        self.text(known).map(Cow::into_owned)
+    /// A lifted scalar field into `out`.
+    fn put_text(&mut self, known: Known, out: &mut Option<String>) {
+        let text = self.text(known);
+        put_opt(out, text.as_deref());
     }
 
     /// A lifted flag: a JSON boolean or the text `true`/`false`. Any other
@@ -923,13 +971,17 @@ impl<'a> Fields<'a> {
         })
     }
 
-    /// The `extra` object as compact JSON text; `None` when empty.
-    fn extra_json(&self) -> Option<String> {
+    /// The `extra` object as compact JSON text into `out`; `None` when
+    /// empty.
+    fn put_extra(&self, out: &mut Option<String>) {
         if self.extra.is_empty() {
-            return None;
+            *out = None;
+            return;
         }
         let size: usize = self.extra.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-        let mut out = String::with_capacity(size + 2);
+        let out = out.get_or_insert_with(String::new);
+        out.clear();
+        out.reserve(size + 2);
         out.push('{');
         for (i, (key, value)) in self.extra.iter().enumerate() {
             if i > 0 {
@@ -943,13 +995,27 @@ impl<'a> Fields<'a> {
                     out.push_str(raw);
                     out.push('"');
                 }
-                Cow::Owned(unescaped) => push_key(&mut out, unescaped),
+                Cow::Owned(unescaped) => push_key(out, unescaped),
             }
             out.push(':');
-            self.push_value(&mut out, value);
+            self.push_value(out, value);
         }
         out.push('}');
-        Some(out)
+    }
+}
+
+/// Writes `text` into `out`, in the room it already has.
+fn put(out: &mut String, text: &str) {
+    out.clear();
+    out.push_str(text);
+}
+
+/// [`put`] for an optional field: `None` empties it.
+fn put_opt(out: &mut Option<String>, text: Option<&str>) {
+    match (out.as_mut(), text) {
+        (Some(out), Some(text)) => put(out, text),
+        (None, Some(text)) => *out = Some(text.to_owned()),
+        (_, None) => *out = None,
     }
 }
 
