@@ -200,9 +200,11 @@ impl Dict {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    /// The column, leaving room for `rows` more.
+    fn finish(&mut self, rows: usize) -> ArrayRef {
         let len = self.keys.len();
-        let keys = Int32Array::try_new(std::mem::take(&mut self.keys).into(), self.valid.finish());
+        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(rows));
+        let keys = Int32Array::try_new(keys.into(), self.valid.finish());
         let values: ArrayRef = Arc::new(self.values.finish());
         self.index.clear();
         self.last = None;
@@ -394,48 +396,91 @@ impl EventBatchBuilder {
         self.extra.append_option(e.extra.as_deref());
     }
 
-    /// Finishes the appended rows into a batch and empties the builder.
+    /// Finishes the appended rows into a batch and empties the builder,
+    /// leaving each column room for as many rows and bytes as this batch
+    /// had (Arrow's builders give their buffers away whole), so that a
+    /// builder filled batch after batch does not grow every buffer from
+    /// empty each time.
     pub fn finish(&mut self) -> RecordBatch {
-        self.len = 0;
+        let rows = std::mem::take(&mut self.len);
+        let time = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef {
+            let array = b.finish();
+            *b = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+            Arc::new(array)
+        };
+        let flag = |b: &mut BooleanBuilder| -> ArrayRef {
+            let array = b.finish();
+            *b = BooleanBuilder::with_capacity(rows);
+            Arc::new(array)
+        };
+        let count = |b: &mut Int64Builder| -> ArrayRef {
+            let array = b.finish();
+            *b = Int64Builder::with_capacity(rows);
+            Arc::new(array)
+        };
+        let real = |b: &mut Float64Builder| -> ArrayRef {
+            let array = b.finish();
+            *b = Float64Builder::with_capacity(rows);
+            Arc::new(array)
+        };
+        let text = |b: &mut StringBuilder| -> ArrayRef {
+            let bytes = b.values_slice().len();
+            let array = b.finish();
+            *b = StringBuilder::with_capacity(rows, bytes);
+            Arc::new(array)
+        };
+        let resources = {
+            let (items, bytes) = {
+                let values = self.resources.values_ref();
+                (
+                    values.offsets_slice().len().saturating_sub(1),
+                    values.values_slice().len(),
+                )
+            };
+            let array = self.resources.finish();
+            self.resources =
+                ListBuilder::with_capacity(StringBuilder::with_capacity(items, bytes), rows);
+            Arc::new(array) as ArrayRef
+        };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.event_time.finish()),
-            Arc::new(self.ingest_time.finish()),
-            self.source.finish(),
-            Arc::new(self.event_id.finish()),
-            self.event_source.finish(),
-            self.event_name.finish(),
-            self.event_category.finish(),
-            Arc::new(self.read_only.finish()),
-            self.error_code.finish(),
-            Arc::new(self.error_message.finish()),
-            self.account_id.finish(),
-            self.principal.finish(),
-            self.principal_type.finish(),
-            Arc::new(self.principal_arn.finish()),
-            self.user_name.finish(),
-            Arc::new(self.session_name.finish()),
-            Arc::new(self.access_key_id.finish()),
-            Arc::new(self.source_identity.finish()),
-            Arc::new(self.mfa.finish()),
-            Arc::new(self.console_session.finish()),
-            self.region.finish(),
-            Arc::new(self.source_ip.finish()),
-            self.user_agent.finish(),
-            Arc::new(self.resources.finish()),
-            self.bucket.finish(),
-            Arc::new(self.object_key.finish()),
-            Arc::new(self.bytes_in.finish()),
-            Arc::new(self.bytes_out.finish()),
-            Arc::new(self.session_id.finish()),
-            self.target.finish(),
-            Arc::new(self.command.finish()),
-            Arc::new(self.input.finish()),
-            Arc::new(self.keystrokes.finish()),
-            Arc::new(self.keystroke_interval_ms_mean.finish()),
-            Arc::new(self.keystroke_interval_ms_stddev.finish()),
-            Arc::new(self.request.finish()),
-            Arc::new(self.response.finish()),
-            Arc::new(self.extra.finish()),
+            time(&mut self.event_time),
+            time(&mut self.ingest_time),
+            self.source.finish(rows),
+            text(&mut self.event_id),
+            self.event_source.finish(rows),
+            self.event_name.finish(rows),
+            self.event_category.finish(rows),
+            flag(&mut self.read_only),
+            self.error_code.finish(rows),
+            text(&mut self.error_message),
+            self.account_id.finish(rows),
+            self.principal.finish(rows),
+            self.principal_type.finish(rows),
+            text(&mut self.principal_arn),
+            self.user_name.finish(rows),
+            text(&mut self.session_name),
+            text(&mut self.access_key_id),
+            text(&mut self.source_identity),
+            flag(&mut self.mfa),
+            flag(&mut self.console_session),
+            self.region.finish(rows),
+            text(&mut self.source_ip),
+            self.user_agent.finish(rows),
+            resources,
+            self.bucket.finish(rows),
+            text(&mut self.object_key),
+            count(&mut self.bytes_in),
+            count(&mut self.bytes_out),
+            text(&mut self.session_id),
+            self.target.finish(rows),
+            text(&mut self.command),
+            text(&mut self.input),
+            count(&mut self.keystrokes),
+            real(&mut self.keystroke_interval_ms_mean),
+            real(&mut self.keystroke_interval_ms_stddev),
+            text(&mut self.request),
+            text(&mut self.response),
+            text(&mut self.extra),
         ];
         // The columns above are built in schema order with the schema's types,
         // so this cannot fail; a mismatch is a programming error caught by the
