@@ -185,13 +185,13 @@ impl LineFile {
 
     /// Every piece parsed on this thread.
     fn parse_here(&mut self, ctx: &ParseContext, out: &mut dyn Emit) -> std::io::Result<()> {
-        let mut piece = Vec::new();
+        let mut piece = Piece::default();
         loop {
             match self.reader.next(&mut piece)? {
                 Next::End => return Ok(()),
-                Next::TooLong => self.numbering.too_long(&piece, ctx, out),
+                Next::TooLong => self.numbering.too_long(piece.text(), ctx, out),
                 Next::Lines => {
-                    let Some((lines, first)) = self.numbering.take(&piece) else {
+                    let Some((lines, first)) = self.numbering.take(piece.text()) else {
                         continue;
                     };
                     let newlines = match &mut self.numbering.line_log {
@@ -217,8 +217,8 @@ impl LineFile {
             let mut lanes = Vec::with_capacity(threads);
             for _ in 0..threads {
                 // Two pieces per worker at most: one parsed, one waiting.
-                let (jobs, inbox) = sync_channel::<Job<G::Part>>(1);
-                let (outbox, done) = sync_channel::<Job<G::Part>>(1);
+                let (jobs, inbox) = sync_channel::<Job<G::Part>>(DEPTH);
+                let (outbox, done) = sync_channel::<Job<G::Part>>(DEPTH);
                 scope.spawn(move || work(&inbox, &outbox, ctx));
                 lanes.push(Lane { jobs, done });
             }
@@ -246,7 +246,7 @@ impl LineFile {
     ) -> std::io::Result<()> {
         loop {
             let mut job = pool.spare.pop().unwrap_or_else(|| Job {
-                piece: Vec::new(),
+                piece: Piece::default(),
                 first_line: 0,
                 part: out.part(),
             });
@@ -255,17 +255,17 @@ impl LineFile {
                 Next::TooLong => {
                     // Its dead letter comes after the lines before it.
                     pool.drain(out)?;
-                    self.numbering.too_long(&job.piece, ctx, out);
+                    self.numbering.too_long(job.piece.text(), ctx, out);
                     pool.spare.push(job);
                 }
                 Next::Lines => {
-                    let Some((lines, first)) = self.numbering.take(&job.piece) else {
+                    let Some((lines, first)) = self.numbering.take(job.piece.text()) else {
                         pool.spare.push(job);
                         continue;
                     };
-                    let skipped = job.piece.len() - lines.len();
+                    let skipped = job.piece.text().len() - lines.len();
                     self.numbering.next_line += memchr::memchr_iter(b'\n', lines).count() as u64;
-                    job.piece.drain(..skipped);
+                    job.piece.start += skipped;
                     job.first_line = first;
                     pool.send(job, out)?;
                 }
@@ -367,43 +367,83 @@ struct LineReader {
 }
 
 impl LineReader {
-    /// The next piece, into `piece` (emptied first). The piece's buffer is
-    /// filled by the read itself, not zeroed first.
-    fn next(&mut self, piece: &mut Vec<u8>) -> std::io::Result<Next> {
+    /// The next piece, into `piece` (emptied first): one read call, more
+    /// only while no line is whole.
+    fn next(&mut self, piece: &mut Piece) -> std::io::Result<Next> {
         piece.clear();
-        std::mem::swap(piece, &mut self.carry);
+        piece.room(self.carry.len()).copy_from_slice(&self.carry);
+        piece.end += self.carry.len();
+        self.carry.clear();
         loop {
-            piece.reserve(self.piece_bytes);
-            let read = (&mut self.file)
-                .take(self.piece_bytes as u64)
-                .read_to_end(piece)?;
+            let room = piece.room(self.piece_bytes);
+            let read = loop {
+                match self.file.read(room) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
             if read == 0 {
-                return Ok(if piece.is_empty() {
+                return Ok(if piece.text().is_empty() {
                     Next::End
                 } else {
                     Next::Lines
                 });
             }
+            piece.end += read;
             // The whole piece: the first one starts with the head read to
             // recognise the file, lines included.
-            match memchr::memrchr(b'\n', piece) {
+            match memchr::memrchr(b'\n', piece.text()) {
                 Some(at) => {
-                    let end = at + 1;
+                    let end = piece.start + at + 1;
                     self.carry
-                        .extend_from_slice(piece.get(end..).unwrap_or_default());
-                    piece.truncate(end);
+                        .extend_from_slice(piece.bytes.get(end..piece.end).unwrap_or_default());
+                    piece.end = end;
                     return Ok(Next::Lines);
                 }
-                None if piece.len() > self.max_line => return Ok(Next::TooLong),
+                None if piece.text().len() > self.max_line => return Ok(Next::TooLong),
                 None => {}
             }
         }
     }
 }
 
+/// The bytes of a piece, `bytes[start..end]`, in a buffer kept from piece
+/// to piece. What lies past `end` was written before (zeroed once, when the
+/// buffer grew), so a read goes straight into it, with no zeroing per piece.
+#[derive(Default)]
+struct Piece {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Piece {
+    fn text(&self) -> &[u8] {
+        self.bytes.get(self.start..self.end).unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// `n` bytes of room after the text.
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        let want = self.end + n;
+        if self.bytes.len() < want {
+            self.bytes.resize(want, 0);
+        }
+        self.bytes.get_mut(self.end..want).unwrap_or_default()
+    }
+}
+
+/// Pieces a worker holds beyond the one it parses.
+const DEPTH: usize = 3;
+
 /// A piece sent to a worker, and sent back with its output in `part`.
 struct Job<P> {
-    piece: Vec<u8>,
+    piece: Piece,
     first_line: u64,
     part: P,
 }
@@ -429,12 +469,12 @@ impl<P: Emit + Send> Pool<'_, P> {
     /// oldest piece when every worker has two.
     fn send<G: Gather<Part = P>>(&mut self, mut job: Job<P>, out: &mut G) -> std::io::Result<()> {
         if self.lanes.is_empty() {
-            cloudtrail::parse_lines_from(&job.piece, job.first_line, self.ctx, &mut job.part);
+            cloudtrail::parse_lines_from(job.piece.text(), job.first_line, self.ctx, &mut job.part);
             out.gather(&mut job.part);
             self.spare.push(job);
             return Ok(());
         }
-        if self.in_flight.len() >= 2 * self.lanes.len() {
+        if self.in_flight.len() >= (DEPTH + 1) * self.lanes.len() {
             self.gather_one(out)?;
         }
         let lane = self.next_lane;
@@ -481,7 +521,7 @@ fn stopped() -> std::io::Error {
 /// A worker: parses each piece into its part and sends it back.
 fn work<P: Emit>(inbox: &Receiver<Job<P>>, outbox: &SyncSender<Job<P>>, ctx: &ParseContext) {
     for mut job in inbox {
-        cloudtrail::parse_lines_from(&job.piece, job.first_line, ctx, &mut job.part);
+        cloudtrail::parse_lines_from(job.piece.text(), job.first_line, ctx, &mut job.part);
         if outbox.send(job).is_err() {
             return;
         }
