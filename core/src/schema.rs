@@ -205,7 +205,14 @@ impl Dict {
         let len = self.keys.len();
         let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(rows));
         let keys = Int32Array::try_new(keys.into(), self.valid.finish());
-        let values: ArrayRef = Arc::new(self.values.finish());
+        let (distinct, bytes) = (self.index.len(), self.values.values_slice().len());
+        let values: ArrayRef = Arc::new(
+            std::mem::replace(
+                &mut self.values,
+                StringBuilder::with_capacity(distinct + distinct / 4, bytes + bytes / 4),
+            )
+            .finish(),
+        );
         self.index.clear();
         self.last = None;
         match keys.and_then(|keys| DictionaryArray::try_new(keys, values)) {
@@ -397,10 +404,11 @@ impl EventBatchBuilder {
     }
 
     /// Finishes the appended rows into a batch and empties the builder,
-    /// leaving each column room for as many rows and bytes as this batch
-    /// had (Arrow's builders give their buffers away whole), so that a
-    /// builder filled batch after batch does not grow every buffer from
-    /// empty each time.
+    /// leaving each column room for as many rows as this batch had and a
+    /// quarter more bytes (Arrow's builders give their buffers away whole),
+    /// so that a builder filled batch after batch does not grow every
+    /// buffer from empty, nor copy it whole when the next batch is a little
+    /// bigger.
     pub fn finish(&mut self) -> RecordBatch {
         let rows = std::mem::take(&mut self.len);
         let time = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef {
@@ -426,7 +434,7 @@ impl EventBatchBuilder {
         let text = |b: &mut StringBuilder| -> ArrayRef {
             let bytes = b.values_slice().len();
             let array = b.finish();
-            *b = StringBuilder::with_capacity(rows, bytes);
+            *b = StringBuilder::with_capacity(rows, bytes + bytes / 4);
             Arc::new(array)
         };
         let resources = {
@@ -438,8 +446,10 @@ impl EventBatchBuilder {
                 )
             };
             let array = self.resources.finish();
-            self.resources =
-                ListBuilder::with_capacity(StringBuilder::with_capacity(items, bytes), rows);
+            self.resources = ListBuilder::with_capacity(
+                StringBuilder::with_capacity(items + items / 4, bytes + bytes / 4),
+                rows,
+            );
             Arc::new(array) as ArrayRef
         };
         let columns: Vec<ArrayRef> = vec![

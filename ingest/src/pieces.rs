@@ -264,10 +264,14 @@ impl LineFile {
                         continue;
                     };
                     let skipped = job.piece.text().len() - lines.len();
-                    self.numbering.next_line += memchr::memchr_iter(b'\n', lines).count() as u64;
+                    // A worker needs the next piece's first line before it
+                    // has counted this one's: counted here then.
+                    let counted = (!pool.lanes.is_empty())
+                        .then(|| memchr::memchr_iter(b'\n', lines).count() as u64);
                     job.piece.start += skipped;
                     job.first_line = first;
-                    pool.send(job, out)?;
+                    let parsed = pool.send(job, out)?;
+                    self.numbering.next_line += counted.or(parsed).unwrap_or(0);
                 }
             }
         }
@@ -466,13 +470,23 @@ struct Pool<'c, P> {
 
 impl<P: Emit + Send> Pool<'_, P> {
     /// Sends the next piece to the next worker in turn, first gathering the
-    /// oldest piece when every worker has two.
-    fn send<G: Gather<Part = P>>(&mut self, mut job: Job<P>, out: &mut G) -> std::io::Result<()> {
+    /// oldest piece when every worker is full. With no workers the piece is
+    /// parsed and gathered here, and its newlines returned.
+    fn send<G: Gather<Part = P>>(
+        &mut self,
+        mut job: Job<P>,
+        out: &mut G,
+    ) -> std::io::Result<Option<u64>> {
         if self.lanes.is_empty() {
-            cloudtrail::parse_lines_from(job.piece.text(), job.first_line, self.ctx, &mut job.part);
+            let newlines = cloudtrail::parse_lines_from(
+                job.piece.text(),
+                job.first_line,
+                self.ctx,
+                &mut job.part,
+            );
             out.gather(&mut job.part);
             self.spare.push(job);
-            return Ok(());
+            return Ok(Some(newlines));
         }
         if self.in_flight.len() >= (DEPTH + 1) * self.lanes.len() {
             self.gather_one(out)?;
@@ -484,7 +498,7 @@ impl<P: Emit + Send> Pool<'_, P> {
             .and_then(|l| l.jobs.send(job).ok())
             .ok_or_else(stopped)?;
         self.in_flight.push_back(lane);
-        Ok(())
+        Ok(None)
     }
 
     /// Gathers the oldest piece in flight.

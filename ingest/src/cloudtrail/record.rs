@@ -722,14 +722,14 @@ impl<'a> Fields<'a> {
     /// record after record into one event allocates next to nothing. On an
     /// error the event is left part written.
     pub(crate) fn fill(
-        self,
+        mut self,
         text: &str,
         ctx: &ParseContext,
         event: &mut Event,
     ) -> Result<(), RecordError> {
         if let Some(detail) = self.eventbridge_detail() {
             return match read_record(detail)? {
-                Object::Record(inner) if inner.eventbridge_detail().is_none() => {
+                Object::Record(mut inner) if inner.eventbridge_detail().is_none() => {
                     inner.build(detail, ctx, event)
                 }
                 _ => Err(RecordError::NotARecord(
@@ -745,7 +745,12 @@ impl<'a> Fields<'a> {
         self.build(text, ctx, event)
     }
 
-    fn build(mut self, text: &str, ctx: &ParseContext, out: &mut Event) -> Result<(), RecordError> {
+    fn build(
+        &mut self,
+        text: &str,
+        ctx: &ParseContext,
+        out: &mut Event,
+    ) -> Result<(), RecordError> {
         // Every field named: one added to the event model must be written
         // here too, or a reused event would carry the last record's value.
         let Event {
