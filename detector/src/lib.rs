@@ -34,6 +34,7 @@ pub mod dedup;
 pub mod engine;
 pub mod grants;
 pub mod link;
+pub mod niceness;
 pub mod pipeline;
 pub mod prefilter;
 pub mod sequence;

@@ -149,6 +149,9 @@ pub struct PipelineConfig {
     pub limits: Limits,
     /// From what size, and in what pieces, line files are read.
     pub pieces: Pieces,
+    /// Nice levels the reading threads run below the engine thread
+    /// ([`crate::niceness`]); 0 leaves them level.
+    pub reader_niceness: i32,
     /// Where dead letters go; `None` keeps only the counts.
     pub dead_letter_path: Option<PathBuf>,
     /// Where state is checkpointed and resumed from; `None` keeps none.
@@ -169,6 +172,7 @@ impl Default for PipelineConfig {
             chunk_events: 1024,
             limits: Limits::default(),
             pieces: Pieces::default(),
+            reader_niceness: crate::niceness::READER_NICENESS,
             dead_letter_path: Some(PathBuf::from("trailhound.deadletter.jsonl")),
             state: None,
             end_of_input: EndOfInput::Flush,
@@ -738,6 +742,7 @@ pub fn run_with(
             let queue = &queue;
             let limits = config.limits;
             let pieces = config.pieces;
+            let niceness = config.reader_niceness;
             let chunk = Chunk {
                 events: config.chunk_events.clamp(1, config.batch.max_rows.max(1)),
                 bytes: config.batch.max_bytes.max(1),
@@ -745,6 +750,9 @@ pub fn run_with(
             let stop = &stop;
             let dispatched = &dispatched;
             scope.spawn(move || {
+                if niceness > 0 {
+                    crate::niceness::lower_this_thread(niceness);
+                }
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
