@@ -11,10 +11,13 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array,
-    Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    Int64Builder, ListBuilder, PrimitiveBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit,
+};
 use arrow::error::ArrowError;
 
 use crate::event::Event;
@@ -411,24 +414,12 @@ impl EventBatchBuilder {
     /// bigger.
     pub fn finish(&mut self) -> RecordBatch {
         let rows = std::mem::take(&mut self.len);
-        let time = |b: &mut TimestampMicrosecondBuilder| -> ArrayRef {
-            let array = b.finish();
-            *b = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
-            Arc::new(array)
-        };
+        let time = |b: &mut TimestampMicrosecondBuilder| finish_primitive(b, rows);
+        let count = |b: &mut Int64Builder| finish_primitive(b, rows);
+        let real = |b: &mut Float64Builder| finish_primitive(b, rows);
         let flag = |b: &mut BooleanBuilder| -> ArrayRef {
             let array = b.finish();
             *b = BooleanBuilder::with_capacity(rows);
-            Arc::new(array)
-        };
-        let count = |b: &mut Int64Builder| -> ArrayRef {
-            let array = b.finish();
-            *b = Int64Builder::with_capacity(rows);
-            Arc::new(array)
-        };
-        let real = |b: &mut Float64Builder| -> ArrayRef {
-            let array = b.finish();
-            *b = Float64Builder::with_capacity(rows);
             Arc::new(array)
         };
         let text = |b: &mut StringBuilder| -> ArrayRef {
@@ -498,6 +489,14 @@ impl EventBatchBuilder {
         RecordBatch::try_new(event_schema(), columns)
             .unwrap_or_else(|e| unreachable!("event builder out of step with schema: {e}"))
     }
+}
+
+/// A primitive column, leaving its builder room for `rows` more of the
+/// same type (a timestamp keeps its time zone).
+fn finish_primitive<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>, rows: usize) -> ArrayRef {
+    let array = b.finish();
+    *b = PrimitiveBuilder::<T>::with_capacity(rows).with_data_type(array.data_type().clone());
+    Arc::new(array)
 }
 
 /// Converts a slice of events into one batch.

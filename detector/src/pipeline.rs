@@ -424,6 +424,13 @@ impl ChannelEmit<'_> {
         let batch = self.builder.finish();
         let seen = std::mem::take(&mut self.seen);
         let bytes = std::mem::take(&mut self.chunk_bytes);
+        self.hand_over(batch, seen, bytes, full);
+    }
+
+    /// Sends rows to the engine, counted through `self.records`: as a batch
+    /// of their own when `full`, else to be joined with others. Nothing
+    /// once the run is asked to stop.
+    fn hand_over(&mut self, batch: RecordBatch, seen: Seen, bytes: usize, full: bool) {
         if self.stop.load(Ordering::Relaxed) {
             // Records not handed over are read again on resume.
             self.stopped = true;
@@ -468,30 +475,10 @@ impl ChannelEmit<'_> {
         } else {
             (batch, seen, bytes)
         };
-        if self.stop.load(Ordering::Relaxed) {
-            self.stopped = true;
-            return;
-        }
-        let (input, through) = (self.input, self.records);
         // A piece's rows are a batch of their own unless they are few (cut
         // short by dead letters).
-        let msg = if 2 * batch.num_rows() >= self.chunk_size || 2 * bytes >= self.max_chunk_bytes {
-            Msg::Batch {
-                input,
-                batch,
-                seen,
-                through,
-            }
-        } else {
-            Msg::Rows {
-                input,
-                batch,
-                seen,
-                bytes,
-                through,
-            }
-        };
-        let _ = self.tx.send(msg);
+        let full = 2 * batch.num_rows() >= self.chunk_size || 2 * bytes >= self.max_chunk_bytes;
+        self.hand_over(batch, seen, bytes, full);
     }
 
     /// Counts one record; false when it is to be dropped.

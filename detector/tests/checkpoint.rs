@@ -221,8 +221,21 @@ fn a_run_stopped_inside_an_input_resumes_after_its_last_record_with_no_alert_twi
     }];
     inputs.extend(rest);
     let expected = uninterrupted(inputs.clone());
-
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let both = config(Some(state.path()), EndOfInput::Flush);
+    let (first, alerts) = stopped_then_resumed(inputs, &both, &both);
+    assert!(first.alerts() < expected.len() as u64);
+    assert_eq!(by_id(&alerts), expected);
+}
+
+/// Runs `inputs` with `first` until its third alert, which stops the run,
+/// then again with `second` (the same state folder, so that it resumes) to
+/// the end; returns the first run's summary and every alert sent.
+fn stopped_then_resumed(
+    inputs: Vec<Input>,
+    first: &PipelineConfig,
+    second: &PipelineConfig,
+) -> (Summary, Vec<Alert>) {
     let memory = MemorySink::new();
     let progress = Arc::new(Progress::default());
     let stopper = StopAfter {
@@ -231,29 +244,18 @@ fn a_run_stopped_inside_an_input_resumes_after_its_last_record_with_no_alert_twi
         after: 3,
         stop: Arc::clone(&progress.stop),
     };
-    let first = detect(
-        inputs.clone(),
-        &config(Some(state.path()), EndOfInput::Flush),
-        Box::new(stopper),
-        Some(progress),
-    );
-    assert!(first.stopped);
-    assert!(first.alerts() < expected.len() as u64);
-    let second = detect(
-        inputs,
-        &config(Some(state.path()), EndOfInput::Flush),
-        Box::new(memory.clone()),
-        None,
-    );
+    let stopped = detect(inputs.clone(), first, Box::new(stopper), Some(progress));
+    assert!(stopped.stopped);
+    let resumed = detect(inputs, second, Box::new(memory.clone()), None);
     eprintln!(
         "stopped after {} events and {} alerts; resumed skipping {} records",
-        first.events(),
-        first.alerts(),
-        second.records_resumed
+        stopped.events(),
+        stopped.alerts(),
+        resumed.records_resumed
     );
-    assert!(second.records_resumed > 0);
-    assert!(!second.stopped);
-    assert_eq!(by_id(&memory.alerts()), expected);
+    assert!(resumed.records_resumed > 0);
+    assert!(!resumed.stopped);
+    (stopped, memory.alerts())
 }
 
 #[test]
@@ -434,21 +436,6 @@ fn a_run_stopped_inside_a_file_read_by_several_threads_resumes_after_its_last_re
     assert!(expected.len() >= 5, "too few alerts to compare");
 
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let memory = MemorySink::new();
-    let progress = Arc::new(Progress::default());
-    let stopper = StopAfter {
-        inner: memory.clone(),
-        seen: 0,
-        after: 3,
-        stop: Arc::clone(&progress.stop),
-    };
-    let first = detect(
-        inputs.clone(),
-        &in_pieces(Some(state.path()), 3),
-        Box::new(stopper),
-        Some(progress),
-    );
-    assert!(first.stopped);
     // Other pieces on resuming: the rows to skip end inside a piece's.
     let other_pieces = PipelineConfig {
         pieces: trailhound_ingest::Pieces {
@@ -457,14 +444,7 @@ fn a_run_stopped_inside_a_file_read_by_several_threads_resumes_after_its_last_re
         },
         ..in_pieces(Some(state.path()), 3)
     };
-    let second = detect(inputs, &other_pieces, Box::new(memory.clone()), None);
-    eprintln!(
-        "stopped after {} events and {} alerts; resumed skipping {} records",
-        first.events(),
-        first.alerts(),
-        second.records_resumed
-    );
-    assert!(second.records_resumed > 0);
-    assert!(!second.stopped);
-    assert_eq!(by_id(&memory.alerts()), expected);
+    let (_, alerts) =
+        stopped_then_resumed(inputs, &in_pieces(Some(state.path()), 3), &other_pieces);
+    assert_eq!(by_id(&alerts), expected);
 }
