@@ -180,7 +180,9 @@ pub struct DetectArgs {
         default_value = "trailhound.deadletter.jsonl"
     )]
     pub dead_letters: PathBuf,
-    /// Reader threads (default: one per core, at most 8).
+    /// Threads reading inputs (default: one per core, at most 8). With fewer
+    /// inputs than this, the spare ones parse pieces of a large CloudTrail
+    /// line file beside its reader.
     #[arg(long)]
     pub readers: Option<usize>,
     /// Close a batch at this many events.
@@ -467,7 +469,9 @@ pub struct BaselineBuildArgs {
         default_value = "trailhound.deadletter.jsonl"
     )]
     pub dead_letters: PathBuf,
-    /// Reader threads (default: one per core, at most 8).
+    /// Threads reading inputs (default: one per core, at most 8). With fewer
+    /// inputs than this, the spare ones parse pieces of a large CloudTrail
+    /// line file beside its reader.
     #[arg(long)]
     pub readers: Option<usize>,
     /// Seconds between checkpoints during the build.
