@@ -397,15 +397,12 @@ impl Seen {
 struct ChannelEmit<'a> {
     tx: &'a SyncSender<Msg>,
     input: usize,
-    /// The chunk being built, and what the engine needs to know of it.
-    builder: EventBatchBuilder,
-    seen: Seen,
-    chunk_size: usize,
-    /// Text bytes of the chunk, and the most it may hold: a chunk of large
-    /// records is sent early, so the channel holds at most
-    /// `channel_chunks` times this (plus one record each).
-    chunk_bytes: usize,
-    max_chunk_bytes: usize,
+    /// The chunk being built.
+    open: OpenRows,
+    /// When a chunk is full: a chunk of large records is sent early, so the
+    /// channel holds at most `channel_chunks` times its bytes (plus one
+    /// record each).
+    chunk: Chunk,
     /// Records the parser produced so far.
     records: u64,
     /// Records to drop at the start (already in the restored state).
@@ -416,21 +413,19 @@ struct ChannelEmit<'a> {
 
 impl ChannelEmit<'_> {
     fn send_chunk(&mut self) {
-        if self.builder.is_empty() || self.stopped {
+        if self.stopped {
             return;
         }
-        let full =
-            self.builder.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes;
-        let batch = self.builder.finish();
-        let seen = std::mem::take(&mut self.seen);
-        let bytes = std::mem::take(&mut self.chunk_bytes);
-        self.hand_over(batch, seen, bytes, full);
+        let full = self.open.is_full(self.chunk);
+        if let Some(rows) = self.open.take() {
+            self.hand_over(rows, full);
+        }
     }
 
     /// Sends rows to the engine, counted through `self.records`: as a batch
     /// of their own when `full`, else to be joined with others. Nothing
     /// once the run is asked to stop.
-    fn hand_over(&mut self, batch: RecordBatch, seen: Seen, bytes: usize, full: bool) {
+    fn hand_over(&mut self, Rows { batch, seen, bytes }: Rows, full: bool) {
         if self.stop.load(Ordering::Relaxed) {
             // Records not handed over are read again on resume.
             self.stopped = true;
@@ -457,9 +452,9 @@ impl ChannelEmit<'_> {
         let _ = self.tx.send(msg);
     }
 
-    /// A batch of `rows` parsed on another thread, after the rows appended
-    /// here: counted, its first rows dropped while resuming, and sent.
-    fn rows(&mut self, batch: RecordBatch, seen: Seen, bytes: usize) {
+    /// Rows parsed on another thread, after the rows appended here:
+    /// counted, the first ones dropped while resuming, and sent.
+    fn rows(&mut self, Rows { batch, seen, bytes }: Rows) {
         self.send_chunk();
         let rows = batch.num_rows();
         let start = self.records;
@@ -477,8 +472,8 @@ impl ChannelEmit<'_> {
         };
         // A piece's rows are a batch of their own unless they are few (cut
         // short by dead letters).
-        let full = 2 * batch.num_rows() >= self.chunk_size || 2 * bytes >= self.max_chunk_bytes;
-        self.hand_over(batch, seen, bytes, full);
+        let full = 2 * batch.num_rows() >= self.chunk.events || 2 * bytes >= self.chunk.bytes;
+        self.hand_over(Rows { batch, seen, bytes }, full);
     }
 
     /// Counts one record; false when it is to be dropped.
@@ -493,10 +488,7 @@ impl Emit for ChannelEmit<'_> {
         if !self.admit() {
             return;
         }
-        self.chunk_bytes += event.text_bytes();
-        self.seen.add(event);
-        self.builder.append(event);
-        if self.builder.len() >= self.chunk_size || self.chunk_bytes >= self.max_chunk_bytes {
+        if self.open.push(event, self.chunk) {
             self.send_chunk();
         }
     }
@@ -526,14 +518,9 @@ impl Gather for ChannelEmit<'_> {
 
     fn part(&self) -> PieceRows {
         PieceRows {
-            builder: EventBatchBuilder::new(),
-            seen: Seen::default(),
-            bytes: 0,
+            open: OpenRows::default(),
             segments: Vec::new(),
-            chunk: Chunk {
-                events: self.chunk_size,
-                bytes: self.max_chunk_bytes,
-            },
+            chunk: self.chunk,
         }
     }
 
@@ -541,52 +528,78 @@ impl Gather for ChannelEmit<'_> {
         part.close();
         for segment in part.segments.drain(..) {
             match segment {
-                Segment::Rows { batch, seen, bytes } => self.rows(batch, seen, bytes),
+                Segment::Rows(rows) => self.rows(rows),
                 Segment::Dead(dead_letter) => self.dead_letter(dead_letter),
             }
         }
     }
 }
 
+/// Events being built into an Arrow batch, with what the engine needs to
+/// know of them: by a reader ([`ChannelEmit`]) or a worker ([`PieceRows`]).
+#[derive(Default)]
+struct OpenRows {
+    builder: EventBatchBuilder,
+    seen: Seen,
+    /// Text bytes of the rows ([`Event::text_bytes`]).
+    bytes: usize,
+}
+
+/// Rows built into a batch.
+struct Rows {
+    batch: RecordBatch,
+    seen: Seen,
+    bytes: usize,
+}
+
+impl OpenRows {
+    /// Appends an event; true when that filled the chunk.
+    fn push(&mut self, event: &Event, chunk: Chunk) -> bool {
+        self.bytes += event.text_bytes();
+        self.seen.add(event);
+        self.builder.append(event);
+        self.is_full(chunk)
+    }
+
+    fn is_full(&self, chunk: Chunk) -> bool {
+        self.builder.len() >= chunk.events || self.bytes >= chunk.bytes
+    }
+
+    /// The rows as a batch, leaving none; `None` when there are none.
+    fn take(&mut self) -> Option<Rows> {
+        (!self.builder.is_empty()).then(|| Rows {
+            batch: self.builder.finish(),
+            seen: std::mem::take(&mut self.seen),
+            bytes: std::mem::take(&mut self.bytes),
+        })
+    }
+}
+
 /// What a parsing thread made of one piece of a file: its events built into
 /// Arrow batches there, and its dead letters, in order.
 struct PieceRows {
-    builder: EventBatchBuilder,
-    seen: Seen,
-    bytes: usize,
+    open: OpenRows,
     segments: Vec<Segment>,
     chunk: Chunk,
 }
 
 enum Segment {
-    Rows {
-        batch: RecordBatch,
-        seen: Seen,
-        bytes: usize,
-    },
+    Rows(Rows),
     Dead(DeadLetter),
 }
 
 impl PieceRows {
     /// Ends the rows being built.
     fn close(&mut self) {
-        if self.builder.is_empty() {
-            return;
+        if let Some(rows) = self.open.take() {
+            self.segments.push(Segment::Rows(rows));
         }
-        self.segments.push(Segment::Rows {
-            batch: self.builder.finish(),
-            seen: std::mem::take(&mut self.seen),
-            bytes: std::mem::take(&mut self.bytes),
-        });
     }
 }
 
 impl Emit for PieceRows {
     fn event(&mut self, event: &Event) {
-        self.bytes += event.text_bytes();
-        self.seen.add(event);
-        self.builder.append(event);
-        if self.builder.len() >= self.chunk.events || self.bytes >= self.chunk.bytes {
+        if self.open.push(event, self.chunk) {
             self.close();
         }
     }
@@ -826,11 +839,8 @@ fn read_one(
     let mut emit = ChannelEmit {
         tx,
         input: index,
-        builder: EventBatchBuilder::new(),
-        seen: Seen::default(),
-        chunk_size: chunk.events,
-        chunk_bytes: 0,
-        max_chunk_bytes: chunk.bytes,
+        open: OpenRows::default(),
+        chunk,
         records: 0,
         skip,
         stop,

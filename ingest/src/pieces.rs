@@ -216,7 +216,7 @@ impl LineFile {
         std::thread::scope(|scope| {
             let mut lanes = Vec::with_capacity(threads);
             for _ in 0..threads {
-                // Two pieces per worker at most: one parsed, one waiting.
+                // DEPTH + 1 pieces per worker at most (Pool::send).
                 let (jobs, inbox) = sync_channel::<Job<G::Part>>(DEPTH);
                 let (outbox, done) = sync_channel::<Job<G::Part>>(DEPTH);
                 scope.spawn(move || work(&inbox, &outbox, ctx));
@@ -452,6 +452,13 @@ struct Job<P> {
     part: P,
 }
 
+impl<P: Emit> Job<P> {
+    /// Parses the piece's lines into the part; returns the newlines passed.
+    fn parse(&mut self, ctx: &ParseContext) -> u64 {
+        cloudtrail::parse_lines_from(self.piece.text(), self.first_line, ctx, &mut self.part)
+    }
+}
+
 /// A worker's two channels.
 struct Lane<P> {
     jobs: SyncSender<Job<P>>,
@@ -478,12 +485,7 @@ impl<P: Emit + Send> Pool<'_, P> {
         out: &mut G,
     ) -> std::io::Result<Option<u64>> {
         if self.lanes.is_empty() {
-            let newlines = cloudtrail::parse_lines_from(
-                job.piece.text(),
-                job.first_line,
-                self.ctx,
-                &mut job.part,
-            );
+            let newlines = job.parse(self.ctx);
             out.gather(&mut job.part);
             self.spare.push(job);
             return Ok(Some(newlines));
@@ -535,7 +537,7 @@ fn stopped() -> std::io::Error {
 /// A worker: parses each piece into its part and sends it back.
 fn work<P: Emit>(inbox: &Receiver<Job<P>>, outbox: &SyncSender<Job<P>>, ctx: &ParseContext) {
     for mut job in inbox {
-        cloudtrail::parse_lines_from(job.piece.text(), job.first_line, ctx, &mut job.part);
+        job.parse(ctx);
         if outbox.send(job).is_err() {
             return;
         }
