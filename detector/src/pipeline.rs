@@ -35,7 +35,7 @@ use trailhound_core::{
     Alert, DeadLetter, Event, EventBatchBuilder, Position, ResponseHook, ResponseOutput, Source,
 };
 use trailhound_ingest::{
-    Emit, Format, Gather, InputSummary, Limits, ParseContext, Pieces, parse_file_in_parallel,
+    Emit, Format, Gather, InputSummary, Limits, ParseContext, Part, Pieces, parse_file_in_parallel,
     parse_input,
 };
 use trailhound_rules::template::text_cell;
@@ -525,7 +525,6 @@ impl Gather for ChannelEmit<'_> {
     }
 
     fn gather(&mut self, part: &mut PieceRows) {
-        part.close();
         for segment in part.segments.drain(..) {
             match segment {
                 Segment::Rows(rows) => self.rows(rows),
@@ -588,8 +587,9 @@ enum Segment {
     Dead(DeadLetter),
 }
 
-impl PieceRows {
-    /// Ends the rows being built.
+impl Part for PieceRows {
+    /// Ends the rows being built: on the worker that parsed the piece, so
+    /// that the one thread gathering parts does not finish every batch.
     fn close(&mut self) {
         if let Some(rows) = self.open.take() {
             self.segments.push(Segment::Rows(rows));

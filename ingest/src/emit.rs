@@ -21,12 +21,21 @@ pub trait Emit {
 pub trait Gather: Emit {
     /// What one thread produces from one piece. Reused piece after piece:
     /// [`Gather::gather`] leaves it empty.
-    type Part: Emit + Send;
+    type Part: Part;
     /// A new, empty part.
     fn part(&self) -> Self::Part;
-    /// Takes a part's output, the next piece's in the input's order, and
-    /// leaves the part empty.
+    /// Takes a part's output, the next piece's in the input's order (the
+    /// part closed by [`Part::close`]), and leaves the part empty.
     fn gather(&mut self, part: &mut Self::Part);
+}
+
+/// What one thread makes of one piece of a large input, for a [`Gather`].
+pub trait Part: Emit + Send {
+    /// The piece is parsed: called on the thread that parsed it, before the
+    /// part goes back to be gathered. Work that can be done here rather
+    /// than on the one gathering thread (finishing the rows being built)
+    /// belongs here.
+    fn close(&mut self) {}
 }
 
 /// Collects everything in memory; handy in tests and for small inputs.
@@ -48,6 +57,8 @@ impl Gather for Collect {
         self.dead_letters.append(&mut part.dead_letters);
     }
 }
+
+impl Part for Collect {}
 
 impl Emit for Collect {
     fn event(&mut self, event: &Event) {

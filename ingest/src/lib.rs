@@ -36,7 +36,7 @@ pub mod input;
 pub mod pieces;
 pub mod session;
 
-pub use emit::{Collect, DeadLetter, Emit, Gather, Limits, ParseContext, Position};
+pub use emit::{Collect, DeadLetter, Emit, Gather, Limits, ParseContext, Part, Position};
 pub use follow::{FollowPosition, Follower, Polled};
 pub use format::{Format, sniff};
 pub use input::{InputError, InputSummary, expand_paths, parse_input, read_file};

@@ -7,13 +7,14 @@
 //! Either way the events and dead letters, with their line numbers, are
 //! those of the whole file read at once.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
-use crate::emit::{Emit, Gather, ParseContext, Position};
+use crate::emit::{Emit, Gather, ParseContext, Part, Position};
 use crate::format::{Format, sniff};
 use crate::input::{GZIP_MAGIC, InputError, InputSummary, parse_input};
 use crate::{cloudtrail, session};
@@ -214,24 +215,17 @@ impl LineFile {
     ) -> std::io::Result<()> {
         let threads = if workers < 2 { 0 } else { workers };
         std::thread::scope(|scope| {
-            let mut lanes = Vec::with_capacity(threads);
-            for _ in 0..threads {
-                // DEPTH + 1 pieces per worker at most (Pool::send).
-                let (jobs, inbox) = sync_channel::<Job<G::Part>>(DEPTH);
-                let (outbox, done) = sync_channel::<Job<G::Part>>(DEPTH);
-                scope.spawn(move || work(&inbox, &outbox, ctx));
-                lanes.push(Lane { jobs, done });
+            let (mut pool, ends) = Pool::new(ctx, threads);
+            if let Some((inbox, outbox)) = ends {
+                for _ in 0..threads {
+                    let (inbox, outbox) = (Arc::clone(&inbox), outbox.clone());
+                    scope.spawn(move || work(&inbox, &outbox, ctx));
+                }
             }
-            let mut pool = Pool {
-                ctx,
-                lanes,
-                in_flight: VecDeque::new(),
-                next_lane: 0,
-                spare: Vec::new(),
-            };
             let read = self.feed(ctx, out, &mut pool);
-            // The workers end when their job senders are dropped, with the
-            // scope; what they already hold is gathered first.
+            // The workers end when the pool, which holds the sender of the
+            // pieces, is dropped with the scope; what they already hold is
+            // gathered first.
             let gathered = pool.drain(out);
             read.and(gathered)
         })
@@ -249,6 +243,7 @@ impl LineFile {
                 piece: Piece::default(),
                 first_line: 0,
                 part: out.part(),
+                seq: 0,
             });
             match self.reader.next(&mut job.piece)? {
                 Next::End => return Ok(()),
@@ -266,7 +261,9 @@ impl LineFile {
                     let skipped = job.piece.text().len() - lines.len();
                     // A worker needs the next piece's first line before it
                     // has counted this one's: counted here then.
-                    let counted = (!pool.lanes.is_empty())
+                    let counted = pool
+                        .shared
+                        .is_some()
                         .then(|| memchr::memchr_iter(b'\n', lines).count() as u64);
                     job.piece.start += skipped;
                     job.first_line = first;
@@ -442,77 +439,148 @@ impl Piece {
     }
 }
 
-/// Pieces a worker holds beyond the one it parses.
-const DEPTH: usize = 3;
+/// Pieces in flight per worker: parsed, waiting to be, or parsed and
+/// waiting to be gathered.
+const DEPTH: usize = 4;
 
 /// A piece sent to a worker, and sent back with its output in `part`.
 struct Job<P> {
     piece: Piece,
     first_line: u64,
     part: P,
+    /// Its place in the file: pieces are numbered as they are sent.
+    seq: u64,
 }
 
-impl<P: Emit> Job<P> {
-    /// Parses the piece's lines into the part; returns the newlines passed.
+impl<P: Part> Job<P> {
+    /// Parses the piece's lines into the part and closes it; returns the
+    /// newlines passed.
     fn parse(&mut self, ctx: &ParseContext) -> u64 {
-        cloudtrail::parse_lines_from(self.piece.text(), self.first_line, ctx, &mut self.part)
+        let newlines =
+            cloudtrail::parse_lines_from(self.piece.text(), self.first_line, ctx, &mut self.part);
+        self.part.close();
+        newlines
     }
 }
 
-/// A worker's two channels.
-struct Lane<P> {
+/// What a worker sends back: its job, parsed, or the number of the piece
+/// whose parser panicked (a bug), after which the worker ends.
+type Parsed<P> = Result<Job<P>, u64>;
+
+/// The pool's ends of the channels the workers share: any idle worker
+/// takes the next piece, so none waits while another has a backlog, and
+/// parts come back in any order, to be put back in the file's order when
+/// gathered.
+struct Shared<P> {
+    /// Dropped with the pool, which ends the workers.
     jobs: SyncSender<Job<P>>,
-    done: Receiver<Job<P>>,
+    /// Fails once every worker has ended.
+    done: Receiver<Parsed<P>>,
 }
 
-/// The workers (none: pieces are parsed where they are sent), the pieces
-/// they hold (by lane, in the file's order), and buffers to reuse.
+/// The workers' ends of the shared channels.
+type WorkerEnds<P> = (Arc<Mutex<Receiver<Job<P>>>>, SyncSender<Parsed<P>>);
+
+/// The workers' channels (none: pieces are parsed where they are sent), the
+/// pieces in flight, the parts that came back ahead of their turn, and
+/// buffers to reuse.
 struct Pool<'c, P> {
     ctx: &'c ParseContext,
-    lanes: Vec<Lane<P>>,
-    in_flight: VecDeque<usize>,
-    next_lane: usize,
+    shared: Option<Shared<P>>,
+    /// At most this many pieces in flight.
+    most: usize,
+    /// The number the next piece sent gets.
+    sent: u64,
+    /// The number of the next piece to gather.
+    gathered: u64,
+    /// Parts back ahead of their turn, by number.
+    early: BTreeMap<u64, Job<P>>,
+    /// A worker stopped: nothing more is gathered.
+    failed: bool,
     spare: Vec<Job<P>>,
 }
 
-impl<P: Emit + Send> Pool<'_, P> {
-    /// Sends the next piece to the next worker in turn, first gathering the
-    /// oldest piece when every worker is full. With no workers the piece is
-    /// parsed and gathered here, and its newlines returned.
+impl<'c, P: Part> Pool<'c, P> {
+    /// A pool for `workers` threads, and the ends they are to be started
+    /// with (none for none).
+    fn new(ctx: &'c ParseContext, workers: usize) -> (Self, Option<WorkerEnds<P>>) {
+        let most = DEPTH * workers;
+        let (shared, ends) = if workers > 0 {
+            let (jobs, inbox) = sync_channel(most);
+            // Room for every piece in flight: a worker never waits to hand
+            // one back.
+            let (outbox, done) = sync_channel(most);
+            (
+                Some(Shared { jobs, done }),
+                Some((Arc::new(Mutex::new(inbox)), outbox)),
+            )
+        } else {
+            (None, None)
+        };
+        let pool = Self {
+            ctx,
+            shared,
+            most,
+            sent: 0,
+            gathered: 0,
+            early: BTreeMap::new(),
+            failed: false,
+            spare: Vec::new(),
+        };
+        (pool, ends)
+    }
+
+    /// Sends the next piece to whichever worker is free, first gathering
+    /// the oldest piece when enough are in flight. With no workers the
+    /// piece is parsed and gathered here, and its newlines returned.
     fn send<G: Gather<Part = P>>(
         &mut self,
         mut job: Job<P>,
         out: &mut G,
     ) -> std::io::Result<Option<u64>> {
-        if self.lanes.is_empty() {
+        if self.shared.is_none() {
             let newlines = job.parse(self.ctx);
             out.gather(&mut job.part);
             self.spare.push(job);
             return Ok(Some(newlines));
         }
-        if self.in_flight.len() >= (DEPTH + 1) * self.lanes.len() {
+        if self.sent - self.gathered >= self.most as u64 {
             self.gather_one(out)?;
         }
-        let lane = self.next_lane;
-        self.next_lane = (lane + 1) % self.lanes.len().max(1);
-        self.lanes
-            .get(lane)
-            .and_then(|l| l.jobs.send(job).ok())
+        job.seq = self.sent;
+        self.shared
+            .as_ref()
+            .and_then(|s| s.jobs.send(job).ok())
             .ok_or_else(stopped)?;
-        self.in_flight.push_back(lane);
+        self.sent += 1;
         Ok(None)
     }
 
-    /// Gathers the oldest piece in flight.
+    /// Gathers the oldest piece in flight, waiting for it if need be.
     fn gather_one<G: Gather<Part = P>>(&mut self, out: &mut G) -> std::io::Result<()> {
-        let Some(lane) = self.in_flight.pop_front() else {
+        if self.failed {
+            return Err(stopped());
+        }
+        if self.gathered == self.sent {
             return Ok(());
+        }
+        let want = self.gathered;
+        let mut job = loop {
+            if let Some(job) = self.early.remove(&want) {
+                break job;
+            }
+            let parsed = self.shared.as_ref().and_then(|s| s.done.recv().ok());
+            match parsed {
+                Some(Ok(job)) => {
+                    self.early.insert(job.seq, job);
+                }
+                Some(Err(_)) | None => {
+                    self.failed = true;
+                    return Err(stopped());
+                }
+            }
         };
-        let mut job = self
-            .lanes
-            .get(lane)
-            .and_then(|l| l.done.recv().ok())
-            .ok_or_else(stopped)?;
+        self.gathered += 1;
         out.gather(&mut job.part);
         self.spare.push(job);
         Ok(())
@@ -520,7 +588,7 @@ impl<P: Emit + Send> Pool<'_, P> {
 
     /// Gathers every piece in flight.
     fn drain<G: Gather<Part = P>>(&mut self, out: &mut G) -> std::io::Result<()> {
-        while !self.in_flight.is_empty() {
+        while self.gathered < self.sent {
             self.gather_one(out)?;
         }
         Ok(())
@@ -534,11 +602,33 @@ fn stopped() -> std::io::Error {
     std::io::Error::other("a parsing thread stopped; the rest of the file was not read")
 }
 
-/// A worker: parses each piece into its part and sends it back.
-fn work<P: Emit>(inbox: &Receiver<Job<P>>, outbox: &SyncSender<Job<P>>, ctx: &ParseContext) {
-    for mut job in inbox {
-        job.parse(ctx);
-        if outbox.send(job).is_err() {
+/// A worker: takes the next piece any worker may take, parses it into its
+/// part and sends it back, until the pieces end (their sender is dropped).
+/// A panic in a parser is sent back as such rather than leaving the piece
+/// to be waited for.
+fn work<P: Part>(
+    inbox: &Mutex<Receiver<Job<P>>>,
+    outbox: &SyncSender<Parsed<P>>,
+    ctx: &ParseContext,
+) {
+    loop {
+        // The lock is held while waiting, so one idle worker waits on the
+        // channel and the others on the lock.
+        let next = match inbox.lock() {
+            Ok(inbox) => inbox.recv(),
+            Err(_) => return,
+        };
+        let Ok(mut job) = next else { return };
+        let seq = job.seq;
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            job.parse(ctx);
+        }));
+        let back = match parsed {
+            Ok(()) => Ok(job),
+            Err(_) => Err(seq),
+        };
+        let failed = back.is_err();
+        if outbox.send(back).is_err() || failed {
             return;
         }
     }

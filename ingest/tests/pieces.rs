@@ -148,3 +148,76 @@ fn documents_and_small_files_are_still_read_whole() {
     assert!(!whole.events.is_empty());
     assert_eq!(pieces.events, whole.events);
 }
+
+/// Counts events; its parts panic at the `panic_at`-th event parsed by any
+/// of them, as a parser bug would.
+struct Brittle {
+    parsed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    panic_at: usize,
+    gathered: usize,
+}
+
+struct BrittlePart {
+    parsed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    panic_at: usize,
+    events: usize,
+}
+
+impl trailhound_ingest::Emit for Brittle {
+    fn event(&mut self, _: &trailhound_core::Event) {
+        self.gathered += 1;
+    }
+    fn dead_letter(&mut self, _: trailhound_ingest::DeadLetter) {}
+}
+
+impl trailhound_ingest::Emit for BrittlePart {
+    fn event(&mut self, _: &trailhound_core::Event) {
+        let n = self
+            .parsed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        assert!(n != self.panic_at, "a parser bug at event {n}");
+        self.events += 1;
+    }
+    fn dead_letter(&mut self, _: trailhound_ingest::DeadLetter) {}
+}
+
+impl trailhound_ingest::Part for BrittlePart {}
+
+impl trailhound_ingest::Gather for Brittle {
+    type Part = BrittlePart;
+    fn part(&self) -> BrittlePart {
+        BrittlePart {
+            parsed: std::sync::Arc::clone(&self.parsed),
+            panic_at: self.panic_at,
+            events: 0,
+        }
+    }
+    fn gather(&mut self, part: &mut BrittlePart) {
+        self.gathered += std::mem::take(&mut part.events);
+    }
+}
+
+#[test]
+fn a_panic_on_a_parsing_thread_stops_the_file_with_an_error_and_no_hang() {
+    let log = repeated(&fixture("cloudtrail/identities.jsonl"), 256 * 1024);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("trail.jsonl");
+    std::fs::write(&path, &log).expect("write");
+    for workers in 2..=3 {
+        let mut brittle = Brittle {
+            parsed: Default::default(),
+            panic_at: 300,
+            gathered: 0,
+        };
+        let err = parse_file_in_parallel(&path, &ctx(&path), &mut brittle, SMALL, workers)
+            .err()
+            .unwrap_or_else(|| panic!("{workers} workers: the file read on"));
+        assert!(
+            err.to_string().contains("a parsing thread stopped"),
+            "{workers} workers: {err}"
+        );
+        // What was gathered is what came before the failed piece.
+        assert!(brittle.gathered < 300, "{workers} workers");
+    }
+}
