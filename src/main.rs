@@ -13,7 +13,27 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its `mimalloc.h`; the same in its
+/// versions 2 and 3). The sys crate names no constant for it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// How long freed memory stays with the allocator before it is given back
+/// to the system, in milliseconds (mimalloc's default is 1,000; arenas wait
+/// ten times longer). With the default, the memory a run frees between
+/// batches went back and was faulted in again, zeroed huge page by huge
+/// page: on the bench file a third of a second of kernel time, a tenth of a
+/// two-core run (BENCHMARKS.md). Ten seconds still hands back what a burst
+/// left once the stream is quiet.
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+
+fn keep_freed_memory_longer() {
+    // SAFETY: sets one of mimalloc's options, a plain integer it reads when
+    // it next purges; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+}
+
 fn main() -> std::process::ExitCode {
+    keep_freed_memory_longer();
     let cli = cli::Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("TRAILHOUND_LOG").unwrap_or_else(|_| {
@@ -29,5 +49,25 @@ fn main() -> std::process::ExitCode {
             eprintln!("trailhound: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_is_the_option_set() {
+        // mimalloc's default for the option at that index is its purge
+        // delay's, unless the environment set it.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads one of mimalloc's options.
+            let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+            assert_eq!(before, 1_000);
+        }
+        keep_freed_memory_longer();
+        // SAFETY: as above.
+        let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(after, PURGE_DELAY_MS);
     }
 }
