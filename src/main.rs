@@ -17,23 +17,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// versions 2 and 3). The sys crate names no constant for it.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// How long freed memory stays with the allocator before it is given back
-/// to the system, in milliseconds (mimalloc's default is 1,000; arenas wait
-/// ten times longer). With the default, the memory a run frees between
-/// batches went back and was faulted in again, zeroed huge page by huge
-/// page: on the bench file a third of a second of kernel time, a tenth of a
-/// two-core run (BENCHMARKS.md). Ten seconds still hands back what a burst
-/// left once the stream is quiet.
-const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+/// Freed memory stays with the allocator for reuse and is not given back to
+/// the system (mimalloc's `-1`; its default purges after a second). With any
+/// purging, memory freed between batches went back and was faulted in again,
+/// zeroed a huge page at a time: up to a third of a second of kernel time on
+/// the bench file, a tenth of a two-core run, and still so with a delay of
+/// ten seconds (BENCHMARKS.md). What a run uses is bounded by its settings
+/// (batch bytes, queued chunks, state limits), so the peak it reaches is the
+/// memory it needs; the peak itself is unchanged.
+const PURGE_DELAY: std::ffi::c_long = -1;
 
-fn keep_freed_memory_longer() {
+fn keep_freed_memory() {
     // SAFETY: sets one of mimalloc's options, a plain integer it reads when
-    // it next purges; no memory is touched.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    // it would purge; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY) };
 }
 
 fn main() -> std::process::ExitCode {
-    keep_freed_memory_longer();
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("TRAILHOUND_LOG").unwrap_or_else(|_| {
@@ -65,9 +66,9 @@ mod tests {
             let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
             assert_eq!(before, 1_000);
         }
-        keep_freed_memory_longer();
+        keep_freed_memory();
         // SAFETY: as above.
         let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        assert_eq!(after, PURGE_DELAY_MS);
+        assert_eq!(after, PURGE_DELAY);
     }
 }
