@@ -47,6 +47,7 @@ fn a_rule_slower_to_compile_than_the_limit_stops_the_load_naming_it() {
         paths: vec![dir.path().to_path_buf()],
         // No compilation takes less than a nanosecond: the limit is broken.
         compile_limit: Duration::from_nanos(1),
+        ..LoadOptions::default()
     })
     .expect_err("a rule over the compile limit must be refused")
     .to_string();

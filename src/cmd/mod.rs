@@ -30,11 +30,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads the rules the arguments ask for.
+/// Loads the rules the arguments ask for, to run (the built-in pack without
+/// its tests).
 pub fn load_rules(args: &RuleArgs) -> anyhow::Result<trailhound_rules::RuleSet> {
+    load_rules_with(args, false)
+}
+
+/// [`load_rules`] with the built-in rules' tests, for `rules test`.
+pub fn load_rules_with_tests(args: &RuleArgs) -> anyhow::Result<trailhound_rules::RuleSet> {
+    load_rules_with(args, true)
+}
+
+/// The rules to run, the built-in pack read without its tests unless
+/// `tests` (`LoadOptions::tests`).
+fn load_rules_with(args: &RuleArgs, tests: bool) -> anyhow::Result<trailhound_rules::RuleSet> {
     let options = trailhound_rules::LoadOptions {
         no_builtin: args.no_builtin,
         paths: args.rules.clone(),
+        tests,
         ..Default::default()
     };
     Ok(trailhound_rules::RuleSet::load(&options)?)

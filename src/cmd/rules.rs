@@ -53,7 +53,7 @@ fn list(rules: &RuleArgs) -> anyhow::Result<ExitCode> {
 /// One row per rule (id, passed/total, verdict), each failing test under its
 /// rule, and the totals on the last line.
 fn test(rules: &RuleArgs) -> anyhow::Result<ExitCode> {
-    let set = super::load_rules(rules)?;
+    let set = super::load_rules_with_tests(rules)?;
     let width = set
         .rules()
         .iter()
