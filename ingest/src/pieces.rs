@@ -80,9 +80,9 @@ pub fn parse_file_with(
 
 /// [`parse_file_with`], with the pieces of a large CloudTrail line file
 /// parsed by `workers` threads (started here, in a scope that ends with the
-/// file). Pieces go to the workers in turn and their output is gathered
-/// back in the same turn, so `out` receives it in the file's order, as from
-/// one thread. With `workers` under 2 the pieces are parsed on this thread,
+/// file). Pieces go on one queue that any free worker takes from, and
+/// their output is gathered back by the pieces' numbers, so `out` receives
+/// it in the file's order, as from one thread. With `workers` under 2 the pieces are parsed on this thread,
 /// but still each into a part that is then gathered, so that `out` sees the
 /// same parts whatever the number of workers. Files of other shapes are
 /// read as by [`parse_file_with`].
