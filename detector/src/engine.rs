@@ -23,7 +23,7 @@ use trailhound_rules::template::TextColumn;
 /// A string cell without allocating (the rules' template reads cells the same way).
 pub(crate) use trailhound_rules::template::text_cell as str_at;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use trailhound_core::grant::GrantClosure;
 use trailhound_core::schema::columns;
@@ -373,6 +373,9 @@ impl Engine {
             batch,
             &[self.idx_event_name, self.idx_event_source, self.idx_source],
         );
+        // The batch's rows in event-time order, sorted once for every
+        // baseline that needs it.
+        let mut by_time = TimeOrder::default();
         let result = (|| {
             for (ri, rule) in rules.rules().iter().enumerate() {
                 let started = std::time::Instant::now();
@@ -408,7 +411,7 @@ impl Engine {
                         candidates.extend(self.feed_correlate(ri, rule, batch, &rows)?)
                     }
                     Stateful::Baseline(_) => {
-                        alerts.extend(self.feed_baseline(ri, rule, batch, &rows)?)
+                        alerts.extend(self.feed_baseline(ri, rule, batch, &rows, &mut by_time)?)
                     }
                 }
             }
@@ -792,6 +795,7 @@ impl Engine {
         rule: &CompiledRule,
         batch: &RecordBatch,
         rows: &[usize],
+        by_time: &mut TimeOrder,
     ) -> Result<Vec<Alert>, RuleError> {
         let Some(baseline) = rule.baseline() else {
             return Ok(Vec::new());
@@ -800,8 +804,7 @@ impl Engine {
         let times = batch
             .column(self.idx_event_time)
             .as_primitive::<TimestampMicrosecondType>();
-        let mut ordered: Vec<(i64, usize)> = rows.iter().map(|&r| (times.value(r), r)).collect();
-        ordered.sort_unstable();
+        let ordered = by_time.of(times, rows);
         let keyed: Vec<(i64, usize, u64)> = ordered
             .into_iter()
             .filter_map(|(time, row)| columns.key_fingerprint(row).map(|k| (time, row, k)))
@@ -1183,6 +1186,73 @@ fn key_parts<'b>(columns: &[TextColumn<'b>], row: usize, parts: &mut Vec<Cow<'b,
         });
     }
     true
+}
+
+/// A batch's rows in event-time order (ties by row), sorted the first
+/// time a baseline asks and shared by the others: each used to sort its own
+/// rows, a few hundred per batch, about 1.5 % of a run.
+#[derive(Default)]
+struct TimeOrder {
+    rows: Option<Vec<usize>>,
+    /// Scratch: which rows a rule keeps.
+    kept: Vec<bool>,
+}
+
+impl TimeOrder {
+    /// `(time, row)` of `rows` (ascending, each once) in event-time order,
+    /// ties by row.
+    fn of(&mut self, times: &TimestampMicrosecondArray, rows: &[usize]) -> Vec<(i64, usize)> {
+        let n = times.len();
+        let at = |r: usize| (times.value(r), r);
+        // A few rows are sorted on their own rather than picked from the
+        // whole batch's order.
+        if rows.len() * 8 < n {
+            let mut few: Vec<(i64, usize)> =
+                rows.iter().filter(|&&r| r < n).map(|&r| at(r)).collect();
+            few.sort_unstable();
+            return few;
+        }
+        let order = self.rows.get_or_insert_with(|| {
+            let mut all: Vec<usize> = (0..n).collect();
+            all.sort_unstable_by_key(|&r| at(r));
+            all
+        });
+        if rows.len() == n {
+            return order.iter().map(|&r| at(r)).collect();
+        }
+        self.kept.clear();
+        self.kept.resize(n, false);
+        for &r in rows {
+            if let Some(k) = self.kept.get_mut(r) {
+                *k = true;
+            }
+        }
+        order
+            .iter()
+            .filter(|&&r| self.kept.get(r).copied().unwrap_or(false))
+            .map(|&r| at(r))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod time_order_tests {
+    use super::*;
+
+    #[test]
+    fn rows_come_in_time_order_ties_by_row_whatever_the_share_kept() {
+        // Times out of order with ties.
+        let times =
+            TimestampMicrosecondArray::from((0..64i64).map(|i| (i * 37) % 11).collect::<Vec<_>>());
+        let mut order = TimeOrder::default();
+        for keep in [1, 2, 3, 7, 64] {
+            let rows: Vec<usize> = (0..64).filter(|r| r % keep == 0).collect();
+            let mut expected: Vec<(i64, usize)> =
+                rows.iter().map(|&r| (times.value(r), r)).collect();
+            expected.sort_unstable();
+            assert_eq!(order.of(&times, &rows), expected, "every {keep}th row");
+        }
+    }
 }
 
 /// Helpers for the window and sequence unit tests.
