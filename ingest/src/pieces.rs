@@ -82,9 +82,10 @@ pub fn parse_file_with(
 /// parsed by `workers` threads (started here, in a scope that ends with the
 /// file). Pieces go on one queue that any free worker takes from, and
 /// their output is gathered back by the pieces' numbers, so `out` receives
-/// it in the file's order, as from one thread. With `workers` under 2 the pieces are parsed on this thread,
-/// but still each into a part that is then gathered, so that `out` sees the
-/// same parts whatever the number of workers. Files of other shapes are
+/// it in the file's order, as from one thread. With `workers` under 2 the
+/// pieces are parsed on this thread, but still each into a part that is
+/// then gathered, so that `out` sees the same parts whatever the number of
+/// workers. Files of other shapes are
 /// read as by [`parse_file_with`].
 pub fn parse_file_in_parallel<G: Gather>(
     path: &Path,
@@ -463,9 +464,9 @@ impl<P: Part> Job<P> {
     }
 }
 
-/// What a worker sends back: its job, parsed, or the number of the piece
-/// whose parser panicked (a bug), after which the worker ends.
-type Parsed<P> = Result<Job<P>, u64>;
+/// What a worker sends back: its job, parsed, or `None` when the parser
+/// panicked (a bug), after which the worker ends.
+type Parsed<P> = Option<Job<P>>;
 
 /// The pool's ends of the channels the workers share: any idle worker
 /// takes the next piece, so none waits while another has a backlog, and
@@ -571,10 +572,10 @@ impl<'c, P: Part> Pool<'c, P> {
             }
             let parsed = self.shared.as_ref().and_then(|s| s.done.recv().ok());
             match parsed {
-                Some(Ok(job)) => {
+                Some(Some(job)) => {
                     self.early.insert(job.seq, job);
                 }
-                Some(Err(_)) | None => {
+                Some(None) | None => {
                     self.failed = true;
                     return Err(stopped());
                 }
@@ -619,16 +620,9 @@ fn work<P: Part>(
             Err(_) => return,
         };
         let Ok(mut job) = next else { return };
-        let seq = job.seq;
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            job.parse(ctx);
-        }));
-        let back = match parsed {
-            Ok(()) => Ok(job),
-            Err(_) => Err(seq),
-        };
-        let failed = back.is_err();
-        if outbox.send(back).is_err() || failed {
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.parse(ctx))).is_ok();
+        if outbox.send(parsed.then_some(job)).is_err() || !parsed {
             return;
         }
     }
